@@ -1,0 +1,1 @@
+"""ONNX and int8 TFLite export: BN folding, onnx2tf conversion, weighted-pooling fusion, fidelity."""

@@ -1,0 +1,168 @@
+"""ModelConfig: everything needed to rebuild a model, validated with one-line messages.
+
+A checkpoint stores `ModelConfig.to_dict()` beside the weights, so every command can rebuild the model
+from the checkpoint alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from ..errors import NlpoolError
+from ..layers import POOL_KINDS, NLPoolOptions
+
+ARCHS = ("mobilenetv2", "resnet18")
+PLACEMENTS = ("inner", "outer")
+S1_CHOICES = (1, 2, 4)
+
+# Stage strides with s1 in front; the stem's own stride (2 for MobileNetV2, 4 for ResNet18) is separate.
+LATER_STAGE_STRIDES = {"mobilenetv2": (2, 2, 2, 1, 2, 1), "resnet18": (2, 2, 2)}
+STEM_STRIDE = {"mobilenetv2": 2, "resnet18": 4}
+# Authors' "reduced" patch-size schedules, one entry per stage.
+DEFAULT_PATCH_SIZES = {"mobilenetv2": (4, 4, 4, 2, 2, 1, 1), "resnet18": (4, 2, 1, 1)}
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A backbone, its pooling and the self-attentive pooling options (see `NLPoolOptions`).
+
+    `patch_sizes=None` means the authors' schedule, where a stage whose map is not divisible by the
+    scheduled patch uses the largest patch that divides it; explicit patch sizes must divide exactly.
+    """
+
+    arch: str = "mobilenetv2"
+    width: float = 0.35
+    pool: str = "nlp"
+    s1: int = 2
+    placement: str = "inner"
+    input_size: int = 96
+    num_classes: int = 10
+    patch_sizes: tuple[int, ...] | None = None
+    embed_ratio: float = 1.0
+    num_heads: int = 2
+    pos_embed: str = "learned"
+    attention: str = "plain"
+    upsample: str = "nearest"
+    use_sigmoid: bool = True
+    use_exp: bool = True
+    embed_norm: bool = True
+    restore_norm: bool = True
+    pooling: str = "window"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["patch_sizes"] = list(self.patch_sizes) if self.patch_sizes is not None else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise NlpoolError(f"model config has unknown keys {unknown}: the checkpoint was written by another nlpool version")
+        data = dict(data)
+        if data.get("patch_sizes") is not None:
+            data["patch_sizes"] = tuple(int(p) for p in data["patch_sizes"])
+        return cls(**data).validated()
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return replace(self, **changes)
+
+    @property
+    def stage_strides(self) -> tuple[int, ...]:
+        return (self.s1, *LATER_STAGE_STRIDES[self.arch])
+
+    def nlp_options(self, patch_size: int) -> NLPoolOptions:
+        return NLPoolOptions(
+            patch_size=patch_size,
+            embed_ratio=self.embed_ratio,
+            num_heads=self.num_heads,
+            pos_embed=self.pos_embed,
+            attention=self.attention,
+            upsample=self.upsample,
+            use_sigmoid=self.use_sigmoid,
+            use_exp=self.use_exp,
+            embed_norm=self.embed_norm,
+            restore_norm=self.restore_norm,
+            pooling=self.pooling,
+        )
+
+    def stage_patch_sizes(self) -> tuple[int, ...]:
+        """The patch size each stage's self-attentive pooling uses (validated against map sizes)."""
+        return tuple(stage.patch_size for stage in downsampling_stages(self))
+
+    def validated(self) -> ModelConfig:
+        """Return self, or raise NlpoolError with a one-line message naming the bad option and the fix."""
+        if self.arch not in ARCHS:
+            raise NlpoolError(f"unknown architecture {self.arch!r}: use --arch {'|'.join(ARCHS)}")
+        if self.pool not in POOL_KINDS:
+            raise NlpoolError(f"unknown pooling kind {self.pool!r}: use --pool {'|'.join(POOL_KINDS)}")
+        if self.s1 not in S1_CHOICES:
+            raise NlpoolError(f"s1 must be 1, 2 or 4, got {self.s1}: use --s1 1|2|4")
+        if self.placement not in PLACEMENTS:
+            raise NlpoolError(f"unknown placement {self.placement!r}: use --placement inner|outer")
+        if not 0 < self.width <= 4:
+            raise NlpoolError(f"width multiplier must be in (0, 4], got {self.width}: use e.g. --width 0.35")
+        if self.num_classes < 2:
+            raise NlpoolError(f"need at least 2 classes, got {self.num_classes}: use --num-classes K with K >= 2")
+        if self.patch_sizes is not None and len(self.patch_sizes) != len(self.stage_strides):
+            raise NlpoolError(
+                f"{self.arch} has {len(self.stage_strides)} stages but {len(self.patch_sizes)} patch sizes were given:"
+                f" pass --patch-sizes with {len(self.stage_strides)} comma-separated values"
+            )
+        try:
+            self.nlp_options(1)
+        except ValueError as err:
+            raise NlpoolError(f"bad self-attentive pooling option: {err}") from None
+        first = STEM_STRIDE[self.arch] * self.s1
+        if self.input_size % first:
+            raise NlpoolError(
+                f"input size {self.input_size} is not divisible by {first} (stem stride x s1={self.s1}),"
+                f" so the first pooling windows do not tile the map: use an --input-size that is a multiple of {first}"
+            )
+        downsampling_stages(self)
+        return self
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the backbone as the pooling sees it."""
+
+    index: int  # 1-based stage number
+    stride: int
+    map_size: int  # side of the square map entering the stage (the map the pooling layer sees)
+    patch_size: int  # 0 when the stage does not down-sample with self-attentive pooling
+
+
+def _largest_divisor_at_most(value: int, limit: int) -> int:
+    return max(d for d in range(1, min(value, limit) + 1) if value % d == 0)
+
+
+def downsampling_stages(cfg: ModelConfig) -> list[StageSpec]:
+    """Map size and effective patch size per stage; raises NlpoolError when the input is too small."""
+    schedule = cfg.patch_sizes or DEFAULT_PATCH_SIZES[cfg.arch]
+    size = (cfg.input_size - 1) // 2 + 1  # stem conv / 2, padding k // 2
+    if cfg.arch == "resnet18":
+        size //= 2  # then max pool 2x2 / 2
+    stages = []
+    for index, stride in enumerate(cfg.stage_strides, start=1):
+        patch = 0
+        if stride > 1:
+            if size < stride:
+                raise NlpoolError(
+                    f"input size {cfg.input_size} is too small: stage {index} of {cfg.arch} would down-sample a"
+                    f" {size}x{size} map by {stride}; use a larger --input-size"
+                )
+            if cfg.pool == "nlp":
+                requested = schedule[index - 1]
+                if cfg.patch_sizes is not None and size % requested:
+                    raise NlpoolError(
+                        f"patch size {requested} does not divide the {size}x{size} map of stage {index}:"
+                        f" change --patch-sizes or --input-size"
+                    )
+                patch = _largest_divisor_at_most(size, requested)
+        stages.append(StageSpec(index, stride, size, patch))
+        if stride > 1:
+            size = (size - 1) // stride + 1 if cfg.pool == "strided" else size // stride
+    return stages

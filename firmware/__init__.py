@@ -1,1 +1,6 @@
-"""Ahead-of-time int8 C firmware and TFLM projects for Cortex-M, built and run under QEMU."""
+"""Firmware side of nlpool: the standalone AOT int8 C runtime, its generator, boards and runner.
+
+Public surface: :func:`firmware.aot.generate_project` writes a C project from an int8 TFLite
+model, :func:`firmware.run.build_and_run` builds it for the host or a Cortex-M target and runs it
+(under QEMU for the targets), returning outputs and measured memory and instruction counts.
+"""

@@ -1,0 +1,253 @@
+"""Generate a standalone AOT C project from an int8 (fused) TFLite model.
+
+The project holds: model.h / model.c (const weights, ONE static arena at the memory planner's
+offsets, one kernel call per op), the kernel files the model uses, board files for every target
+(startup code, a linker script whose SRAM budget is asserted at link time), a test driver and a
+Makefile with a host target. It is written to a temporary folder and moved into place at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware.aot.graph import Graph, Tensor, load_graph
+from firmware.aot.ops import EMITTERS, Emitted, UnsupportedOp
+from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
+from nlpool.errors import NlpoolError
+
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent
+KERNEL_DIR = FIRMWARE_DIR / "kernels"
+PLATFORM_DIR = FIRMWARE_DIR / "platform"
+STACK_BYTES = 8 * 1024
+HEAP_BYTES = 8 * 1024
+_CTYPES = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
+
+
+@dataclass
+class TensorSpec:
+    """Shape, dtype and quantisation of a model input or output (what the runner needs)."""
+
+    name: str
+    shape: list[int]
+    dtype: str
+    scale: float
+    zero_point: int
+    nbytes: int
+
+
+@dataclass
+class ProjectInfo:
+    """Summary of a generated project; also written to `project.json` inside it."""
+
+    path: str
+    arena_bytes: int
+    sram_budget: int
+    ops: list[str]
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    planner: str
+
+    @classmethod
+    def load(cls, project_dir: Path) -> ProjectInfo:
+        """Reads project.json back (the runner's entry point)."""
+        raw = json.loads((Path(project_dir) / "project.json").read_text())
+        raw["inputs"] = [TensorSpec(**t) for t in raw["inputs"]]
+        raw["outputs"] = [TensorSpec(**t) for t in raw["outputs"]]
+        return cls(**raw)
+
+
+def _spec(t: Tensor) -> TensorSpec:
+    return TensorSpec(t.name, list(t.shape), t.dtype, t.scale, t.zero_point, t.nbytes)
+
+
+def _plan_arena(tflite_path: Path, graph: Graph, activations: list[int]) -> tuple[dict[int, int], int, str]:
+    """Arena offsets from memory_planner; a sequential layout only until the planner exists."""
+    try:
+        from memory_planner import plan_tflite  # type: ignore[attr-defined]
+    except ImportError:
+        offsets, cursor = {}, 0
+        for i in activations:
+            offsets[i] = cursor
+            cursor += (graph.tensors[i].nbytes + 15) // 16 * 16
+        return offsets, cursor, "sequential (memory_planner.plan_tflite not available)"
+    plan = plan_tflite(tflite_path)
+    for i in activations:
+        off = plan.offsets.get(i)
+        if off is None or off < 0 or off + graph.tensors[i].nbytes > plan.arena_bytes:
+            raise NlpoolError(f"memory plan has no valid slot for tensor {i} "
+                              f"'{graph.tensors[i].name}': report this planner bug")
+    return dict(plan.offsets), int(plan.arena_bytes), "memory_planner.plan_tflite"
+
+
+class _Context:
+    """Implements EmitContext: pointers into the arena or into const arrays."""
+
+    def __init__(self, graph: Graph, offsets: dict[int, int]) -> None:
+        self.graph = graph
+        self.offsets = offsets
+        self.consts: list[str] = []
+        self._const_names: dict[int, str] = {}
+
+    def const(self, values: np.ndarray | list, ctype: str) -> str:
+        name = f"nl_c{len(self.consts)}"
+        flat = np.asarray(values).reshape(-1)
+        fmt = (lambda v: f"{float(np.float32(v))!r}f") if ctype == "float" else (lambda v: str(int(v)))
+        body = ",".join(fmt(v) for v in flat)
+        self.consts.append(f"static const {ctype} {name}[{max(1, flat.size)}] "
+                           f"__attribute__((aligned(4))) = {{{body}}};")
+        return name
+
+    def ptr(self, index: int, ctype: str = "int8_t") -> str:
+        t = self.graph.tensors[index]
+        if t.data is not None:
+            if index not in self._const_names:
+                self._const_names[index] = self.const(t.data, _CTYPES.get(t.dtype, "int8_t"))
+            return f"({ctype} *){self._const_names[index]}"
+        return f"({ctype} *)(nl_arena + {self.offsets[index]})"
+
+
+def _check_supported(graph: Graph) -> None:
+    missing = sorted({op.name for op in graph.operators if op.name not in EMITTERS})
+    if missing:
+        raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
+                          "export a model without them or add kernels in firmware/kernels")
+
+
+def _activation_tensors(graph: Graph) -> list[int]:
+    seen: list[int] = []
+    for i in graph.inputs:
+        if i not in seen:
+            seen.append(i)
+    for op in graph.operators:
+        for i in [*op.inputs, *op.outputs]:
+            if i >= 0 and graph.tensors[i].data is None and i not in seen:
+                seen.append(i)
+    return seen
+
+
+def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: int,
+                     default_target: str = "cortex-m7") -> ProjectInfo:
+    """Write the AOT project for `tflite_path` into `out_dir` (replaced if it exists).
+
+    `sram_budget` (bytes) goes into every board's linker script as an ASSERT, so a firmware that
+    does not fit fails to link with a message naming the budget. Raises NlpoolError for
+    unsupported ops and budgets beyond a board's physical SRAM.
+    """
+    tflite_path, out_dir = Path(tflite_path), Path(out_dir)
+    if default_target not in BOARDS:
+        raise NlpoolError(f"unknown target '{default_target}': use one of {', '.join(BOARDS)}")
+    board = BOARDS[default_target]
+    if sram_budget > board.sram_length:
+        raise NlpoolError(f"--sram {human_bytes(sram_budget)} is more than the "
+                          f"{human_bytes(board.sram_length)} of SRAM on {default_target} "
+                          f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
+    graph = load_graph(tflite_path)
+    _check_supported(graph)
+    activations = _activation_tensors(graph)
+    offsets, arena_bytes, planner = _plan_arena(tflite_path, graph, activations)
+    ctx = _Context(graph, offsets)
+    emitted: list[tuple[str, Emitted]] = []
+    for op in graph.operators:
+        try:
+            emitted.append((op.name, EMITTERS[op.name](ctx, op, f"nl_op{op.position}")))
+        except UnsupportedOp as exc:
+            raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
+                              f"{exc}; export a model without it") from exc
+    info = ProjectInfo(str(out_dir), arena_bytes, sram_budget, [n for n, _ in emitted],
+                       [_spec(graph.tensors[i]) for i in graph.inputs],
+                       [_spec(graph.tensors[i]) for i in graph.outputs], planner)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        _write_project(tmp, graph, ctx, emitted, info, default_target)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        tmp.rename(out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return info
+
+
+def _write_project(root: Path, graph: Graph, ctx: _Context, emitted: list[tuple[str, Emitted]],
+                   info: ProjectInfo, default_target: str) -> None:
+    (root / "kernels").mkdir()
+    kernels = sorted({e.kernel for _, e in emitted})
+    for name in ["nlpool_fixedpoint.h", "nlpool_kernels.h", "nlpool_weighted_pool.h"]:
+        shutil.copy2(KERNEL_DIR / name, root / "kernels" / name)
+    for k in kernels:
+        shutil.copy2(KERNEL_DIR / f"{k}.c", root / "kernels" / f"{k}.c")
+    (root / "platform").mkdir()
+    for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
+        shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
+    (root / "boards").mkdir()
+    shutil.copy2(BOARD_DIR / "startup.S", root / "boards" / "startup.S")
+    for target, board in BOARDS.items():
+        d = root / "boards" / target
+        d.mkdir()
+        budget = min(info.sram_budget, board.sram_length)
+        (d / "link.ld").write_text(linker_script(board, budget, STACK_BYTES, HEAP_BYTES))
+        (d / "board.mk").write_text(f"CPU_FLAGS := {board.cpu_flags}\nQEMU_MACHINE := {board.machine}\n")
+    makefile = (PLATFORM_DIR / "Makefile.in").read_text().format(default_target=default_target)
+    (root / "Makefile").write_text(makefile)
+    (root / "model.h").write_text(_model_h(info))
+    (root / "model.c").write_text(_model_c(graph, ctx, emitted, info))
+    data = asdict(info)
+    (root / "project.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _model_h(info: ProjectInfo) -> str:
+    return f"""/* Generated by nlpool: the model's entry points. Arena and weights are static. */
+#ifndef NLPOOL_MODEL_H
+#define NLPOOL_MODEL_H
+
+#include <stdint.h>
+
+#define NLPOOL_NUM_INPUTS {len(info.inputs)}
+#define NLPOOL_NUM_OUTPUTS {len(info.outputs)}
+#define NLPOOL_ARENA_BYTES {info.arena_bytes}
+
+/* Nothing to allocate: kept so callers have one place to put future set-up. */
+void nlpool_model_init(void);
+/* Runs every op once; inputs must be written first, outputs are valid until the next call. */
+void nlpool_model_invoke(void);
+void *nlpool_model_input(int index);
+void *nlpool_model_output(int index);
+uint32_t nlpool_model_input_bytes(int index);
+uint32_t nlpool_model_output_bytes(int index);
+
+#endif /* NLPOOL_MODEL_H */
+"""
+
+
+def _model_c(graph: Graph, ctx: _Context, emitted: list[tuple[str, Emitted]], info: ProjectInfo) -> str:
+    lines = ["/* Generated by nlpool from a TFLite model: do not edit. */",
+             "#include <stddef.h>", "#include <stdint.h>", "", '#include "model.h"',
+             '#include "nlpool_kernels.h"', '#include "nlpool_weighted_pool.h"', "",
+             f"/* One arena for every activation; offsets from {info.planner}. */",
+             f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
+             ""]
+    decls = [e.decl for _, e in emitted if e.decl]
+    lines += [*ctx.consts, "", *decls, ""]
+    lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{"]
+    for name, e in emitted:
+        lines.append(f"    {e.call} /* {name} */")
+    lines += ["}", ""]
+    in_off = ", ".join(str(ctx.offsets[i]) for i in graph.inputs)
+    out_off = ", ".join(str(ctx.offsets[i]) for i in graph.outputs)
+    lines += [f"static const uint32_t nl_in_off[] = {{{in_off}}};",
+              f"static const uint32_t nl_in_bytes[] = {{{', '.join(str(t.nbytes) for t in info.inputs)}}};",
+              f"static const uint32_t nl_out_off[] = {{{out_off}}};",
+              f"static const uint32_t nl_out_bytes[] = {{{', '.join(str(t.nbytes) for t in info.outputs)}}};",
+              "",
+              "void *nlpool_model_input(int index) { return nl_arena + nl_in_off[index]; }",
+              "void *nlpool_model_output(int index) { return nl_arena + nl_out_off[index]; }",
+              "uint32_t nlpool_model_input_bytes(int index) { return nl_in_bytes[index]; }",
+              "uint32_t nlpool_model_output_bytes(int index) { return nl_out_bytes[index]; }", ""]
+    return "\n".join(lines)

@@ -1,0 +1,77 @@
+"""Generation-time quantisation arithmetic: what TFLite's Prepare functions compute, in Python.
+
+Float32 steps are emulated with NumPy float32 so that tables and ranges match the interpreter.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+F32 = np.float32
+
+
+def round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: halves go away from zero (Python's round() does not)."""
+    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite QuantizeMultiplier: Q31 mantissa and power-of-two exponent (positive = left)."""
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = round_half_away(q * (1 << 31))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        return (1 << 31) - 1, 30
+    return q_fixed, shift
+
+
+def activation_range(activation: int, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8 (fused NONE, RELU, RELU_N1_TO_1, RELU6)."""
+
+    def q(f: float) -> int:
+        return zero_point + round_half_away(float(F32(f) / F32(scale)))
+
+    if activation == 0:
+        return -128, 127
+    if activation == 1:
+        return max(-128, q(0.0)), 127
+    if activation == 2:
+        return max(-128, q(-1.0)), min(127, q(1.0))
+    if activation == 3:
+        return max(-128, q(0.0)), min(127, q(6.0))
+    raise ValueError(f"fused activation {activation}")
+
+
+def expf(x: np.float32) -> np.float32:
+    """Correctly rounded single-precision exp (as glibc's expf), via double precision."""
+    return F32(np.exp(np.float64(x)))
+
+
+def logistic_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """The interpreter's int8 LOGISTIC lookup table, indexed by q + 128."""
+    inv = F32(1.0) / F32(out_scale)
+    table = []
+    for val in range(-128, 128):
+        deq = F32(in_scale) * F32(val - in_zp)
+        y = F32(1.0) / (F32(1.0) + expf(-deq))
+        rescaled = F32(round_half_away(float(y * inv)))
+        quant = int(rescaled + F32(out_zp))
+        table.append(max(-128, min(127, quant)))
+    return table
+
+
+def softmax_table(in_scale: float, beta: float) -> list[float]:
+    """The interpreter's int8 SOFTMAX exp table: table[255 - v] = expf(-in_scale * beta * v)."""
+    scale = -F32(in_scale) * F32(beta)
+    table = [0.0] * 256
+    for val in range(256):
+        table[255 - val] = float(expf(F32(scale * F32(val))))
+    return table

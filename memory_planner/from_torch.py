@@ -1,0 +1,211 @@
+"""Plan a PyTorch model at int8 sizes without TensorFlow: record its torch-function calls.
+
+One 1-image forward pass on zeros runs under a `TorchFunctionMode` that records every torch function
+a module calls (F.conv2d, F.linear, matmul, softmax, transpose, ...), in execution order, with the
+tensors it reads and writes. That is the granularity of an ONNX / TFLite graph, so the attention
+score tensors (heads x N x N) appear as the ordinary outputs of a matmul and a softmax. The record
+is then shaped like the int8 TFLite graph the export produces:
+
+- BatchNorm and ReLU/ReLU6 directly after a conv / linear / add are folded into it (as the
+  converter does), dropout and `contiguous` are no-ops;
+- calls whose inputs are all constant (e.g. slicing the positional tables) are folded to constants;
+- every activation is int8 (1 byte per element); weights are int8 and biases int32 (flash).
+
+It cannot know converter-specific extras (onnx2tf's NCHW<->NHWC transposes, the float DIV of the
+unfused weighted pooling): plan the .tflite for those.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+from .graph import Graph, Op, Tensor
+
+KINDS = {
+    "linear": "FULLY_CONNECTED",
+    "batch_norm": "BATCH_NORM",
+    "relu": "RELU",
+    "relu6": "RELU6",
+    "hardtanh": "RELU6",
+    "add": "ADD",
+    "sub": "SUB",
+    "mul": "MUL",
+    "div": "DIV",
+    "truediv": "DIV",
+    "sigmoid": "LOGISTIC",
+    "exp": "EXP",
+    "tanh": "TANH",
+    "softmax": "SOFTMAX",
+    "matmul": "BATCH_MATMUL",
+    "bmm": "BATCH_MATMUL",
+    "avg_pool2d": "AVERAGE_POOL_2D",
+    "max_pool2d": "MAX_POOL_2D",
+    "adaptive_avg_pool2d": "MEAN",
+    "mean": "MEAN",
+    "cat": "CONCATENATION",
+    "flatten": "RESHAPE",
+    "reshape": "RESHAPE",
+    "view": "RESHAPE",
+    "unsqueeze": "RESHAPE",
+    "squeeze": "RESHAPE",
+    "transpose": "TRANSPOSE",
+    "permute": "TRANSPOSE",
+    "getitem": "STRIDED_SLICE",
+    "layer_norm": "LAYER_NORM",
+    "instance_norm": "INSTANCE_NORM",
+}
+ALIASES = frozenset({"dropout", "contiguous", "clone", "detach", "identity"})
+FOLDABLE = frozenset({"BATCH_NORM", "RELU", "RELU6"})
+FOLD_INTO = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
+
+
+def _func_name(func: Any) -> str:
+    name = getattr(func, "__name__", str(func)).strip("_")
+    if name.startswith("i") and name[1:] in KINDS and name not in KINDS:  # __iadd__ -> add
+        name = name[1:]
+    return name.rstrip("_")  # relu_ -> relu
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
+
+
+class _Recorder(TorchFunctionMode):
+    """Records (kind, layer name, input ids, output ids) per torch call; ids are graph tensor indices."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.index: dict[int, int] = {}  # id(torch tensor) -> graph tensor index
+        self.keep: list[torch.Tensor] = []  # keeps recorded tensors alive so their ids stay unique
+        self.meta: dict[int, dict[str, Any]] = {}  # graph tensor index -> shape / constant / itemsize / name
+        self.calls: list[dict[str, Any]] = []
+        self.scope: list[str] = []
+        self.handles = []
+        for name, module in model.named_modules():
+            self.handles.append(module.register_forward_pre_hook(lambda _m, _i, name=name: self._enter(name)))
+            self.handles.append(module.register_forward_hook(lambda _m, _i, _o: self._leave()))
+
+    def _enter(self, name: str) -> None:
+        self.scope.append(name)
+
+    def _leave(self) -> None:
+        self.scope.pop()
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def new_tensor(self, t: torch.Tensor, constant: bool, name: str) -> int:
+        index = len(self.meta)
+        self.meta[index] = {"shape": tuple(t.shape), "constant": constant, "itemsize": 1, "name": name}
+        self.index[id(t)] = index
+        self.keep.append(t)
+        return index
+
+    def lookup(self, t: torch.Tensor) -> int:
+        if id(t) not in self.index:  # a parameter, buffer or tensor made outside the recorded calls
+            return self.new_tensor(t, constant=True, name=f"{self.scope[-1] if self.scope else ''}.const")
+        return self.index[id(t)]
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        inputs = [self.lookup(t) for t in _tensors((args, kwargs))]
+        out = func(*args, **kwargs)
+        outputs = _tensors(out)
+        if not outputs:
+            return out
+        name = _func_name(func)
+        layer = self.scope[-1] if self.scope else "model"
+        constant = all(self.meta[i]["constant"] for i in inputs)
+        if name in ALIASES and inputs and len(outputs) == 1:
+            self.index[id(outputs[0])] = inputs[0]
+            self.keep.append(outputs[0])
+            return out
+        out_ids = [self.new_tensor(t, constant, layer) for t in outputs]
+        if constant:
+            return out
+        kind = KINDS.get(name, name.upper())
+        if name == "conv2d":
+            groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+            kind = "DEPTHWISE_CONV_2D" if groups > 1 and groups == args[0].shape[1] else "CONV_2D"
+        if name == "interpolate":
+            mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+            kind = "RESIZE_BILINEAR" if mode == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 2:
+            self.meta[inputs[2]]["itemsize"] = 4  # int32 bias
+        self.calls.append({"kind": kind, "name": layer, "inputs": inputs, "outputs": out_ids})
+        return out
+
+
+def _fold(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:
+    """Fold BN / ReLU / ReLU6 into the conv, linear or add before them, as the int8 converter does."""
+    readers: dict[int, int] = {}
+    for call in calls:
+        for t in set(call["inputs"]):
+            readers[t] = readers.get(t, 0) + 1
+    producer: dict[int, dict[str, Any]] = {}
+    kept = []
+    for call in calls:
+        activations = [t for t in call["inputs"] if not meta[t]["constant"]]
+        source = producer.get(activations[0]) if len(activations) == 1 else None
+        if (
+            call["kind"] in FOLDABLE
+            and source is not None
+            and source["base"] in FOLD_INTO
+            and readers.get(activations[0]) == 1
+            and activations[0] not in outputs
+        ):
+            if call["kind"] == "BATCH_NORM" and len(source["inputs"]) < 3:
+                channels = meta[call["outputs"][0]]["shape"][1]
+                bias = len(meta)
+                meta[bias] = {"shape": (channels,), "constant": True, "itemsize": 4, "name": f"{source['name']}.bias"}
+                source["inputs"].append(bias)
+            source["outputs"] = call["outputs"]
+            producer[call["outputs"][0]] = source
+            continue
+        call["base"] = call["kind"]
+        for t in call["outputs"]:
+            producer[t] = call
+        kept.append(call)
+    return kept
+
+
+@torch.no_grad()
+def graph_from_torch(model: nn.Module, input_size: int, name: str = "model", in_channels: int = 3) -> Graph:
+    """Trace one forward pass of `model` on a (1, C, S, S) zero image into an int8 planning graph.
+
+    Runs on one CPU thread: the pass is tiny (batch 1) and thread start-up and contention on a
+    shared machine cost more than the arithmetic.
+    """
+    was_training = model.training
+    threads = torch.get_num_threads()
+    model.eval()
+    torch.set_num_threads(1)
+    recorder = _Recorder(model)
+    image = torch.zeros(1, in_channels, input_size, input_size)
+    try:
+        image_id = recorder.new_tensor(image, constant=False, name="input")
+        with recorder:
+            result = model(image)
+    finally:
+        recorder.close()
+        model.train(was_training)
+        torch.set_num_threads(threads)
+    output_ids = tuple(recorder.lookup(t) for t in _tensors(result))
+    calls = _fold(recorder.calls, recorder.meta, set(output_ids))
+    used = {image_id, *output_ids}
+    for call in calls:
+        used.update(call["inputs"])
+        used.update(call["outputs"])
+    tensors = {
+        i: Tensor(i, m["name"], m["shape"], "int32" if m["itemsize"] == 4 else "int8", m["itemsize"], m["constant"])
+        for i, m in recorder.meta.items()
+        if i in used
+    }
+    ops = [Op(position, c["kind"], c["name"] or "model", tuple(c["inputs"]), tuple(c["outputs"])) for position, c in enumerate(calls)]
+    return Graph(name=name, tensors=tensors, ops=ops, inputs=(image_id,), outputs=output_ids, source="pytorch").validate()

@@ -1,0 +1,119 @@
+"""A small graph IR for memory planning: ops in execution order over sized tensors.
+
+Both front ends (a .tflite file, a PyTorch model) become this IR, so lifetimes, plans and reports
+are written once. Tensor indices are the front end's own (for .tflite: the TFLite tensor index), so a
+plan's offsets can be handed to firmware that addresses tensors by that index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import prod
+
+# Ops whose output may be written over an input of the same byte size that dies at this op: each
+# output element depends only on the input element at the same position (or the op only relabels the
+# shape), so a kernel reading element i before writing element i is correct in place.
+INPLACE_OPS = frozenset(
+    {
+        "RESHAPE",
+        "SQUEEZE",
+        "EXPAND_DIMS",
+        "ADD",
+        "SUB",
+        "MUL",
+        "DIV",
+        "RELU",
+        "RELU6",
+        "LOGISTIC",
+        "TANH",
+        "EXP",
+        "QUANTIZE",
+        "DEQUANTIZE",
+        "HARD_SWISH",
+        "LEAKY_RELU",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor: `constant` tensors live in flash (weights), the others need SRAM while live."""
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    itemsize: int
+    constant: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return prod(self.shape) * self.itemsize
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operator call; `kind` uses TFLite builtin names where one exists (CONV_2D, ADD, ...)."""
+
+    index: int
+    kind: str
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+
+
+@dataclass
+class Graph:
+    """Ops in execution order; `inputs`/`outputs` are the graph's (activation) tensors."""
+
+    name: str
+    tensors: dict[int, Tensor]
+    ops: list[Op]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    source: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @cached_property
+    def producer(self) -> dict[int, int]:
+        """Tensor index -> index of the op that writes it."""
+        return {t: op.index for op in self.ops for t in op.outputs}
+
+    @cached_property
+    def consumers(self) -> dict[int, list[int]]:
+        """Tensor index -> indices of the ops that read it, in execution order."""
+        result: dict[int, list[int]] = {}
+        for op in self.ops:
+            for t in dict.fromkeys(op.inputs):
+                result.setdefault(t, []).append(op.index)
+        return result
+
+    @cached_property
+    def activations(self) -> list[int]:
+        """Indices of the tensors that need SRAM: non-constant tensors the graph touches."""
+        used = set(self.inputs) | set(self.outputs)
+        for op in self.ops:
+            used.update(op.inputs)
+            used.update(op.outputs)
+        return sorted(t for t in used if not self.tensors[t].constant)
+
+    @property
+    def flash_bytes(self) -> int:
+        """Bytes of constant tensors the ops read (weights, biases, tables): they stay in flash."""
+        used = {t for op in self.ops for t in op.inputs}
+        return sum(self.tensors[t].nbytes for t in used if self.tensors[t].constant)
+
+    def validate(self) -> Graph:
+        """Check that every op reads tensors that exist and were produced earlier (or are inputs)."""
+        ready = set(self.inputs) | {t for t, tensor in self.tensors.items() if tensor.constant}
+        for position, op in enumerate(self.ops):
+            if op.index != position:
+                raise ValueError(f"op {op.name} has index {op.index} at position {position}")
+            for t in op.inputs:
+                if t not in self.tensors:
+                    raise ValueError(f"op {op.index} ({op.kind}) reads tensor {t}, which does not exist")
+                if t not in ready:
+                    raise ValueError(f"op {op.index} ({op.kind}) reads tensor {t} before any op writes it")
+            ready.update(op.outputs)
+        return self

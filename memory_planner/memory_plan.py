@@ -1,0 +1,127 @@
+"""`MemoryPlan`: everything the planner knows about one graph, and the two ways to get one.
+
+`plan_tflite(path)` plans a .tflite file (offsets are per TFLite tensor index, for firmware);
+`plan_model(model, cfg)` plans a PyTorch model at int8 sizes without running TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .from_tflite import graph_from_tflite
+from .graph import Graph
+from .lifetimes import live_bytes_per_step, tensor_lifetimes
+from .plans import ArenaPlan, best_plan, lower_bound, naive_bytes
+from .tflm_model import TflmPrediction, predict_tflm
+
+
+@dataclass(frozen=True)
+class LayerRecord:
+    """One op step: what runs, what it writes, and the activation bytes resident while it runs."""
+
+    step: int
+    kind: str
+    name: str
+    output_shape: tuple[int, ...]
+    output_bytes: int
+    live_bytes: int
+    peak: bool
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    """Plans and per-layer records of one graph.
+
+    Attributes:
+        graph: the planning graph (ops in execution order, tensors).
+        best: the smallest arena plan found (offsets per tensor index, 16-byte aligned).
+        tflm: TFLM's arena as predicted (`head_bytes` = its planned tensor part).
+        lower_bound: max over steps of the bytes that must be resident; no plan is smaller.
+        naive: every activation in its own memory.
+        layers: one record per op step; the step with the most live bytes has `peak=True`.
+    """
+
+    graph: Graph
+    best: ArenaPlan
+    tflm: TflmPrediction
+    lower_bound: int
+    naive: int
+    layers: tuple[LayerRecord, ...]
+
+    @property
+    def peak_bytes(self) -> int:
+        """The arena the best plan needs: what has to fit in SRAM."""
+        return self.best.arena_bytes
+
+    @property
+    def peak_layer(self) -> LayerRecord:
+        return next(r for r in self.layers if r.peak)
+
+    @property
+    def flash_bytes(self) -> int:
+        return self.graph.flash_bytes
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model": self.graph.name,
+            "source": self.graph.source,
+            "ops": len(self.graph.ops),
+            "activation_tensors": len(self.graph.activations),
+            "peak_bytes": self.peak_bytes,
+            "best_strategy": self.best.strategy,
+            "in_place_ops": len(self.best.aliases),
+            "lower_bound_bytes": self.lower_bound,
+            "plan_over_lower_bound": round(self.peak_bytes / self.lower_bound, 4) if self.lower_bound else None,
+            "naive_bytes": self.naive,
+            "alignment": self.best.alignment,
+            "flash_bytes": self.flash_bytes,
+            "peak_layer": self.peak_layer.name,
+            "peak_step": self.peak_layer.step,
+            "peak_kind": self.peak_layer.kind,
+            "tflm": self.tflm.as_dict(),
+        }
+
+
+def build_plan(graph: Graph) -> MemoryPlan:
+    """Lifetimes, every plan and the per-layer records of `graph`."""
+    live = live_bytes_per_step(graph)
+    peak_step = max(range(len(live)), key=lambda s: live[s]) if graph.ops else 0
+    spans = tensor_lifetimes(graph)
+    layers = []
+    for op in graph.ops:
+        outputs = [t for t in op.outputs if t in spans]
+        first = graph.tensors[outputs[0]] if outputs else None
+        layers.append(
+            LayerRecord(
+                step=op.index,
+                kind=op.kind,
+                name=op.name,
+                output_shape=first.shape if first else (),
+                output_bytes=sum(graph.tensors[t].nbytes for t in outputs),
+                live_bytes=live[op.index],
+                peak=op.index == peak_step,
+            )
+        )
+    return MemoryPlan(
+        graph=graph,
+        best=best_plan(graph),
+        tflm=predict_tflm(graph),
+        lower_bound=lower_bound(graph),
+        naive=naive_bytes(graph),
+        layers=tuple(layers),
+    )
+
+
+def plan_tflite(path: str | Path) -> MemoryPlan:
+    """Plan a .tflite file; `best.offsets` are keyed by TFLite tensor index (subgraph 0)."""
+    return build_plan(graph_from_tflite(Path(path)))
+
+
+def plan_model(model: Any, cfg: Any) -> MemoryPlan:
+    """Plan a PyTorch model (int8 sizes) from one recorded forward pass at `cfg.input_size`."""
+    from .from_torch import graph_from_torch
+
+    name = f"{cfg.arch}-{cfg.width}x-{cfg.pool}-s1={cfg.s1}-{cfg.input_size}px"
+    return build_plan(graph_from_torch(model, cfg.input_size, name=name))

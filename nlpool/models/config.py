@@ -29,6 +29,8 @@ class ModelConfig:
 
     `patch_sizes=None` means the authors' schedule, where a stage whose map is not divisible by the
     scheduled patch uses the largest patch that divides it; explicit patch sizes must divide exactly.
+    `pruned_channels` holds (unit name, hidden channels kept) pairs written by `nlpool.prune` after
+    channel pruning, so a checkpoint rebuilds the physically smaller network (empty = unpruned).
     """
 
     arch: str = "mobilenetv2"
@@ -49,10 +51,12 @@ class ModelConfig:
     embed_norm: bool = True
     restore_norm: bool = True
     pooling: str = "window"
+    pruned_channels: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["patch_sizes"] = list(self.patch_sizes) if self.patch_sizes is not None else None
+        data["pruned_channels"] = [[name, kept] for name, kept in self.pruned_channels]
         return data
 
     @classmethod
@@ -64,6 +68,7 @@ class ModelConfig:
         data = dict(data)
         if data.get("patch_sizes") is not None:
             data["patch_sizes"] = tuple(int(p) for p in data["patch_sizes"])
+        data["pruned_channels"] = tuple((str(name), int(kept)) for name, kept in data.get("pruned_channels", ()))
         return cls(**data).validated()
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -111,6 +116,8 @@ class ModelConfig:
                 f"{self.arch} has {len(self.stage_strides)} stages but {len(self.patch_sizes)} patch sizes were given:"
                 f" pass --patch-sizes with {len(self.stage_strides)} comma-separated values"
             )
+        if any(kept < 1 for _, kept in self.pruned_channels):
+            raise NlpoolError(f"pruned_channels {list(self.pruned_channels)} keeps no channel in some unit: keep at least 1 per unit")
         try:
             self.nlp_options(1)
         except ValueError as err:

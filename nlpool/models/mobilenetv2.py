@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import NlpoolError
 from ..layers import create_pool
 from .config import ModelConfig, downsampling_stages
 
@@ -35,11 +36,16 @@ def conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int = 1, groups: int
 
 
 class InvertedResidual(nn.Module):
-    """Expand (1x1) -> depthwise 3x3 -> project (1x1, linear); residual when shapes allow."""
+    """Expand (1x1) -> depthwise 3x3 -> project (1x1, linear); residual when shapes allow.
 
-    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
+    `hidden` overrides cin * expansion after channel pruning (see `nlpool.prune`); with expansion 1
+    the hidden channels are the block's input, so whatever writes them was pruned too. The residual
+    rule keeps using the unpruned `cin`, so pruning never changes the network's structure.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int, hidden: int | None = None) -> None:
         super().__init__()
-        hidden = cin * expansion
+        hidden = hidden or cin * expansion
         layers: list[nn.Module] = [conv_bn_relu6(cin, hidden, 1)] if expansion != 1 else []
         layers += [conv_bn_relu6(hidden, hidden, 3, stride, groups=hidden), nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
@@ -55,8 +61,13 @@ class MobileNetV2(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        keep = dict(cfg.pruned_channels)
         stem_channels = make_divisible(32 * cfg.width)
-        units: dict[str, nn.Module] = {"stem": conv_bn_relu6(3, stem_channels, 3, 2)}
+        # The first block has no expand conv (t = 1): its hidden channels are the stem's outputs.
+        stem_kept = keep.get("stage1_block0", stem_channels)
+        if stem_kept != stem_channels and cfg.placement == "outer" and cfg.s1 > 1 and cfg.pool != "strided":
+            raise NlpoolError("pruned stem channels feed a pooling layer with outer placement: prune only inner-placement models")
+        units: dict[str, nn.Module] = {"stem": conv_bn_relu6(3, stem_kept, 3, 2)}
         cin = stem_channels
         for (expansion, channels, blocks), stage in zip(STAGES, downsampling_stages(cfg), strict=False):
             cout = make_divisible(channels * cfg.width)
@@ -66,10 +77,13 @@ class MobileNetV2(nn.Module):
                 units[f"stage{stage.index}_pool"] = create_pool(cfg.pool, cin, stage.stride, **pool_options)
             for block in range(blocks):
                 stride = stage.stride if block == 0 and not pooled else 1
-                units[f"stage{stage.index}_block{block}"] = InvertedResidual(cin, cout, stride, expansion)
+                name = f"stage{stage.index}_block{block}"
+                units[name] = InvertedResidual(cin, cout, stride, expansion, keep.pop(name, None))
                 cin = cout
                 if block == 0 and pooled and cfg.placement == "inner":
                     units[f"stage{stage.index}_pool"] = create_pool(cfg.pool, cout, stage.stride, **pool_options)
+        if keep:
+            raise NlpoolError(f"pruned_channels names {sorted(keep)}, not prunable units of MobileNetV2: fix the config")
         self.last_channels = make_divisible(1280 * max(1.0, cfg.width))
         units["head"] = conv_bn_relu6(cin, self.last_channels, 1)
         self.features = nn.Sequential()

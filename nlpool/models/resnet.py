@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import NlpoolError
 from ..layers import create_pool
 from .config import ModelConfig, downsampling_stages
 from .mobilenetv2 import make_divisible
@@ -20,13 +21,17 @@ BLOCKS_PER_STAGE = 2
 
 
 class BasicBlock(nn.Module):
-    """Two 3x3 convs with a residual; a 1x1 projection on the shortcut when the shape changes."""
+    """Two 3x3 convs with a residual; a 1x1 projection on the shortcut when the shape changes.
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
+    `mid` overrides the channels between the two convs after channel pruning (see `nlpool.prune`).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, mid: int | None = None) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        mid = mid or cout
+        self.conv1 = nn.Conv2d(cin, mid, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(mid)
+        self.conv2 = nn.Conv2d(mid, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = (
@@ -46,6 +51,7 @@ class ResNet18(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
+        keep = dict(cfg.pruned_channels)
         cin = make_divisible(64 * cfg.width)
         units: dict[str, nn.Module] = {
             "stem": nn.Sequential(
@@ -58,11 +64,14 @@ class ResNet18(nn.Module):
             pool_options = {"options": cfg.nlp_options(stage.patch_size)} if pooled and cfg.pool == "nlp" else {}
             for block in range(BLOCKS_PER_STAGE):
                 stride = stage.stride if block == 0 and not pooled else 1
-                units[f"stage{stage.index}_block{block}"] = BasicBlock(cin, cout, stride)
+                name = f"stage{stage.index}_block{block}"
+                units[name] = BasicBlock(cin, cout, stride, keep.pop(name, None))
                 cin = cout
                 last_of_placement = 0 if cfg.placement == "inner" else BLOCKS_PER_STAGE - 1
                 if pooled and block == last_of_placement:
                     units[f"stage{stage.index}_pool"] = create_pool(cfg.pool, cout, stage.stride, **pool_options)
+        if keep:
+            raise NlpoolError(f"pruned_channels names {sorted(keep)}, which are not blocks of ResNet18: fix the config")
         self.features = nn.Sequential()
         for name, unit in units.items():
             self.features.add_module(name, unit)

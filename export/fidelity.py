@@ -1,0 +1,45 @@
+"""How closely each exported model reproduces PyTorch: error, cosine and top-1 agreement on logits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+METRICS = ("max_abs_error", "mean_abs_error", "cosine", "min_cosine", "top1_agreement")
+
+
+def compare(reference: np.ndarray, result: np.ndarray) -> dict[str, float]:
+    """Metrics of `result` against `reference`, both (N, classes).
+
+    cosine is the mean over samples of the per-sample cosine similarity (min_cosine the worst sample);
+    top1_agreement is the fraction of samples whose arg-max class matches PyTorch's.
+    """
+    reference, result = reference.reshape(len(reference), -1).astype(np.float64), result.reshape(len(result), -1).astype(np.float64)
+    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(result, axis=1)
+    cosines = np.where(norms > 0, (reference * result).sum(axis=1) / np.maximum(norms, 1e-300), 0.0)
+    error = np.abs(reference - result)
+    return {
+        "max_abs_error": float(error.max()),
+        "mean_abs_error": float(error.mean()),
+        "cosine": float(cosines.mean()),
+        "min_cosine": float(cosines.min()),
+        "top1_agreement": float((reference.argmax(axis=1) == result.argmax(axis=1)).mean()),
+    }
+
+
+def fidelity_report(reference: np.ndarray, runners: dict[str, Callable[[], np.ndarray]]) -> dict[str, dict[str, float]]:
+    """{name: metrics} for every runner (called once; returns logits for the same inputs as `reference`)."""
+    return {name: compare(reference, run()) for name, run in runners.items()}
+
+
+def format_table(report: dict[str, dict[str, float]], samples: int) -> str:
+    """The fidelity report as an aligned text table."""
+    header = f"{'vs PyTorch (' + str(samples) + ' inputs)':<26}{'max |err|':>12}{'mean |err|':>12}{'cosine':>10}{'min cos':>10}{'top-1':>9}"
+    rows = [header, "-" * len(header)]
+    for name, m in report.items():
+        rows.append(
+            f"{name:<26}{m['max_abs_error']:>12.4g}{m['mean_abs_error']:>12.4g}{m['cosine']:>10.5f}{m['min_cosine']:>10.5f}"
+            f"{m['top1_agreement'] * 100:>8.1f}%"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,218 @@
+"""The export pipeline: named steps over one shared context, written atomically into the output folder.
+
+Each step is a function `step(ctx: ExportContext) -> None` that reads what earlier steps left in the
+context, writes its files into `ctx.work_dir` (recording them in `ctx.artifacts`) and its findings
+under its own key of `ctx.report`. `run_pipeline` runs the steps in order with progress lines, then
+writes report.json and moves the finished folder into place; a failure or an interrupt removes it, so
+the output folder is either the previous complete export or the new complete one, never a mix.
+
+Later stages (memory plan, firmware) join by appending steps: the CLI, which may import every package,
+calls `run_pipeline(ctx, [*export_steps(), Step("memory", plan_step, "plan memory"), ...])`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nlpool.data import synthetic_batch
+from nlpool.errors import NlpoolError
+from nlpool.models import ModelConfig
+
+from .fidelity import fidelity_report, format_table
+from .fold_bn import fold_batchnorm
+from .fusion import fuse_file
+from .host_run import HostModel
+from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
+from .tflite_convert import convert_int8
+from .tflite_graph import op_names, read_model
+
+REPORT_FILE = "report.json"
+FIDELITY_SAMPLES = 200
+DEFAULT_CALIB_SAMPLES = 64
+DATA_SEED = 0
+# The synthetic images only serve as inputs here; their labels (and hence the class count) are unused.
+DATA_CLASSES = 10
+
+
+@dataclass
+class ExportContext:
+    """What every step shares. `work_dir` becomes `out_dir` when all steps succeed."""
+
+    model: nn.Module
+    cfg: ModelConfig
+    weights: str
+    target: str
+    sram_bytes: int
+    out_dir: Path
+    calib_samples: int = DEFAULT_CALIB_SAMPLES
+    fidelity_samples: int = FIDELITY_SAMPLES
+    work_dir: Path = Path()
+    scratch_dir: Path = Path()  # for side files that are not part of the output (removed at the end)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)  # in-memory results handed between steps
+    echo: Callable[[str], None] = lambda line: click.echo(line, err=True)
+
+    def example(self) -> torch.Tensor:
+        return torch.zeros(1, 3, self.cfg.input_size, self.cfg.input_size)
+
+
+@dataclass(frozen=True)
+class Step:
+    """`name` keys the step in report.json's step_seconds; `title` is the progress line."""
+
+    name: str
+    run: Callable[[ExportContext], None]
+    title: str = ""
+
+
+def _nhwc(images: torch.Tensor) -> np.ndarray:
+    return images.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def step_fold(ctx: ExportContext) -> None:
+    """Fold BatchNorm into convolutions; the folded model must equal the original within 1e-5."""
+    calib, _ = synthetic_batch(ctx.calib_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "train")
+    evaluation, _ = synthetic_batch(ctx.fidelity_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "val")
+    folded, count, diff = fold_batchnorm(ctx.model, calib[:8])
+    ctx.state.update(folded=folded, calib=calib, eval=evaluation)
+    ctx.report["fold_bn"] = {"batchnorms_folded": count, "max_abs_diff": diff}
+
+
+def step_onnx(ctx: ExportContext) -> None:
+    """ONNX (opset 17) via onnxsim; ONNX Runtime within 1e-4 of PyTorch."""
+    path = ctx.work_dir / "model.onnx"
+    export_onnx(ctx.state["folded"], ctx.example(), path)
+    diff = check_onnx(path, ctx.model, ctx.state["calib"][:8])
+    ctx.artifacts["onnx"] = path
+    ctx.report["onnx"] = {"file": path.name, "opset": OPSET, "max_abs_diff_vs_pytorch": diff}
+
+
+def step_tflite(ctx: ExportContext) -> None:
+    """Full-integer int8 TFLite through onnx2tf, calibrated on the calibration images."""
+    path = convert_int8(ctx.artifacts["onnx"], ctx.state["calib"], ctx.scratch_dir / "onnx2tf", ctx.work_dir / "model_int8.tflite")
+    ctx.artifacts["tflite_int8"] = path
+    ctx.report["tflite_int8"] = {
+        "file": path.name,
+        "calibration": {"samples": ctx.calib_samples, "data": f"synthetic, seed {DATA_SEED}, train split"},
+        "ops": dict(Counter(op_names(read_model(path)))),
+    }
+
+
+def step_fuse(ctx: ExportContext) -> None:
+    """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op."""
+    path = ctx.work_dir / "model_int8_fused.tflite"
+    matches = fuse_file(ctx.artifacts["tflite_int8"], path)
+    ctx.artifacts["tflite_int8_fused"] = path
+    ctx.report["tflite_int8_fused"] = {
+        "file": path.name,
+        "custom_ops": len(matches),
+        "ops": dict(Counter(op_names(read_model(path)))),
+        "pools": [
+            {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]} for m in matches
+        ],
+    }
+
+
+def step_fidelity(ctx: ExportContext) -> None:
+    """ONNX, int8 and fused int8 against PyTorch on inputs never used for calibration."""
+    images = ctx.state["eval"]
+    with torch.no_grad():
+        reference = ctx.model(images).numpy()
+    nhwc = _nhwc(images)
+    session = onnx_session(ctx.artifacts["onnx"])
+
+    def host(key: str) -> Callable[[], np.ndarray]:
+        model = HostModel(ctx.artifacts[key])
+        return lambda: np.concatenate([model.predict(x[None]) for x in tqdm(nhwc, desc=f"  {key}", leave=False, unit="input")])
+
+    report = fidelity_report(
+        reference,
+        {
+            "onnx": lambda: run_onnx(session, images.numpy()),
+            "tflite_int8": host("tflite_int8"),
+            "tflite_int8_fused": host("tflite_int8_fused"),
+        },
+    )
+    ctx.report["fidelity"] = {"samples": len(images), "data": f"synthetic, seed {DATA_SEED}, val split", **report}
+    ctx.echo(format_table(report, len(images)))
+
+
+def export_steps() -> list[Step]:
+    """The steps of `nlpool export` this package owns, in order."""
+    return [
+        Step("fold_bn", step_fold, "fold BatchNorm into convolutions"),
+        Step("onnx", step_onnx, "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
+        Step("tflite_int8", step_tflite, "convert to int8 TFLite with onnx2tf (about a minute)"),
+        Step("fuse", step_fuse, "fuse each weighted pooling into one NLPOOL_WEIGHTED_POOL op"),
+        Step("fidelity", step_fidelity, f"fidelity of ONNX, int8 and fused int8 vs PyTorch ({FIDELITY_SAMPLES} inputs)"),
+    ]
+
+
+def _prepare_output(out_dir: Path) -> Path:
+    """A fresh temporary folder beside `out_dir` (same file system, so the final move is a rename)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NlpoolError(f"--out {out_dir} is a file: pass a folder path")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT_FILE).is_file():
+        raise NlpoolError(f"--out {out_dir} is a non-empty folder that is not an nlpool export: pass a new or empty folder")
+    try:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    except OSError as err:
+        raise NlpoolError(f"cannot write the output folder {out_dir} ({err.strerror}): pass a writable --out") from None
+
+
+def _move_into_place(work_dir: Path, out_dir: Path) -> None:
+    previous = None
+    if out_dir.exists():
+        previous = out_dir.with_name(f".{out_dir.name}.previous")
+        shutil.rmtree(previous, ignore_errors=True)
+        out_dir.rename(previous)
+    work_dir.rename(out_dir)
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)
+
+
+def run_pipeline(ctx: ExportContext, steps: list[Step]) -> dict[str, Any]:
+    """Run `steps` in order, then write report.json and move the folder into place; returns the report."""
+    ctx.out_dir = ctx.out_dir.expanduser().absolute()
+    ctx.work_dir = _prepare_output(ctx.out_dir)
+    scratch = tempfile.TemporaryDirectory(prefix="nlpool-export-")
+    ctx.scratch_dir = Path(scratch.name)
+    ctx.report.update(
+        model={**ctx.cfg.to_dict(), "weights": ctx.weights},
+        target=ctx.target,
+        sram_bytes=ctx.sram_bytes,
+        step_seconds={},
+    )
+    total = time.perf_counter()
+    try:
+        for number, step in enumerate(steps, start=1):
+            ctx.echo(f"[{number}/{len(steps)}] {step.title or step.name} ...")
+            start = time.perf_counter()
+            step.run(ctx)
+            seconds = time.perf_counter() - start
+            ctx.report["step_seconds"][step.name] = round(seconds, 2)
+            ctx.echo(f"[{number}/{len(steps)}] done in {seconds:.1f} s")
+        ctx.report["total_seconds"] = round(time.perf_counter() - total, 2)
+        (ctx.work_dir / REPORT_FILE).write_text(json.dumps(ctx.report, indent=2) + "\n")
+        _move_into_place(ctx.work_dir, ctx.out_dir)
+        ctx.artifacts = {key: ctx.out_dir / path.relative_to(ctx.work_dir) for key, path in ctx.artifacts.items()}
+    finally:
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)
+        scratch.cleanup()
+    return ctx.report

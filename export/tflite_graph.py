@@ -1,0 +1,131 @@
+"""A thin, mutable view of a TFLite model (TensorFlow's object API) for graph passes.
+
+`flatbuffer_utils.read_model` gives the schema's object tree; this adds what every pass needs: op
+names, who produces and who consumes a tensor, per-tensor quantisation, and compaction after ops are
+removed (dropping orphan tensors and operator codes, remapping every index including signatures).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
+
+_BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+_TYPE_NAMES = {code: name for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+INT8 = schema.TensorType.INT8
+FLOAT32 = schema.TensorType.FLOAT32
+
+
+def read_model(path: str | Path) -> schema.ModelT:
+    return flatbuffer_utils.read_model(str(path))
+
+
+def write_model(model: schema.ModelT, path: str | Path) -> None:
+    flatbuffer_utils.write_model(model, str(path))
+
+
+def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
+    """Builtin name (e.g. 'CONV_2D') or the custom code of a CUSTOM op."""
+    code = model.operatorCodes[opcode_index]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        custom = code.customCode
+        return custom.decode() if isinstance(custom, bytes) else str(custom)
+    return _BUILTIN_NAMES[builtin]
+
+
+def op_names(model: schema.ModelT, subgraph: int = 0) -> list[str]:
+    return [opcode_name(model, op.opcodeIndex) for op in model.subgraphs[subgraph].operators]
+
+
+def type_name(tensor: schema.TensorT) -> str:
+    return _TYPE_NAMES[tensor.type]
+
+
+def tensor_name(tensor: schema.TensorT) -> str:
+    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+
+
+def quant_params(tensor: schema.TensorT) -> tuple[float, int] | None:
+    """(scale, zero point) of a per-tensor quantised tensor, else None."""
+    q = tensor.quantization
+    if q is None or q.scale is None or len(q.scale) != 1:
+        return None
+    return float(q.scale[0]), int(q.zeroPoint[0])
+
+
+class GraphView:
+    """Producers and consumers of one subgraph's tensors (recompute after editing operators)."""
+
+    def __init__(self, model: schema.ModelT, subgraph: int = 0) -> None:
+        self.model = model
+        self.graph = model.subgraphs[subgraph]
+        self.producer: dict[int, int] = {}
+        self.consumers: dict[int, list[int]] = defaultdict(list)
+        for index, op in enumerate(self.graph.operators):
+            for t in op.outputs:
+                self.producer[int(t)] = index
+            for t in op.inputs:
+                if t >= 0:
+                    self.consumers[int(t)].append(index)
+        self.graph_outputs = {int(t) for t in self.graph.outputs}
+
+    def name(self, op_index: int) -> str:
+        return opcode_name(self.model, self.graph.operators[op_index].opcodeIndex)
+
+    def tensor(self, index: int) -> schema.TensorT:
+        return self.graph.tensors[index]
+
+    def describe(self, tensor_index: int) -> str:
+        return f"tensor {tensor_index} '{tensor_name(self.tensor(tensor_index))}'"
+
+
+def _remap(values: list[int] | np.ndarray | None, mapping: dict[int, int]) -> list[int] | None:
+    if values is None:
+        return None
+    return [mapping[int(v)] if v >= 0 else int(v) for v in values]
+
+
+def compact(model: schema.ModelT) -> None:
+    """Drop tensors no op, input or output refers to, and unused operator codes; remap all indices."""
+    for sub_index, graph in enumerate(model.subgraphs):
+        used = {int(t) for op in graph.operators for t in [*op.inputs, *op.outputs, *(op.intermediates or [])] if t >= 0}
+        used |= {int(t) for t in [*graph.inputs, *graph.outputs]}
+        used |= {i for i, t in enumerate(graph.tensors) if t.isVariable}
+        mapping = {old: new for new, old in enumerate(sorted(used))}
+        graph.tensors = [graph.tensors[old] for old in sorted(used)]
+        for op in graph.operators:
+            op.inputs, op.outputs = _remap(op.inputs, mapping), _remap(op.outputs, mapping)
+            op.intermediates = _remap(op.intermediates, mapping)
+        graph.inputs, graph.outputs = _remap(graph.inputs, mapping), _remap(graph.outputs, mapping)
+        for signature in model.signatureDefs or []:
+            if signature.subgraphIndex == sub_index:
+                for entry in [*(signature.inputs or []), *(signature.outputs or [])]:
+                    entry.tensorIndex = mapping[int(entry.tensorIndex)]
+    used_codes = sorted({op.opcodeIndex for graph in model.subgraphs for op in graph.operators})
+    code_map = {old: new for new, old in enumerate(used_codes)}
+    model.operatorCodes = [model.operatorCodes[old] for old in used_codes]
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            op.opcodeIndex = code_map[op.opcodeIndex]
+
+
+def opcode_index(model: schema.ModelT, builtin: int, custom_code: str | None = None) -> int:
+    """Index of an operator code, appended when the model does not have it yet."""
+    for index, code in enumerate(model.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) != builtin:
+            continue
+        if custom_code is None or opcode_name(model, index) == custom_code:
+            return index
+    code = schema.OperatorCodeT()
+    code.builtinCode = builtin
+    code.deprecatedBuiltinCode = min(builtin, schema.BuiltinOperator.PLACEHOLDER_FOR_GREATER_OP_CODES)
+    code.version = 1
+    if custom_code is not None:
+        code.customCode = custom_code.encode()
+    model.operatorCodes.append(code)
+    return len(model.operatorCodes) - 1

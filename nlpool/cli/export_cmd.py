@@ -1,0 +1,49 @@
+"""`nlpool export`: model -> ONNX -> int8 TFLite -> fused int8 TFLite, with a fidelity report.
+
+Only wiring: the work is export.pipeline's steps. Stages of later packages (memory plan, firmware)
+are appended to `steps` here, the one place allowed to import every package.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import NlpoolError
+from ..units import format_size, parse_size
+from .model_options import model_options, resolve_model
+
+TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_size(value)
+    except NlpoolError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+@click.command("export")
+@model_options
+@click.option("--target", type=click.Choice(TARGETS), required=True, help="Cortex-M core the model is exported for.")
+@click.option("--sram", "sram_bytes", callback=_size, required=True, help="SRAM budget, e.g. 512k, 1m, 524288, 2MiB.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("nlpool-out"), show_default=True)
+@click.option("--calib-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Calibration images for int8.")
+def export_command(
+    target: str, sram_bytes: int, out_dir: Path, calib_samples: int, preset: str | None, checkpoint: Path | None, **flags: Any
+) -> None:
+    """Export a model to ONNX, int8 TFLite and fused int8 TFLite, and measure each against PyTorch."""
+    from export.pipeline import ExportContext, export_steps, run_pipeline  # heavy (TensorFlow): load on use
+
+    model, cfg, weights = resolve_model(preset, checkpoint, **flags)
+    click.echo(f"exporting {cfg.arch} (width {cfg.width}, pool {cfg.pool}, {cfg.input_size}px) from {weights}", err=True)
+    click.echo(f"target {target}, SRAM budget {format_size(sram_bytes)}", err=True)
+    ctx = ExportContext(
+        model=model, cfg=cfg, weights=weights, target=target, sram_bytes=sram_bytes, out_dir=out_dir, calib_samples=calib_samples
+    )
+    run_pipeline(ctx, export_steps())
+    for path in ctx.artifacts.values():
+        click.echo(f"wrote {path}")
+    click.echo(f"wrote {ctx.out_dir / 'report.json'}")

@@ -13,6 +13,7 @@ from .. import __version__
 from ..errors import NlpoolError
 from .export_cmd import export_command
 from .models_cmd import models_command, summary_command
+from .plan_cmd import plan_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ def cli() -> None:
 
 cli.add_command(export_command)
 cli.add_command(models_command)
+cli.add_command(plan_command)
 cli.add_command(summary_command)
 
 

@@ -88,3 +88,23 @@ def model_ops(tflite_path: str | Path) -> ModelOps:
                               f"add it to firmware/tflm/ops.py RESOLVER_METHODS if TFLM has a kernel for it")
         builtins.append(name)
     return ModelOps(tuple(builtins), tuple(customs))
+
+
+_TYPE_NAMES = {v: k.lower() for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
+
+
+def model_io(tflite_path: str | Path) -> dict[str, list[dict]]:
+    """Name, shape, dtype and quantisation of the model's inputs and outputs (documents input.bin)."""
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    graph = model.subgraphs[0]
+
+    def describe(index: int) -> dict:
+        t = graph.tensors[index]
+        q = t.quantization
+        scale = [float(s) for s in q.scale] if q is not None and q.scale is not None else []
+        zero = [int(z) for z in q.zeroPoint] if q is not None and q.zeroPoint is not None else []
+        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+        return {"name": name, "shape": [int(d) for d in t.shape], "dtype": _TYPE_NAMES[t.type],
+                "scale": scale, "zero_point": zero}
+
+    return {"inputs": [describe(i) for i in graph.inputs], "outputs": [describe(i) for i in graph.outputs]}

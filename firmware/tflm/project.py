@@ -1,0 +1,164 @@
+"""Write a TFLite-Micro C++ project for a fused nlpool model.
+
+The project is for users who already ship TFLM: the model as an aligned const array, a `main.cc`
+with a `MicroInterpreter` and an op resolver holding exactly the model's ops, the weighted-pooling
+custom op as a TFLM kernel calling nlpool's shared C function, and a Makefile that builds it for the
+chosen Cortex-M board against the user's TFLM checkout (`TFLM_DIR`) with the AOT project's startup
+code and linker script, or for the host against the `xmos-ai-tools` wheel (how CI checks it).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
+from firmware.tflm.ops import ModelOps, model_io, model_ops
+from nlpool.errors import NlpoolError
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent
+
+# TARGET_ARCH of upstream TFLM's cortex_m_generic target for each board (hard-float ABI, as the
+# AOT firmware uses, so both link against the same newlib multilib).
+TFLM_ARCH = {"cortex-m4": "cortex-m4+fp", "cortex-m7": "cortex-m7+fp", "cortex-m55": "cortex-m55"}
+
+# The arena is the planner's prediction plus this margin: 10 % for allocator alignment and for
+# kernels whose persistent data the planner does not model, and 4 KiB floor for small models.
+ARENA_MARGIN_FRACTION = 0.10
+ARENA_MARGIN_MIN_BYTES = 4096
+STACK_BYTES = 16 << 10
+HEAP_BYTES = 16 << 10  # newlib's stdio buffers for the semihosted input.bin / output.bin
+
+
+@dataclass(frozen=True)
+class TflmProject:
+    """A generated TFLM project and the numbers it was generated with."""
+
+    path: Path
+    target: str
+    ops: list[str]
+    predicted_arena_bytes: int
+    arena_bytes: int
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def margin_bytes(self) -> int:
+        return self.arena_bytes - self.predicted_arena_bytes
+
+
+def arena_with_margin(predicted_bytes: int) -> int:
+    """The arena the project declares for a predicted TFLM arena (16-byte aligned)."""
+    margin = max(int(predicted_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES)
+    return (predicted_bytes + margin + 15) // 16 * 16
+
+
+def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target: str = "cortex-m7",
+                          arena_bytes: int | None = None, sram_budget: int | None = None) -> TflmProject:
+    """Writes the project for `fused_tflite` into `out_dir` (replaced as a whole, never half-written).
+
+    `arena_bytes` is the planner's prediction of TFLM's arena for this model (the project adds the
+    margin above); when omitted it is taken from `memory_planner.plan_tflite(path).tflm`.
+    `sram_budget` bounds the linker script's SRAM assertion (the board's SRAM by default).
+    """
+    fused_tflite = Path(fused_tflite)
+    out_dir = Path(out_dir)
+    if target not in BOARDS:
+        raise NlpoolError(f"unknown target {target!r}: use one of {', '.join(sorted(BOARDS))}")
+    if not fused_tflite.is_file():
+        raise NlpoolError(f"{fused_tflite} does not exist: pass the fused int8 model written by nlpool export")
+    ops = model_ops(fused_tflite)
+    if not ops.customs:
+        raise NlpoolError(f"{fused_tflite} has no NLPOOL_WEIGHTED_POOL op: pass model_int8_fused.tflite, "
+                          f"not the builtins-only model (TFLM has no int8 EXP kernel)")
+    predicted = int(arena_bytes) if arena_bytes is not None else _planned_arena(fused_tflite)
+    arena = arena_with_margin(predicted)
+    board = BOARDS[target]
+    budget = sram_budget if sram_budget is not None else board.sram_length
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        _write_sources(staging, fused_tflite, ops, target, predicted, arena)
+        (staging / "boards").mkdir()
+        shutil.copy(BOARD_DIR / "startup.S", staging / "boards" / "startup.S")
+        (staging / "boards" / "link.ld").write_text(linker_script(board, budget, STACK_BYTES, HEAP_BYTES))
+        files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return TflmProject(out_dir, target, ops.names, predicted, arena, files)
+
+
+def _planned_arena(fused_tflite: Path) -> int:
+    try:
+        from memory_planner import plan_tflite
+    except ImportError as exc:
+        raise NlpoolError("no TFLM arena prediction available (memory_planner.plan_tflite is missing): "
+                          "pass arena_bytes explicitly") from exc
+    return int(plan_tflite(fused_tflite).tflm)
+
+
+def _render(template: str, **values: object) -> str:
+    text = (TEMPLATES / template).read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    if "{{" in text:
+        raise RuntimeError(f"template {template} has an unfilled placeholder")
+    return text
+
+
+def _write_sources(root: Path, fused_tflite: Path, ops: ModelOps, target: str, predicted: int,
+                   arena: int) -> None:
+    data = fused_tflite.read_bytes()
+    (root / "model_data.h").write_text(
+        "/* The fused int8 model (generated by nlpool). */\n#ifndef NLPOOL_MODEL_DATA_H_\n"
+        "#define NLPOOL_MODEL_DATA_H_\n\nextern const unsigned char g_nlpool_model_data[];\n"
+        "extern const unsigned int g_nlpool_model_data_len;\n\n#endif  // NLPOOL_MODEL_DATA_H_\n")
+    (root / "model_data.cc").write_text(_model_array(data, fused_tflite.name))
+    (root / "io.json").write_text(json.dumps(model_io(fused_tflite), indent=1) + "\n")
+    calls = "\n".join(f"  TF_LITE_ENSURE_STATUS(resolver.{call});" for call in ops.resolver_calls())
+    (root / "main.cc").write_text(_render(
+        "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
+        resolver_calls=calls))
+    for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.h", "nlpool_weighted_pool_op.cc"):
+        shutil.copy(TEMPLATES / name, root / name)
+    (root / "kernels").mkdir()
+    for name in ("nlpool_weighted_pool.c", "nlpool_weighted_pool.h"):
+        shutil.copy(FIRMWARE_DIR / "kernels" / name, root / "kernels" / name)
+    (root / "platform").mkdir()
+    for name in ("nl_platform.h", "cortex_m.c", "host.c"):
+        shutil.copy(FIRMWARE_DIR / "platform" / name, root / "platform" / name)
+    if "BATCH_MATMUL" in ops.builtins:
+        (root / "host_shims").mkdir()
+        shutil.copy(TEMPLATES / "host_batch_matmul.cc", root / "host_shims" / "batch_matmul.cc")
+        shutil.copy(FIRMWARE_DIR / "kernels" / "batch_matmul.c", root / "host_shims" / "nl_batch_matmul.c")
+        shutil.copy(FIRMWARE_DIR / "kernels" / "nlpool_kernels.h", root / "host_shims" / "nlpool_kernels.h")
+        shutil.copy(FIRMWARE_DIR / "kernels" / "nlpool_fixedpoint.h", root / "host_shims" / "nlpool_fixedpoint.h")
+    board = BOARDS[target]
+    (root / "Makefile").write_text(_render("Makefile.in", target=target, cpu_flags=board.cpu_flags,
+                                           tflm_arch=TFLM_ARCH[target]))
+    (root / "README.md").write_text(_render(
+        "README.md.in", target=target, machine=board.machine, tflm_arch=TFLM_ARCH[target],
+        ops="\n".join(f"- `{name}`" for name in ops.names),
+        ops_count_note=f"{len(ops.builtins)} builtin + {len(ops.customs)} custom", predicted=predicted, arena=arena,
+        margin=arena - predicted, arena_h=human_bytes(arena), model=fused_tflite.name,
+        host_shims=("- `host_shims/` (host build only): XMOS's fork ships no BATCH_MATMUL kernel, so the "
+                    "host build registers nlpool's own C kernel under that name. Not used on Cortex-M."
+                    if "BATCH_MATMUL" in ops.builtins else "")))
+
+
+def _model_array(data: bytes, name: str) -> str:
+    """The flatbuffer as a 16-byte aligned const array (TFLM reads it in place, no copy)."""
+    hexes = [f"0x{b:02x}" for b in range(256)]
+    rows = [", ".join(hexes[b] for b in data[i:i + 16]) for i in range(0, len(data), 16)]
+    body = ",\n  ".join(rows)
+    return (f"/* {name}, {len(data)} bytes (generated by nlpool). */\n#include \"model_data.h\"\n\n"
+            f"alignas(16) const unsigned char g_nlpool_model_data[] = {{\n  {body}\n}};\n"
+            f"const unsigned int g_nlpool_model_data_len = {len(data)};\n")

@@ -11,6 +11,7 @@ import click
 
 from .. import __version__
 from ..errors import NlpoolError
+from .claims_cmd import claims_command
 from .export_cmd import export_command
 from .models_cmd import models_command, summary_command
 from .plan_cmd import plan_command
@@ -22,6 +23,7 @@ def cli() -> None:
     """Self-attentive pooling networks from PyTorch to Cortex-M microcontrollers."""
 
 
+cli.add_command(claims_command)
 cli.add_command(export_command)
 cli.add_command(models_command)
 cli.add_command(plan_command)

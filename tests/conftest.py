@@ -1,0 +1,53 @@
+"""Helpers shared by the test modules (keep this file small: module-specific fixtures live with their tests)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+NLPOOL_SCRIPT = Path(sys.executable).with_name("nlpool")
+
+
+def run_cli(args: list[str], subprocess_run: bool = False) -> tuple[int, str, str]:
+    """Run `nlpool <args>`; returns (exit code, stdout, stderr).
+
+    In-process by default (fast, and an exception escaping `nlpool.cli.main` fails the test with its
+    traceback). `subprocess_run=True` runs the installed console script, which is what a user sees.
+    """
+    if subprocess_run:
+        done = subprocess.run([str(NLPOOL_SCRIPT), *args], capture_output=True, text=True, timeout=300, check=False)
+        return done.returncode, done.stdout, done.stderr
+    from nlpool.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(args)
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+    return code, out.getvalue(), err.getvalue()
+
+
+@torch.no_grad()
+def settle_batchnorm(model: nn.Module, input_size: int, seed: int = 0, batch: int = 4) -> nn.Module:
+    """Give every BatchNorm the statistics of one random batch, then switch to eval mode.
+
+    A freshly initialised network in eval mode uses mean 0 / var 1 and its activations shrink towards
+    zero layer after layer (MobileNetV2 logits come out around 1e-8), so "outputs agree within 1e-4"
+    would hold for any graph. With settled statistics activations are O(1) and comparisons mean something.
+    """
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average: one batch sets the statistics exactly
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    model(torch.randn(batch, 3, input_size, input_size, generator=generator))
+    return model.eval()

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI and turn every user error into one line and an exit code."""
     try:
         code = cli.main(args=argv, prog_name="nlpool", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as err:  # bare `nlpool`: the help, not an "error: Usage: ..." dump
+        err.show()
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         click.echo(f"error: {err.format_message()}", err=True)
         sys.exit(err.exit_code)

@@ -1,0 +1,98 @@
+"""`nlpool plan` / `nlpool claims`, the report files, and planning from a PyTorch model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from memory_planner import claims as claims_module
+from memory_planner import plan_model, plan_tflite, write_reports
+from memory_planner.claims import attention_score_tensors
+from nlpool.cli import main
+from nlpool.cli.plan_cmd import EXIT_OVER_BUDGET
+from nlpool.models import ModelConfig, build_model
+
+CHAIN = Path(__file__).parent / "data" / "planner" / "chain_int8.tflite"  # arena 12,288 B
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(argv))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_fits_exits_zero(capsys):
+    code, out, _ = run(capsys, "plan", str(CHAIN), "--sram", "16k")
+    assert code == 0
+    assert "<- peak" in out and "fits" in out
+
+
+def test_over_budget_exits_3_names_the_peak_layer_and_still_reports(capsys, tmp_path):
+    png = tmp_path / "chart.png"
+    code, out, err = run(capsys, "plan", str(CHAIN), "--sram", "8k", "--json", "--plot", str(png))
+    assert code == EXIT_OVER_BUDGET == 3
+    report = json.loads(out)
+    assert report["fits"] is False and report["peak_bytes"] == 12288 and report["budget_bytes"] == 8192
+    assert report["peak_layer"] in err and "4,096 B" in err
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_inputs_are_one_line_errors(capsys, tmp_path):
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(CHAIN.read_bytes()[:300])
+    cases = (["plan", str(bad), "--sram", "1m"], ["plan", str(CHAIN), "--sram", "lots"], ["plan", str(CHAIN), "--sram", "1m", "--s1", "2"])
+    for argv in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 1
+        assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_plan_from_model_flags(capsys):
+    code, out, _ = run(capsys, "plan", "--pool", "strided", "--s1", "1", "--input-size", "96", "--sram", "64k", "--json")
+    report = json.loads(out)
+    assert code == EXIT_OVER_BUDGET  # 0.35x strided at 96 px needs 138,240 B live at its peak op
+    assert report["peak_bytes"] >= report["lower_bound_bytes"] == 138240
+
+
+def test_write_reports_files_and_export_keys(tmp_path):
+    plan = plan_tflite(CHAIN)
+    data = write_reports(plan, 16 * 1024, tmp_path / "out")
+    for key in ("peak_bytes", "budget_bytes", "fits", "peak_layer", "flash_bytes", "tflm"):
+        assert key in data
+    assert data["tflm"]["head_bytes"] == 12288
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert files == ["memory.json", "memory.md", "memory.png"]
+    assert json.loads((tmp_path / "out" / "memory.json").read_text())["fits"] is True
+    assert "(peak)" in (tmp_path / "out" / "memory.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def nlp_plan():
+    cfg = ModelConfig()  # 0.35x, nlp, s1=2, 96 px: stage 1 pools a 48x48 map with 4x4 patches -> 144 tokens
+    return plan_model(build_model(cfg), cfg)
+
+
+def test_model_plan_exposes_attention_scores(nlp_plan):
+    graph = nlp_plan.graph
+    scores = attention_score_tensors(graph)
+    assert (1, 2, 144, 144) in {graph.tensors[t].shape for t in scores}
+    assert not any(op.kind == "BATCH_NORM" for op in graph.ops)  # folded into the convs
+    peak = nlp_plan.peak_layer
+    assert peak.kind == "SOFTMAX" and peak.output_shape == (1, 2, 144, 144)
+    assert peak.live_bytes >= 2 * 2 * 144 * 144  # scores and softmax output live together
+
+
+def test_claims_marks_invalid_configurations(monkeypatch):
+    monkeypatch.setattr(claims_module, "WIDTHS", (0.35,))
+    monkeypatch.setattr(claims_module, "POOLS", ("nlp",))
+    monkeypatch.setattr(claims_module, "S1S", (2, 4))
+    monkeypatch.setattr(claims_module, "SIZES", (96,))
+    report = claims_module.claims_report(512 * 1024, progress=False)
+    rows = {entry["s1"]: entry for entry in report["configurations"]}
+    assert "too small" in rows[4]["n/a"]
+    assert rows[2]["bytes"]["arena"] >= rows[2]["bytes"]["arena_noattn"]
+    assert rows[2]["bytes"]["io"] > rows[2]["bytes"]["io_noattn"]
+    assert "n/a (" in claims_module.format_claims(report)

@@ -15,6 +15,8 @@ from .claims_cmd import claims_command
 from .export_cmd import export_command
 from .models_cmd import models_command, summary_command
 from .plan_cmd import plan_command
+from .train_cmd import train_command
+from .visualize_cmd import visualize_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,6 +30,8 @@ cli.add_command(export_command)
 cli.add_command(models_command)
 cli.add_command(plan_command)
 cli.add_command(summary_command)
+cli.add_command(train_command)
+cli.add_command(visualize_command)
 
 
 def main(argv: list[str] | None = None) -> None:

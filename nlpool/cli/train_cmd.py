@@ -1,0 +1,45 @@
+"""`nlpool train`: train any model on synthetic, STL10 or image-folder data, resumably, on 1..N processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..checkpoint import load_model
+from ..data import DATA_SPECS
+from ..errors import NlpoolError
+from ..train import SCHEDULES, TrainSettings, train
+from .model_options import MODEL_FLAGS, config_from_flags, model_options
+
+
+@click.command("train")
+@model_options
+@click.option("--data", required=True, help=f"Training data: {DATA_SPECS}.")
+@click.option("--epochs", type=int, required=True, help="Number of epochs.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Checkpoint to write after every epoch.")
+@click.option("--batch-size", type=int, default=TrainSettings.batch_size, show_default=True, help="Global batch (split over processes).")
+@click.option("--lr", type=float, default=TrainSettings.lr, show_default=True, help="Initial learning rate (SGD, momentum 0.9).")
+@click.option("--seed", type=int, default=TrainSettings.seed, show_default=True, help="Seeds weights, shuffling, augmentation, data.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=TrainSettings.schedule, show_default=True,
+              help="step: lr / 5 at 60, 80, 90 % of the epochs; cosine: cosine decay to 0.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last complete epoch ended.")
+def train_command(
+    data: str, epochs: int, out: Path, batch_size: int, lr: float, seed: int, schedule: str, resume: bool,
+    preset: str | None, checkpoint: Path | None, **flags: Any,
+) -> None:
+    """Train a model; --checkpoint starts from a checkpoint's weights (and model) instead of random ones.
+
+    Several processes (DDP, gloo on CPU): torchrun --nproc-per-node 2 --no-python nlpool train ...
+    """
+    init_weights = None
+    if checkpoint is not None:
+        if preset is not None or any(flags.get(name) is not None for name in MODEL_FLAGS):
+            raise NlpoolError("--checkpoint defines the model to fine-tune: drop --model and the other model flags")
+        model, cfg = load_model(checkpoint)
+        init_weights = model.state_dict()
+    else:
+        cfg = config_from_flags(preset, **flags)
+    settings = TrainSettings(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule)
+    train(cfg, settings, out, resume=resume, init_weights=init_weights)

@@ -27,16 +27,21 @@ class Buffer:
 
 
 def tensor_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
-    """Activation tensor index -> (first step, last step), both inclusive."""
+    """Activation tensor index -> (first step, last step), both inclusive (cached on the graph)."""
+    cached = graph.extra.get("lifetimes")
+    if cached is not None:
+        return cached  # type: ignore[return-value]
     last_step = max(len(graph.ops) - 1, 0)
+    inputs, outputs = set(graph.inputs), set(graph.outputs)
     spans: dict[int, tuple[int, int]] = {}
     for t in graph.activations:
-        first = 0 if t in graph.inputs or t not in graph.producer else graph.producer[t]
-        readers = graph.consumers.get(t, [])
-        last = max(readers) if readers else first
-        if t in graph.outputs:
+        first = 0 if t in inputs or t not in graph.producer else graph.producer[t]
+        readers = graph.consumers.get(t)
+        last = readers[-1] if readers else first
+        if t in outputs:
             last = last_step
         spans[t] = (first, max(first, last))
+    graph.extra["lifetimes"] = spans
     return spans
 
 

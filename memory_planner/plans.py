@@ -14,7 +14,6 @@ Cortex-M load/store including MVE vectors).
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,32 +56,42 @@ class ArenaPlan:
                     raise AssertionError(f"tensors {a} and {b} are live together and overlap")
 
 
-def first_fit(buffers: list[Buffer], order: list[int]) -> tuple[list[int], int]:
+def conflicts(buffers: list[Buffer]) -> list[list[int]]:
+    """For every buffer, the buffers live at some common step (a sweep over first steps)."""
+    result: list[list[int]] = [[] for _ in buffers]
+    active: list[int] = []
+    for i in sorted(range(len(buffers)), key=lambda k: buffers[k].first):
+        active = [j for j in active if buffers[j].last >= buffers[i].first]
+        for j in active:
+            result[i].append(j)
+            result[j].append(i)
+        active.append(i)
+    return result
+
+
+def first_fit(buffers: list[Buffer], order: list[int], clashes: list[list[int]] | None = None) -> tuple[list[int], int]:
     """Place buffers in `order`, each at the lowest offset clear of placed buffers live with it.
 
-    Returns (offset per buffer, arena bytes). This is the placement rule of TFLM's greedy planner;
-    only the order differs between strategies.
+    Returns (offset per buffer, arena bytes). This is the placement rule of TFLM's greedy planner
+    (scan the placed, simultaneously live buffers by offset; take the first gap that fits); only
+    the order differs between strategies. `clashes` is `conflicts(buffers)`, passed when reused.
     """
+    clashes = conflicts(buffers) if clashes is None else clashes
     offsets = [-1] * len(buffers)
-    placed: list[tuple[int, int]] = []  # (offset, buffer), kept sorted by offset
     for i in order:
-        want = buffers[i]
+        size = buffers[i].size
         candidate = 0
-        for offset, j in placed:
-            other = buffers[j]
-            if other.first > want.last or want.first > other.last:
-                continue
-            if candidate + want.size <= offset:
+        for offset, j in sorted((offsets[j], j) for j in clashes[i] if offsets[j] >= 0):
+            if candidate + size <= offset:
                 break
-            candidate = max(candidate, offset + other.size)
+            candidate = max(candidate, offset + buffers[j].size)
         offsets[i] = candidate
-        bisect.insort(placed, (candidate, i))
     arena = max((offsets[i] + buffers[i].size for i in range(len(buffers))), default=0)
     return offsets, arena
 
 
-def _plan(graph: Graph, buffers: list[Buffer], order: list[int], strategy: str, alignment: int, aliases) -> ArenaPlan:
-    offsets, arena = first_fit(buffers, order)
+def _plan(graph: Graph, buffers: list[Buffer], order: list[int], strategy: str, alignment: int, aliases, clashes=None) -> ArenaPlan:
+    offsets, arena = first_fit(buffers, order, clashes)
     tensor_offsets = {t: offsets[i] for i, b in enumerate(buffers) for t in b.tensors}
     sizes = {t: graph.tensors[t].nbytes for t in tensor_offsets}
     return ArenaPlan(strategy, tensor_offsets, sizes, arena, alignment, tuple(aliases))
@@ -114,10 +123,11 @@ def best_plan(graph: Graph, alignment: int = ALIGNMENT, inplace: bool = True) ->
         variants.append((True, tuple(inplace_pairs(graph))))
     for use_inplace, aliases in variants:
         buffers = make_buffers(graph, alignment, inplace=use_inplace)
+        clashes = conflicts(buffers)
         for name, key in ORDERINGS.items():
             order = sorted(range(len(buffers)), key=lambda i, key=key: key(buffers[i]))
             label = f"first-fit by {name}" + (" + in-place" if use_inplace else "")
-            candidates.append(_plan(graph, buffers, order, label, alignment, aliases))
+            candidates.append(_plan(graph, buffers, order, label, alignment, aliases, clashes))
     return min(candidates, key=lambda p: (p.arena_bytes, len(p.aliases)))
 
 

@@ -1,0 +1,54 @@
+"""`nlpool visualize`: Grad-CAM and pooling-weight heat maps per pooling layer (paper Fig. 4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..checkpoint import load_model
+from ..data import denormalize, eval_transform, synthetic_batch
+from ..errors import NlpoolError
+from ..visualize import DEFAULT_DPI, compute_maps, draw_figure, load_image, save_figure
+
+
+@click.command("visualize")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Checkpoint written by `nlpool train` (nlp pooling in the paper's figure).")
+@click.option("--checkpoint-lip", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A second checkpoint shown beside the first (LIP pooling in the paper's figure; any kind works).")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None, help="An image file (PNG or JPEG).")
+@click.option("--synthetic", type=int, default=None, help="Use the first N images of the seeded synthetic validation split.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic images.")
+@click.option("--target-class", type=int, default=None, help="Class whose gradient Grad-CAM follows (default: the predicted one).")
+@click.option("--dpi", type=int, default=DEFAULT_DPI, show_default=True, help="Pixels per inch of the PNG (cells are 1.6 in).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
+def visualize_command(
+    checkpoint: Path, checkpoint_lip: Path | None, image: Path | None, synthetic: int | None, seed: int,
+    target_class: int | None, dpi: int, out: Path,
+) -> None:
+    """Overlay each pooling layer's Grad-CAM and pooling weights pi on the input."""
+    if (image is None) == (synthetic is None):
+        raise NlpoolError("pass exactly one of --image PATH or --synthetic N")
+    if synthetic is not None and not 1 <= synthetic <= 16:
+        raise NlpoolError(f"--synthetic {synthetic}: show between 1 and 16 images")
+    if not 20 <= dpi <= 600:
+        raise NlpoolError(f"--dpi {dpi} is outside 20..600: use e.g. --dpi 100")
+    raw = load_image(image) if image is not None else None
+    pictures, panels, labels = [], [], []
+    for path in (checkpoint, checkpoint_lip):
+        if path is None:
+            continue
+        model, cfg = load_model(path)
+        if raw is not None:
+            inputs = eval_transform(raw, cfg.input_size)[None]
+            labels.append(None)
+        else:
+            inputs, truth = synthetic_batch(synthetic, cfg.input_size, cfg.num_classes, seed, "val")
+            labels.append(truth.tolist())
+        panels.append(compute_maps(model, cfg, inputs, target_class))
+        pictures.append(denormalize(inputs))
+    written = save_figure(draw_figure(pictures, panels, labels, dpi), out)
+    for panel in panels:
+        click.echo(f"{panel.title}: predicted {panel.predictions}, pooling layers {[layer.name for layer in panel.layers]}")
+    click.echo(f"wrote {written}")

@@ -470,6 +470,25 @@ def quantize(ctx: EmitContext, op: Operator, name: str) -> Emitted:
                    f"nl_requantize(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 
 
+def _relu(ctx: EmitContext, op: Operator, name: str, activation: int) -> Emitted:
+    inp, out = _t(ctx, op.inputs[0]), _t(ctx, op.outputs[0])
+    _require_int8(op, inp, out)
+    m, s = quantize_multiplier(inp.scale / out.scale)
+    lo, hi = activation_range(activation, out.scale, out.zero_point)
+    fields = dict(size=inp.size, input_zero_point=inp.zero_point, output_zero_point=out.zero_point,
+                  mult=m, shift=s, act_min=lo, act_max=hi)
+    return Emitted("relu", _struct("nl_relu_params_t", name, fields),
+                   f"nl_relu(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
+
+
+def relu(ctx: EmitContext, op: Operator, name: str) -> Emitted:
+    return _relu(ctx, op, name, 1)
+
+
+def relu6(ctx: EmitContext, op: Operator, name: str) -> Emitted:
+    return _relu(ctx, op, name, 3)
+
+
 def dequantize(ctx: EmitContext, op: Operator, name: str) -> Emitted:
     inp, out = _t(ctx, op.inputs[0]), _t(ctx, op.outputs[0])
     if inp.dtype != "int8" or out.dtype != "float32":
@@ -529,6 +548,8 @@ EMITTERS: dict[str, Callable[[EmitContext, Operator, str], Emitted]] = {
     "RESIZE_NEAREST_NEIGHBOR": resize_nearest_neighbor,
     "RESIZE_BILINEAR": resize_bilinear,
     "QUANTIZE": quantize,
+    "RELU": relu,
+    "RELU6": relu6,
     "DEQUANTIZE": dequantize,
     "NLPOOL_WEIGHTED_POOL": weighted_pool,
 }

@@ -1,4 +1,7 @@
-/* BATCH_MATMUL int8 (per-tensor): offsets applied to both operands, one requantisation. */
+/*
+ * BATCH_MATMUL int8 (per-tensor): offsets applied to both operands, one requantisation;
+ * TFLite double rounding (the interpreter requantises its int32 GEMM result itself).
+ */
 #include "nlpool_fixedpoint.h"
 #include "nlpool_kernels.h"
 

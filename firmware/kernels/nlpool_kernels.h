@@ -158,6 +158,12 @@ typedef struct {
 } nl_resize_bilinear_params_t;
 void nl_resize_bilinear(const nl_resize_bilinear_params_t *p, const int8_t *in, int8_t *out);
 
+/* RELU / RELU6 int8: requantise to the output scale, then clamp to the activation range. */
+typedef struct {
+    int32_t size, input_zero_point, output_zero_point, mult, shift, act_min, act_max;
+} nl_relu_params_t;
+void nl_relu(const nl_relu_params_t *p, const int8_t *in, int8_t *out);
+
 /* QUANTIZE int8 -> int8 (requantise), float -> int8, and DEQUANTIZE int8 -> float. */
 typedef struct {
     int32_t size, input_zero_point, output_zero_point, mult, shift;

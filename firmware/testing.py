@@ -1,0 +1,71 @@
+"""Test support for the firmware: tiny int8 TFLite models built in the test, and the
+reference they are compared against (the TFLite interpreter's builtin kernels, XNNPACK off)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+N_SAMPLES = 16
+
+
+def convert(fn: Callable, shapes: Sequence[tuple[int, ...]], rng: np.random.Generator,
+            float_io: bool = False) -> bytes:
+    """Full-integer int8 conversion of a tf.function; random calibration ranges per input so that
+    scales and zero points differ from case to case."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
+    func = tf.function(fn, input_signature=specs)
+    ranges = [(rng.uniform(-4.0, 0.0), rng.uniform(0.5, 4.0)) for _ in shapes]
+
+    def representative():
+        for _ in range(24):
+            yield [rng.uniform(lo, hi, size=s).astype(np.float32) for s, (lo, hi) in zip(shapes, ranges, strict=True)]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([func.get_concrete_function()], func)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not float_io:
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def interpreter(path: Path):
+    """The interpreter whose int8 semantics the kernels reproduce: builtin kernels, no XNNPACK
+    (XNNPACK requantises differently and is off by one LSB now and then)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    it.allocate_tensors()
+    return it
+
+
+def reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Run every sample through the interpreter; one (n, *shape) array per model output."""
+    it = interpreter(path)
+    ins, outs = it.get_input_details(), it.get_output_details()
+    results: list[list[np.ndarray]] = [[] for _ in outs]
+    for k in range(inputs[0].shape[0]):
+        for d, arr in zip(ins, inputs, strict=True):
+            it.set_tensor(d["index"], arr[k])
+        it.invoke()
+        for j, d in enumerate(outs):
+            results[j].append(it.get_tensor(d["index"]).copy())
+    return [np.stack(r) for r in results]
+
+
+def random_inputs(path: Path, rng: np.random.Generator, n: int = N_SAMPLES) -> list[np.ndarray]:
+    """Samples over the whole int8 range (saturation included), or floats for float-input models."""
+    out = []
+    for d in interpreter(path).get_input_details():
+        shape = (n, *d["shape"])
+        if d["dtype"] == np.int8:
+            out.append(rng.integers(-128, 128, size=shape, dtype=np.int8))
+        else:
+            out.append(rng.uniform(-4, 4, size=shape).astype(d["dtype"]))
+    return out

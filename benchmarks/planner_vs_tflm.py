@@ -27,6 +27,9 @@ EXPORTED = {
     "mbv2-0.35-max-s1=2-64px": {"pool": "max", "s1": 2, "input_size": 64},
     "mbv2-0.35-avg-s1=1-96px": {"pool": "avg", "s1": 1, "input_size": 96},
 }
+# Self-attentive pooling: no TFLM run possible on the host (EXP unfused; custom op fused), so only
+# the PyTorch-side plan is compared with the plans of the unfused and the fused .tflite.
+NLP = {"mbv2-0.35-nlp-s1=2-64px": {"pool": "nlp", "s1": 2, "input_size": 64}}
 
 
 def export_tflite(flags: dict, out: Path):
@@ -75,11 +78,30 @@ def main() -> None:
             start = time.perf_counter()
             torch_plan = plan_model(model, cfg)
             seconds = time.perf_counter() - start
-            print(
-                f"    PyTorch-side plan ({seconds:.2f} s): lower bound {torch_plan.lower_bound:,} vs .tflite {tflite.lower_bound:,}"
-                f" ({torch_plan.lower_bound / tflite.lower_bound - 1:+.1%}); best {torch_plan.peak_bytes:,} vs {tflite.peak_bytes:,};"
-                f" ops {len(torch_plan.graph.ops)} vs {len(tflite.graph.ops)}"
-            )
+            compare("PyTorch-side plan", torch_plan, tflite, seconds)
+    from export.fusion import fuse_file
+    from memory_planner.from_torch import graph_from_torch
+    from memory_planner.memory_plan import build_plan
+
+    for name, flags in NLP.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            model, cfg, path = export_tflite(flags, Path(tmp))
+            fused_path = Path(tmp) / "model_int8_fused.tflite"
+            fuse_file(path, fused_path)
+            print(name)
+            unfused = build_plan(graph_from_torch(model, cfg.input_size, fuse_weighted_pool=False))
+            compare("PyTorch-side unfused vs unfused .tflite", unfused, plan_tflite(path), 0.0)
+            start = time.perf_counter()
+            fused = plan_model(model, cfg)
+            compare("PyTorch-side fused vs fused .tflite", fused, plan_tflite(fused_path), time.perf_counter() - start)
+
+
+def compare(label: str, torch_plan, tflite, seconds: float) -> None:
+    print(
+        f"    {label} ({seconds:.2f} s): lower bound {torch_plan.lower_bound:,} vs .tflite {tflite.lower_bound:,}"
+        f" ({torch_plan.lower_bound / tflite.lower_bound - 1:+.1%}); best {torch_plan.peak_bytes:,} vs {tflite.peak_bytes:,};"
+        f" ops {len(torch_plan.graph.ops)} vs {len(tflite.graph.ops)}"
+    )
 
 
 if __name__ == "__main__":

@@ -132,6 +132,10 @@ def conclusions(rows: list[ClaimRow]) -> dict[str, Any]:
             "s1_1_to_2_at_0.35x_224_nlp": _ratio(by_key, acct, (0.35, "nlp", 1, 224), (0.35, "nlp", 2, 224)),
             "s1_1_to_2_at_0.35x_224_strided": _ratio(by_key, acct, (0.35, "strided", 1, 224), (0.35, "strided", 2, 224)),
             "total_0.35x_nlp_s1=2_at_224": _ratio(by_key, acct, ref, (0.35, "nlp", 2, 224)),
+            "width+resolution_1.0@224_to_0.35@96_s1=1_strided": _ratio(by_key, acct, ref, (0.35, "strided", 1, 96)),
+            "s1_1_to_2_at_0.35x_96_strided": _ratio(by_key, acct, (0.35, "strided", 1, 96), (0.35, "strided", 2, 96)),
+            "s1_1_to_2_at_0.35x_96_nlp": _ratio(by_key, acct, (0.35, "nlp", 1, 96), (0.35, "nlp", 2, 96)),
+            "total_0.35x_nlp_s1=2_at_96": _ratio(by_key, acct, ref, (0.35, "nlp", 2, 96)),
         }
         result["reaches_22x"][acct] = [
             f"{r.width}x {r.pool} s1={r.s1} {r.size}px ({ratio:.1f}x)"
@@ -184,8 +188,11 @@ def format_claims(report: dict[str, Any]) -> str:
         lines.append(prefix + " ".join(cells) + ("     *" if e["fits_sram"] else ""))
     lines.append("")
     lines.append("Factors (paper: width 11x, s1 2x, total 22x):")
-    for acct, factors in report["conclusions"]["factors"].items():
-        lines.append(f"  {acct:<13} " + ", ".join(f"{k} = {_fmt_ratio(v)}" for k, v in factors.items()))
+    names = list(next(iter(report["conclusions"]["factors"].values())))
+    lines.append(f"  {'':<50} " + " ".join(f"{a:>12}" for a in ACCOUNTINGS))
+    for name in names:
+        values = [_fmt_ratio(report["conclusions"]["factors"][a][name]) for a in ACCOUNTINGS]
+        lines.append(f"  {name:<50} " + " ".join(f"{v:>12}" for v in values))
     lines.append("Configurations of 0.35x reaching >= 22x vs the reference:")
     for acct, hits in report["conclusions"]["reaches_22x"].items():
         lines.append(f"  {acct:<13} " + ("; ".join(hits) if hits else "none"))

@@ -11,6 +11,7 @@ is then shaped like the int8 TFLite graph the export produces:
 - calls whose inputs are all constant (e.g. slicing the positional tables) are folded to constants;
 - a strided convolution whose PyTorch padding is not TFLite's SAME gets an explicit PAD op, as
   in the converted graph (measured: the plan then equals the .tflite's on MobileNetV2-0.35 64 px);
+- the weighted pooling tail becomes the fused custom op the export deploys (NLPOOL_WEIGHTED_POOL);
 - every activation is int8 (1 byte per element); weights are int8 and biases int32 (flash).
 
 It cannot know converter-specific extras (onnx2tf's NCHW<->NHWC transposes, the float DIV of the
@@ -208,12 +209,67 @@ def _fold(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs:
     return kept
 
 
+WEIGHTED_POOL = "CUSTOM:NLPOOL_WEIGHTED_POOL"
+
+
+def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:
+    """Replace LOGISTIC -> EXP -> MUL -> AVERAGE_POOL_2D x2 -> DIV by the fused custom op (x, r) -> y.
+
+    That is what the export deploys (docs/custom_op.md; TFLM has no int8 EXP): the pi and pi*x
+    maps never exist. Fused only when the intermediates have no other reader.
+    """
+    by_output = {t: k for k, call in enumerate(calls) for t in call["outputs"]}
+    readers: dict[int, int] = {}
+    for call in calls:
+        for t in set(call["inputs"]):
+            readers[t] = readers.get(t, 0) + 1
+
+    def source(t: int, kind: str) -> int | None:
+        k = by_output.get(t)
+        return k if k is not None and calls[k]["kind"] == kind else None
+
+    drop: set[int] = set()
+    for k, call in enumerate(calls):
+        if call["kind"] != "DIV" or len(call["inputs"]) != 2:
+            continue
+        num, den = (source(t, "AVERAGE_POOL_2D") for t in call["inputs"])
+        if num is None or den is None:
+            continue
+        mul = source(calls[num]["inputs"][0], "MUL")
+        pi = calls[den]["inputs"][0]
+        exp = source(pi, "EXP")
+        if mul is None or exp is None or pi not in calls[mul]["inputs"] or len(calls[mul]["inputs"]) != 2:
+            continue
+        logistic = source(calls[exp]["inputs"][0], "LOGISTIC")
+        if logistic is None:
+            continue
+        x = next(t for t in calls[mul]["inputs"] if t != pi)
+        chain = (logistic, exp, mul, num, den)
+        inner = [calls[j]["outputs"][0] for j in chain]
+        expected = {inner[0]: 1, inner[1]: 2, inner[2]: 1, inner[3]: 1, inner[4]: 1}
+        if any(readers.get(t) != n or t in outputs for t, n in expected.items()):
+            continue
+        r = calls[logistic]["inputs"][0]
+        calls[k] = {"kind": WEIGHTED_POOL, "name": call["name"], "inputs": [x, r], "outputs": call["outputs"], "base": WEIGHTED_POOL}
+        drop.update(chain)
+    return [call for j, call in enumerate(calls) if j not in drop]
+
+
 @torch.no_grad()
-def graph_from_torch(model: nn.Module, input_size: int, name: str = "model", in_channels: int = 3, explicit_pad: bool = True) -> Graph:
+def graph_from_torch(
+    model: nn.Module,
+    input_size: int,
+    name: str = "model",
+    in_channels: int = 3,
+    explicit_pad: bool = True,
+    fuse_weighted_pool: bool = True,
+) -> Graph:
     """Trace one forward pass of `model` on a (1, C, S, S) zero image into an int8 planning graph.
 
     `explicit_pad` adds the PAD ops a TFLite graph needs where PyTorch's padding is not SAME/VALID
     (what the export produces); without it padding is assumed done inside the convolution kernel.
+    `fuse_weighted_pool` plans self-attentive pooling's tail as the fused custom op the export
+    deploys; without it as the unfused LOGISTIC/EXP/MUL/AVERAGE_POOL_2D/DIV chain.
 
     Runs on one CPU thread: the pass is tiny (batch 1) and thread start-up and contention on a
     shared machine cost more than the arithmetic.
@@ -234,6 +290,8 @@ def graph_from_torch(model: nn.Module, input_size: int, name: str = "model", in_
         torch.set_num_threads(threads)
     output_ids = tuple(recorder.lookup(t) for t in _tensors(result))
     calls = _fold(recorder.calls, recorder.meta, set(output_ids))
+    if fuse_weighted_pool:
+        calls = _fuse_weighted_pools(calls, set(output_ids))
     used = {image_id, *output_ids}
     for call in calls:
         used.update(call["inputs"])

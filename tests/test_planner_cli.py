@@ -88,6 +88,12 @@ def test_model_plan_exposes_attention_scores(nlp_plan):
     assert peak.live_bytes >= 2 * 2 * 144 * 144  # scores and softmax output live together
 
 
+def test_model_plan_uses_the_fused_weighted_pool(nlp_plan):
+    kinds = [op.kind for op in nlp_plan.graph.ops]
+    assert kinds.count("CUSTOM:NLPOOL_WEIGHTED_POOL") == 5  # one per down-sampling stage
+    assert "EXP" not in kinds and "DIV" not in kinds
+
+
 def test_claims_marks_invalid_configurations(monkeypatch):
     monkeypatch.setattr(claims_module, "WIDTHS", (0.35,))
     monkeypatch.setattr(claims_module, "POOLS", ("nlp",))

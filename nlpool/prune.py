@@ -177,6 +177,12 @@ class ChannelPruner:
             self.groups.append(ChannelGroup(unit, producers, consumer, keep, mask))
         self.apply_masks()
 
+    @classmethod
+    def for_training(cls, model: nn.Module, ratio: float, stages: tuple[int, ...], epochs: int, steps_per_epoch: int) -> ChannelPruner:
+        """The training loop's pruner: regrowth every epoch, or 10 times per run when a run has fewer epochs."""
+        total = epochs * steps_per_epoch
+        return cls(model, ratio, stages, total_steps=total, regrow_every=max(1, min(steps_per_epoch, total // 10)))
+
     @torch.no_grad()
     def apply_masks(self) -> None:
         """Zero the consumer's input slices of every masked channel."""
@@ -280,3 +286,12 @@ def removal_error(masked: nn.Module, pruned: nn.Module, inputs: torch.Tensor) ->
         return float((masked(inputs) - pruned.eval()(inputs)).abs().max())
     finally:
         masked.train(was_training)
+
+
+def finish_pruning(pruner: ChannelPruner, cfg: ModelConfig, inputs: torch.Tensor, tolerance: float = 1e-4) -> tuple[nn.Module, ModelConfig]:
+    """Physically remove the pruned channels and check on `inputs` that the logits did not change."""
+    pruned, pruned_cfg = remove_pruned_channels(pruner, cfg)
+    error = removal_error(pruner.model, pruned, inputs)
+    if not error <= tolerance:
+        raise RuntimeError(f"removing the pruned channels changed the logits by {error:.3g} (> {tolerance}): a bug in nlpool.prune")
+    return pruned, pruned_cfg

@@ -36,6 +36,7 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .data import MEAN, STD, open_datasets
 from .errors import NlpoolError
 from .models import ModelConfig, build_model
+from .prune import ChannelPruner, finish_pruning
 
 SCHEDULES = ("step", "cosine")
 STEP_MILESTONES = (0.6, 0.8, 0.9)  # fractions of the run where the step schedule divides lr by 5
@@ -54,6 +55,8 @@ class TrainSettings:
     weight_decay: float = 4e-5
     seed: int = 0
     schedule: str = "step"
+    prune: float = 1.0  # keep 1 / prune of the hidden channels of `prune_stages` (nlpool.prune); 1 = no pruning
+    prune_stages: tuple[int, ...] = (1,)
 
     def validated(self) -> TrainSettings:
         if self.epochs < 1:
@@ -64,6 +67,8 @@ class TrainSettings:
             raise NlpoolError(f"--lr must be positive, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise NlpoolError(f"unknown schedule {self.schedule!r}: use --schedule {'|'.join(SCHEDULES)}")
+        if self.prune < 1:
+            raise NlpoolError(f"--prune must be >= 1 (e.g. 2x keeps half the channels), got {self.prune}")
         return self
 
 
@@ -164,18 +169,24 @@ def train(
     if init_weights is not None:
         model.load_state_dict(init_weights)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    pruner = None
+    if settings.prune > 1:  # masks from the F-norm of the initial (or fine-tuned) weights, regrown during training
+        pruner = ChannelPruner.for_training(model, settings.prune, settings.prune_stages, settings.epochs, len(loader))
     history: list[dict[str, float]] = []
     start_epoch = 0
     if resume and out.is_file():
         payload = read_checkpoint(out)
-        _check_resumable(payload, cfg, settings, out)
-        model.load_state_dict(payload["model"])
+        finished_pruned = pruner is not None and int(payload.get("epoch", 0)) >= settings.epochs
+        _check_resumable(payload, pruner.pruned_config(cfg) if finished_pruned else cfg, settings, out)
         start_epoch, history = int(payload["epoch"]), list(payload["history"])
         if start_epoch >= settings.epochs:
             if ddp.is_main:
                 tqdm.write(f"{out} already holds all {settings.epochs} epochs: nothing to resume")
             return payload
+        model.load_state_dict(payload["model"])
         optimizer.load_state_dict(payload["optimizer"])
+        if pruner is not None:
+            pruner.load_state_dict(payload["pruning"])
     net = DistributedDataParallel(model) if ddp.world_size > 1 else model
 
     payload: dict[str, Any] = {}
@@ -195,6 +206,8 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if pruner is not None:
+                pruner.step(optimizer)
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
@@ -222,7 +235,10 @@ def train(
             "input_mean": list(MEAN),
             "input_std": list(STD),
             **({} if finished else {"optimizer": optimizer.state_dict()}),
+            **({"pruning": pruner.state_dict()} if pruner is not None and not finished else {}),
         }
+        if finished and pruner is not None:  # the smaller network, checked against the masked one on validation images
+            model, cfg = finish_pruning(pruner, cfg, next(iter(DataLoader(val_set, batch_size=min(16, len(val_set)))))[0])
         if ddp.is_main:
             save_checkpoint(out, model, cfg, **payload)
             tqdm.write(

@@ -10,6 +10,7 @@ import click
 from ..checkpoint import load_model
 from ..data import DATA_SPECS
 from ..errors import NlpoolError
+from ..prune import parse_ratio, parse_stages
 from ..train import SCHEDULES, TrainSettings, train
 from .model_options import MODEL_FLAGS, config_from_flags, model_options
 
@@ -25,9 +26,11 @@ from .model_options import MODEL_FLAGS, config_from_flags, model_options
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=TrainSettings.schedule, show_default=True,
               help="step: lr / 5 at 60, 80, 90 % of the epochs; cosine: cosine decay to 0.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last complete epoch ended.")
+@click.option("--prune", "prune_ratio", default=None, help="Channel pruning, e.g. 2x: keep half the hidden channels (docs/pruning.md).")
+@click.option("--prune-stages", default="1", show_default=True, help="Stages to prune (stage k ends at the k-th pooling layer): 1, 1,2 ...")
 def train_command(
     data: str, epochs: int, out: Path, batch_size: int, lr: float, seed: int, schedule: str, resume: bool,
-    preset: str | None, checkpoint: Path | None, **flags: Any,
+    prune_ratio: str | None, prune_stages: str, preset: str | None, checkpoint: Path | None, **flags: Any,
 ) -> None:
     """Train a model; --checkpoint starts from a checkpoint's weights (and model) instead of random ones.
 
@@ -41,5 +44,6 @@ def train_command(
         init_weights = model.state_dict()
     else:
         cfg = config_from_flags(preset, **flags)
-    settings = TrainSettings(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule)
+    prune = {"prune": parse_ratio(prune_ratio), "prune_stages": parse_stages(prune_stages)} if prune_ratio is not None else {}
+    settings = TrainSettings(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, **prune)
     train(cfg, settings, out, resume=resume, init_weights=init_weights)

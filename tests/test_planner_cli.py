@@ -10,6 +10,7 @@ import pytest
 from memory_planner import claims as claims_module
 from memory_planner import plan_model, plan_tflite, write_reports
 from memory_planner.claims import attention_score_tensors
+from nlpool.checkpoint import save_checkpoint
 from nlpool.cli import main
 from nlpool.cli.plan_cmd import EXIT_OVER_BUDGET
 from nlpool.models import ModelConfig, build_model
@@ -58,6 +59,17 @@ def test_plan_from_model_flags(capsys):
     # map is not TFLite's SAME): its 48x48x48 input and 50x50x48 output are live together.
     assert report["peak_bytes"] >= report["lower_bound_bytes"] == 48 * 48 * 48 + 50 * 50 * 48
     assert report["peak_kind"] == "PAD"
+
+
+def test_plan_from_a_checkpoint(capsys, tmp_path):
+    cfg = ModelConfig(pool="max", s1=2, input_size=64)
+    ckpt = tmp_path / "model.pt"
+    save_checkpoint(ckpt, build_model(cfg), cfg)
+    code, out, _ = run(capsys, "plan", "--checkpoint", str(ckpt), "--sram", "1m", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["fits"] is True
+    # stem output 32x32x16 and the first block's depthwise output (same shape) are live together
+    assert report["lower_bound_bytes"] == 2 * 32 * 32 * 16
 
 
 def test_write_reports_files_and_export_keys(tmp_path):

@@ -264,13 +264,9 @@ def mean(ctx: EmitContext, op: Operator, name: str) -> Emitted:
         raise UnsupportedOp(f"MEAN over axes {axes} of a {len(inp.shape)}-D tensor "
                             "(only H,W of 4-D with keep_dims)")
     b, h, w, c = inp.shape
-    # Float32 steps of the interpreter's optimized int8 Mean: bias and scale as it computes them.
-    temp = F32(inp.zero_point) * F32(inp.scale) / F32(out.scale)
-    temp = temp + F32(0.5) if temp > 0 else temp - F32(0.5)
-    bias = out.zero_point - int(temp)
-    real = F32(inp.scale) / (F32(h * w) * F32(out.scale))
-    m, s = quantize_multiplier(float(real))
-    fields = dict(batches=b, in_h=h, in_w=w, channels=c, mult=m, shift=s, bias=bias)
+    m, s = quantize_multiplier(inp.scale / (out.scale * h * w))
+    fields = dict(batches=b, in_h=h, in_w=w, channels=c, input_zero_point=inp.zero_point,
+                  output_zero_point=out.zero_point, mult=m, shift=s)
     return Emitted("mean", _struct("nl_mean_params_t", name, fields),
                    f"nl_mean(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 

@@ -1,6 +1,5 @@
 /*
- * BATCH_MATMUL int8 (per-tensor): offsets applied to both operands, one requantisation;
- * TFLite double rounding (the interpreter requantises its int32 GEMM result itself).
+ * BATCH_MATMUL int8 (per-tensor): offsets applied to both operands, one requantisation (TFLite reference semantics).
  */
 #include "nlpool_fixedpoint.h"
 #include "nlpool_kernels.h"

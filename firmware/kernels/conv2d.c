@@ -1,6 +1,5 @@
 /*
- * CONV_2D int8 with per-channel requantisation;
- * rounding as the TFLite interpreter's GEMM path (nl_mbqm_gemm).
+ * CONV_2D int8 with per-channel requantisation (TFLite reference semantics).
  */
 #include "nlpool_fixedpoint.h"
 #include "nlpool_kernels.h"
@@ -35,7 +34,7 @@ void nl_conv2d(const nl_conv2d_params_t *p, const int8_t *in, int8_t *out)
                     if (p->bias) {
                         acc += p->bias[oc];
                     }
-                    acc = nl_mbqm_gemm(acc, p->out_mult[oc], p->out_shift[oc]) + p->output_offset;
+                    acc = nl_mbqm(acc, p->out_mult[oc], p->out_shift[oc]) + p->output_offset;
                     out[((b * p->out_h + oy) * p->out_w + ox) * p->out_c + oc] =
                         (int8_t)nl_clamp_i32(acc, p->act_min, p->act_max);
                 }

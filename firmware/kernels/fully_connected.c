@@ -1,6 +1,6 @@
 /*
- * FULLY_CONNECTED int8, per-tensor or per-channel requantisation;
- * rounding as the TFLite interpreter's GEMM path (nl_mbqm_gemm).
+ * FULLY_CONNECTED int8, per-tensor or per-channel requantisation (TFLite reference
+ * semantics; single rounding, see nl_mbqm_single).
  */
 #include "nlpool_fixedpoint.h"
 #include "nlpool_kernels.h"
@@ -19,7 +19,7 @@ void nl_fully_connected(const nl_fully_connected_params_t *p, const int8_t *in, 
                 acc += p->bias[o];
             }
             const int32_t q = p->per_channel ? o : 0;
-            acc = nl_mbqm_gemm(acc, p->out_mult[q], p->out_shift[q]) + p->output_offset;
+            acc = nl_mbqm_single(acc, p->out_mult[q], p->out_shift[q]) + p->output_offset;
             out[b * p->out_depth + o] = (int8_t)nl_clamp_i32(acc, p->act_min, p->act_max);
         }
     }

@@ -1,7 +1,7 @@
 /*
  * Fixed-point helpers shared by every int8 kernel.
  *
- * They reproduce TFLite's integer reference semantics exactly (double rounding for most ops:
+ * They reproduce TFLite's integer reference semantics exactly (double rounding, except where noted:
  * a saturating rounding doubling high multiply followed by a rounding divide by
  * a power of two), because bit-exactness with the TFLite interpreter is the
  * contract of this runtime. Portable C99, no dependencies.
@@ -49,21 +49,15 @@ static inline int32_t nl_mbqm(int32_t x, int32_t multiplier, int32_t shift)
 }
 
 /*
- * The requantisation of the TFLite interpreter's GEMM-based kernels (CONV_2D, FULLY_CONNECTED,
- * BATCH_MATMUL go through ruy): the same two steps as nl_mbqm, but both round half up
- * ((v + half) >> bits) instead of half away from zero. Measured against the interpreter: nl_mbqm
- * is one LSB low on negative ties there; this matches bit for bit.
+ * Single rounding: (x * multiplier + 2^(30 - shift)) >> (31 - shift). TFLite 2.19's reference
+ * FULLY_CONNECTED requantises this way (measured against BUILTIN_REF: nl_mbqm is one LSB off on
+ * near-ties there), so that kernel uses it.
  */
-static inline int32_t nl_mbqm_gemm(int32_t x, int32_t multiplier, int32_t shift)
+static inline int32_t nl_mbqm_single(int32_t x, int32_t multiplier, int32_t shift)
 {
-    const int left = shift > 0 ? shift : 0;
-    const int right = shift > 0 ? 0 : -shift;
-    const int64_t prod = (int64_t)(int32_t)((uint32_t)x << left) * multiplier;
-    int64_t v = (prod + (1LL << 30)) >> 31;
-    if (right > 0) {
-        v = (v + (1LL << (right - 1))) >> right;
-    }
-    return (int32_t)v;
+    const int total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
 }
 
 static inline int8_t nl_sat_i8(int32_t v)

@@ -1,0 +1,179 @@
+"""The paper's Table 2 in miniature: MobileNetV2-0.35x top-1 per pooling method and s1, with planned peak memory.
+
+    .venv/bin/python benchmarks/pooling_trend.py --quick                 # < 30 min on 2 idle cores
+    .venv/bin/python benchmarks/pooling_trend.py                         # full mode (hours, see below)
+    .venv/bin/python benchmarks/pooling_trend.py --data stl10:/path/to/stl10_binary [--quick]
+
+Trains strided, LIP, GaussianPool, RNNPool and nlp pooling, each at s1 in {1, 2, 4}, plus nlp with 2x
+channel pruning of the first stage, `--seeds` seeds each, on the seeded synthetic non-local task (or
+STL10), with `nlpool.train.train` exactly as `nlpool train` does. Every run is one process with one
+intra-op thread; `--workers` runs go side by side. Prints mean ± std top-1 (%) on the validation split
+per cell, and beside it each configuration's planned peak activation memory (int8, the memory
+planner's best arena plan of the final, physically pruned network, attention scores included).
+
+The input is 128x128 in both modes: the smallest size at which s1 = 4 still leaves every later stage
+a map at least as large as its stride, so all three columns see the same images.
+
+Modes (per run; 54 runs in all):
+    --quick  synthetic:512 (128 validation images), 3 epochs, batch 32, lr 0.02 cosine. A pipeline check:
+             about 2,000 image passes per run are far too few to learn the task's relational half, so
+             its numbers say little about the trend.
+    full     synthetic:8000 (2000 validation images), 30 epochs, batch 64, lr 0.01 cosine: about 150x
+             the quick mode's compute, i.e. two days on 2 cores; use --workers N on a bigger machine.
+Every setting can be overridden (--train-size, --epochs, --batch-size, --lr, --seeds, --input-size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+METHODS = ("strided", "lip", "gaussian", "rnnpool", "nlp", "nlp+prune2x")
+S1_VALUES = (1, 2, 4)
+QUICK = {"train_size": 512, "epochs": 3, "batch_size": 32, "lr": 0.02}
+FULL = {"train_size": 8000, "epochs": 30, "batch_size": 64, "lr": 0.01}
+
+
+@dataclass(frozen=True)
+class Run:
+    method: str
+    s1: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    data: str
+    input_size: int
+    epochs: int
+    batch_size: int
+    lr: float
+
+
+def model_config(method: str, s1: int, input_size: int, num_classes: int = 10):
+    from nlpool.models import ModelConfig
+
+    return ModelConfig(pool=method.split("+")[0], s1=s1, input_size=input_size, num_classes=num_classes).validated()
+
+
+def train_one(run: Run, plan: Plan, workdir: str) -> dict:
+    """One training run in a worker process; returns its final validation accuracy and the final config."""
+    import torch
+
+    from nlpool.train import TrainSettings, train
+
+    torch.set_num_threads(1)
+    cfg = model_config(run.method, run.s1, plan.input_size)
+    prune = {"prune": 2.0, "prune_stages": (1,)} if run.method.endswith("+prune2x") else {}
+    settings = TrainSettings(
+        data=plan.data, epochs=plan.epochs, batch_size=plan.batch_size, lr=plan.lr, seed=run.seed, schedule="cosine", **prune
+    )
+    out = Path(workdir) / f"{run.method}_s1{run.s1}_seed{run.seed}.pt"
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        payload = train(cfg, settings, out)
+    return {
+        **asdict(run),
+        "val_acc": payload["history"][-1]["val_acc"],
+        "train_acc": payload["history"][-1]["train_acc"],
+        "seconds": time.perf_counter() - start,
+        "config": payload["config"],
+    }
+
+
+def planned_peak(config: dict) -> int:
+    """Best-plan arena bytes of the network a final checkpoint config describes (weights do not matter)."""
+    from memory_planner import plan_model
+    from nlpool.models import ModelConfig, build_model
+
+    cfg = ModelConfig.from_dict(config)
+    return plan_model(build_model(cfg).eval(), cfg).peak_bytes
+
+
+def format_table(results: list[dict], peaks: dict[tuple[str, int], int], title: str) -> str:
+    lines = [title, f"{'method':<14}" + "".join(f"{f's1={s1}':<28}" for s1 in S1_VALUES)]
+    lines.append("-" * len(lines[-1]))
+    for method in METHODS:
+        cells = []
+        for s1 in S1_VALUES:
+            accs = [100 * r["val_acc"] for r in results if r["method"] == method and r["s1"] == s1]
+            if not accs:
+                cells.append(f"{'-':<28}")
+                continue
+            std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            peak = peaks.get((method, s1))
+            memory = f"{peak / 1024:.1f} KiB" if peak is not None else "n/a"
+            cells.append(f"{f'{statistics.mean(accs):5.1f} ± {std:4.1f} (n={len(accs)})  {memory}':<28}")
+        lines.append(f"{method:<14}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small settings that finish in < 30 min on 2 idle cores")
+    parser.add_argument("--data", default="synthetic", help="synthetic (default) or stl10:PATH")
+    parser.add_argument("--train-size", type=int, help="synthetic training images (validation: a quarter)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
+    parser.add_argument("--s1", default=",".join(map(str, S1_VALUES)), help="subset of 1,2,4")
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
+    parser.add_argument("--json", type=Path, help="also write every run's result here")
+    args = parser.parse_args()
+
+    base = QUICK if args.quick else FULL
+    train_size = args.train_size or base["train_size"]
+    data = f"synthetic:{train_size}" if args.data == "synthetic" else args.data
+    plan = Plan(data, args.input_size, args.epochs or base["epochs"], args.batch_size or base["batch_size"], args.lr or base["lr"])
+    methods = [m for m in args.methods.split(",") if m]
+    s1_values = [int(s) for s in args.s1.split(",") if s]
+    unknown = sorted(set(methods) - set(METHODS)) + [s for s in s1_values if s not in S1_VALUES]
+    if unknown:
+        parser.error(f"unknown methods or s1 values: {unknown}")
+    runs = [Run(m, s1, seed) for seed in range(args.seeds) for s1 in s1_values for m in methods]
+    for run in {(r.method, r.s1) for r in runs}:
+        model_config(*run, args.input_size)  # fail before training on an impossible configuration
+
+    title = (
+        f"MobileNetV2-0.35x on {plan.data}, {plan.input_size}x{plan.input_size}, {plan.epochs} epochs, batch {plan.batch_size},"
+        f" lr {plan.lr} cosine, seeds 0..{args.seeds - 1}: top-1 % mean ± std, and planned peak activation memory (int8, best plan)"
+    )
+    print(title, flush=True)
+    start = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory() as workdir, ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(train_one, run, plan, workdir): run for run in runs}
+        for future in tqdm(as_completed(futures), total=len(futures), desc="runs", unit="run"):
+            result = future.result()
+            results.append(result)
+            tqdm.write(f"{result['method']:<12} s1={result['s1']} seed={result['seed']}: top-1 {100 * result['val_acc']:.1f} %"
+                       f" ({result['seconds']:.0f} s)")
+    peaks = {}
+    for result in results:
+        key = (result["method"], result["s1"])
+        if key not in peaks:
+            peaks[key] = planned_peak(result["config"])
+    print()
+    print(format_table(results, peaks, title))
+    print(f"wall time {time.perf_counter() - start:.0f} s, {len(runs)} runs, {args.workers} workers")
+    if args.json:
+        args.json.write_text(json.dumps({"plan": asdict(plan), "seeds": args.seeds, "results": results,
+                                         "peak_bytes": {f"{m} s1={s}": v for (m, s), v in peaks.items()}}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

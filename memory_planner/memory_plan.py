@@ -84,8 +84,12 @@ class MemoryPlan:
         }
 
 
-def build_plan(graph: Graph) -> MemoryPlan:
-    """Lifetimes, every plan and the per-layer records of `graph`."""
+def build_plan(graph: Graph, inplace: bool = True) -> MemoryPlan:
+    """Lifetimes, every plan and the per-layer records of `graph`.
+
+    `inplace=False` keeps every tensor in memory of its own in the best plan (for runtimes whose
+    kernels cannot write over their input).
+    """
     live = live_bytes_per_step(graph)
     peak_step = max(range(len(live)), key=lambda s: live[s]) if graph.ops else 0
     spans = tensor_lifetimes(graph)
@@ -106,7 +110,7 @@ def build_plan(graph: Graph) -> MemoryPlan:
         )
     return MemoryPlan(
         graph=graph,
-        best=best_plan(graph),
+        best=best_plan(graph, inplace=inplace),
         tflm=predict_tflm(graph),
         lower_bound=lower_bound(graph),
         naive=naive_bytes(graph),
@@ -114,9 +118,9 @@ def build_plan(graph: Graph) -> MemoryPlan:
     )
 
 
-def plan_tflite(path: str | Path) -> MemoryPlan:
+def plan_tflite(path: str | Path, inplace: bool = True) -> MemoryPlan:
     """Plan a .tflite file; `best.offsets` are keyed by TFLite tensor index (subgraph 0)."""
-    return build_plan(graph_from_tflite(Path(path)))
+    return build_plan(graph_from_tflite(Path(path)), inplace=inplace)
 
 
 def plan_model(model: Any, cfg: Any) -> MemoryPlan:

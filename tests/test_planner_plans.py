@@ -143,3 +143,22 @@ def test_check_catches_an_overlap():
     broken = type(plan)(plan.strategy, dict.fromkeys(plan.offsets, 0), plan.sizes, plan.arena_bytes, plan.alignment)
     with pytest.raises(AssertionError, match="overlap"):
         broken.check(graph)
+
+
+def test_in_place_reuse_halves_an_elementwise_peak_and_can_be_turned_off():
+    # the RELU step is the peak (a and b live together) unless b is written over a
+    graph = make_graph(
+        {"in": 10, "a": 100, "b": 100, "out": 1},
+        [("CONV_2D", ["in"], "a"), ("RELU", ["a"], "b"), ("FULLY_CONNECTED", ["b"], "out")],
+        ["in"],
+        ["out"],
+    )
+    with_reuse = best_plan(graph, alignment=1)
+    assert with_reuse.arena_bytes == lower_bound(graph, inplace=True) == 110
+    assert with_reuse.aliases == ((1, 1, 2),) and with_reuse.offsets[1] == with_reuse.offsets[2]
+    without_reuse = build_plan(graph, inplace=False).best
+    assert without_reuse.aliases == () and without_reuse.arena_bytes == 2 * align_up(100)
+
+
+def align_up(size: int) -> int:
+    return -(-size // 16) * 16

@@ -117,22 +117,26 @@ def plot_png(plan: MemoryPlan, budget_bytes: int, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     steps = [r.step for r in plan.layers]
     live = [r.live_bytes / 1024 for r in plan.layers]
     peak = plan.peak_layer
-    fig, ax = plt.subplots(figsize=(max(8, min(24, len(steps) / 8)), 4.5))
+    fig, ax = plt.subplots(figsize=(max(8, min(14, len(steps) / 15)), 4.5))
     ax.bar(steps, live, width=1.0, color="#4878a8", label="live activation bytes")
     ax.axhline(budget_bytes / 1024, color="#c03030", linestyle="--", label=f"budget {format_size(budget_bytes)}")
     ax.axhline(plan.peak_bytes / 1024, color="#303030", linestyle=":", label=f"best arena {format_size(plan.peak_bytes)}")
     ax.annotate(
         f"peak: {peak.kind}\n{peak.name[-40:]}\n{format_size(peak.live_bytes)}",
         xy=(peak.step, peak.live_bytes / 1024),
-        xytext=(0.6, 0.8),
-        textcoords="axes fraction",
+        xytext=(15 if peak.step < 0.6 * len(steps) else -15, 12),
+        textcoords="offset points",
+        ha="left" if peak.step < 0.6 * len(steps) else "right",
+        va="bottom",
         arrowprops={"arrowstyle": "->"},
         fontsize=8,
     )
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("op step (execution order)")
     ax.set_ylabel("KiB")
     ax.set_title(f"{plan.graph.name}: int8 activations live per step")

@@ -161,3 +161,18 @@ def test_bad_options_are_one_line_errors() -> None:
     outer = ModelConfig(pool="nlp", s1=2, placement="outer", input_size=64)
     with pytest.raises(NlpoolError, match="no prunable channels"):
         ChannelPruner(build_model(outer), stages=(1,))
+
+
+def test_train_with_prune_writes_the_physically_pruned_network(tmp_path) -> None:
+    from nlpool.cli import main
+
+    out = tmp_path / "pruned.pt"
+    args = ["train", "--pool", "nlp", "--s1", "1", "--input-size", "32", "--data", "synthetic:64", "--epochs", "2",
+            "--batch-size", "16", "--prune", "2x", "--out", str(out)]
+    for extra in ([], ["--resume"]):  # resuming the finished pruned run: nothing to do, and no error
+        with pytest.raises(SystemExit) as exit_:
+            main([*args, *extra])
+        assert exit_.value.code == 0
+    model, cfg = load_model(out)
+    assert dict(cfg.pruned_channels) == {"stage1_block0": 8, "stage2_block0": 24}
+    assert model.features.stem[0].out_channels == 8 and model.features.stage2_block0.conv[0][0].out_channels == 24

@@ -36,10 +36,14 @@ KINDS = {
     "relu6": "RELU6",
     "hardtanh": "RELU6",
     "add": "ADD",
+    "radd": "ADD",
     "sub": "SUB",
+    "rsub": "SUB",
     "mul": "MUL",
+    "rmul": "MUL",
     "div": "DIV",
     "truediv": "DIV",
+    "rtruediv": "DIV",
     "sigmoid": "LOGISTIC",
     "exp": "EXP",
     "tanh": "TANH",
@@ -62,7 +66,7 @@ KINDS = {
     "layer_norm": "LAYER_NORM",
     "instance_norm": "INSTANCE_NORM",
 }
-ALIASES = frozenset({"dropout", "contiguous", "clone", "detach", "identity"})
+ALIASES = frozenset({"dropout", "contiguous", "clone", "detach"})
 FOLDABLE = frozenset({"BATCH_NORM", "RELU", "RELU6"})
 FOLD_INTO = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
 
@@ -71,7 +75,7 @@ def _func_name(func: Any) -> str:
     name = getattr(func, "__name__", str(func)).strip("_")
     if name.startswith("i") and name[1:] in KINDS and name not in KINDS:  # __iadd__ -> add
         name = name[1:]
-    return name.rstrip("_")  # relu_ -> relu
+    return name  # relu_ -> relu (stripped above)
 
 
 def _pair(value: Any) -> tuple[int, int]:

@@ -5,6 +5,10 @@ NLPOOL_WEIGHTED_POOL op: each run of builtin ops becomes its own small TFLite mo
 same buffers, that run's ops, its boundary tensors as inputs and outputs) executed by the LiteRT
 interpreter, and each custom op is evaluated by the golden NumPy model between them. A model without
 custom ops is a single segment, i.e. exactly the plain interpreter.
+
+The interpreter runs TFLite's *reference* kernels: they are the integer semantics TFLM and the
+firmware's kernels reproduce, and the default XNNPACK delegate computes int8 BATCH_MATMUL wrongly
+(ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmul).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
@@ -91,7 +95,10 @@ class HostModel:
         part = schema.ModelT()
         part.version, part.operatorCodes, part.buffers, part.subgraphs = model.version, model.operatorCodes, model.buffers, [sub]
         part.description = b"nlpool host segment"
-        interpreter = Interpreter(model_content=bytes(flatbuffer_utils.convert_object_to_bytearray(part)))
+        interpreter = Interpreter(
+            model_content=bytes(flatbuffer_utils.convert_object_to_bytearray(part)),
+            experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
+        )
         interpreter.allocate_tensors()
         return _Segment(interpreter=interpreter, inputs=inputs, outputs=outputs)
 

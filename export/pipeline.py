@@ -29,7 +29,6 @@ from torch import nn
 from tqdm import tqdm
 
 from nlpool.data import synthetic_batch
-from nlpool.errors import NlpoolError
 from nlpool.models import ModelConfig
 
 from .fidelity import fidelity_report, format_table
@@ -37,10 +36,10 @@ from .fold_bn import fold_batchnorm
 from .fusion import fuse_file
 from .host_run import HostModel
 from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
+from .outdir import REPORT_FILE, make_work_dir, move_into_place
 from .tflite_convert import convert_int8
 from .tflite_graph import op_names, read_model
 
-REPORT_FILE = "report.json"
 FIDELITY_SAMPLES = 200
 DEFAULT_CALIB_SAMPLES = 64
 DATA_SEED = 0
@@ -90,14 +89,14 @@ def step_fold(ctx: ExportContext) -> None:
     evaluation, _ = synthetic_batch(ctx.fidelity_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "val")
     folded, count, diff = fold_batchnorm(ctx.model, calib[:8])
     ctx.state.update(folded=folded, calib=calib, eval=evaluation)
-    ctx.report["fold_bn"] = {"batchnorms_folded": count, "max_abs_diff": diff}
+    ctx.report["fold_bn"] = {"batchnorms_folded": count, "max_layer_relative_diff": diff}
 
 
 def step_onnx(ctx: ExportContext) -> None:
     """ONNX (opset 17) via onnxsim; ONNX Runtime within 1e-4 of PyTorch."""
     path = ctx.work_dir / "model.onnx"
     export_onnx(ctx.state["folded"], ctx.example(), path)
-    diff = check_onnx(path, ctx.model, ctx.state["calib"][:8])
+    diff = check_onnx(path, ctx.state["folded"], ctx.state["calib"][:8])
     ctx.artifacts["onnx"] = path
     ctx.report["onnx"] = {"file": path.name, "opset": OPSET, "max_abs_diff_vs_pytorch": diff}
 
@@ -163,34 +162,10 @@ def export_steps() -> list[Step]:
     ]
 
 
-def _prepare_output(out_dir: Path) -> Path:
-    """A fresh temporary folder beside `out_dir` (same file system, so the final move is a rename)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NlpoolError(f"--out {out_dir} is a file: pass a folder path")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / REPORT_FILE).is_file():
-        raise NlpoolError(f"--out {out_dir} is a non-empty folder that is not an nlpool export: pass a new or empty folder")
-    try:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    except OSError as err:
-        raise NlpoolError(f"cannot write the output folder {out_dir} ({err.strerror}): pass a writable --out") from None
-
-
-def _move_into_place(work_dir: Path, out_dir: Path) -> None:
-    previous = None
-    if out_dir.exists():
-        previous = out_dir.with_name(f".{out_dir.name}.previous")
-        shutil.rmtree(previous, ignore_errors=True)
-        out_dir.rename(previous)
-    work_dir.rename(out_dir)
-    if previous is not None:
-        shutil.rmtree(previous, ignore_errors=True)
-
-
 def run_pipeline(ctx: ExportContext, steps: list[Step]) -> dict[str, Any]:
     """Run `steps` in order, then write report.json and move the folder into place; returns the report."""
     ctx.out_dir = ctx.out_dir.expanduser().absolute()
-    ctx.work_dir = _prepare_output(ctx.out_dir)
+    ctx.work_dir = make_work_dir(ctx.out_dir)
     scratch = tempfile.TemporaryDirectory(prefix="nlpool-export-")
     ctx.scratch_dir = Path(scratch.name)
     ctx.report.update(
@@ -210,7 +185,7 @@ def run_pipeline(ctx: ExportContext, steps: list[Step]) -> dict[str, Any]:
             ctx.echo(f"[{number}/{len(steps)}] done in {seconds:.1f} s")
         ctx.report["total_seconds"] = round(time.perf_counter() - total, 2)
         (ctx.work_dir / REPORT_FILE).write_text(json.dumps(ctx.report, indent=2) + "\n")
-        _move_into_place(ctx.work_dir, ctx.out_dir)
+        move_into_place(ctx.work_dir, ctx.out_dir)
         ctx.artifacts = {key: ctx.out_dir / path.relative_to(ctx.work_dir) for key, path in ctx.artifacts.items()}
     finally:
         shutil.rmtree(ctx.work_dir, ignore_errors=True)

@@ -6,6 +6,10 @@ are appended to `steps` here, the one place allowed to import every package.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,21 @@ from ..units import format_size, parse_size
 from .model_options import model_options, resolve_model
 
 TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (C++ logging bypasses Python's sys.stderr) for the block."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
@@ -35,9 +54,13 @@ def export_command(
     target: str, sram_bytes: int, out_dir: Path, calib_samples: int, preset: str | None, checkpoint: Path | None, **flags: Any
 ) -> None:
     """Export a model to ONNX, int8 TFLite and fused int8 TFLite, and measure each against PyTorch."""
-    from export.pipeline import ExportContext, export_steps, run_pipeline  # heavy (TensorFlow): load on use
+    from export.outdir import check_output_dir
 
+    out_dir = check_output_dir(out_dir)
     model, cfg, weights = resolve_model(preset, checkpoint, **flags)
+    with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
+        from export.pipeline import ExportContext, export_steps, run_pipeline
+
     click.echo(f"exporting {cfg.arch} (width {cfg.width}, pool {cfg.pool}, {cfg.input_size}px) from {weights}", err=True)
     click.echo(f"target {target}, SRAM budget {format_size(sram_bytes)}", err=True)
     ctx = ExportContext(

@@ -29,7 +29,10 @@ EXPORTED = {
 }
 # Self-attentive pooling: no TFLM run possible on the host (EXP unfused; custom op fused), so only
 # the PyTorch-side plan is compared with the plans of the unfused and the fused .tflite.
-NLP = {"mbv2-0.35-nlp-s1=2-64px": {"pool": "nlp", "s1": 2, "input_size": 64}}
+NLP = {
+    "mbv2-0.35-nlp-s1=2-64px": {"pool": "nlp", "s1": 2, "input_size": 64},
+    "mbv2-0.35-nlp-s1=2-96px": {"pool": "nlp", "s1": 2, "input_size": 96},
+}
 
 
 def export_tflite(flags: dict, out: Path):

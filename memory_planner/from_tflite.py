@@ -49,8 +49,8 @@ def load_model(path: Path) -> tuple[schema.ModelT, int]:
         model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(data, 0))
     except Exception as err:  # the generated reader raises whatever slicing a short buffer raises
         raise NlpoolError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}): re-export the model") from None
-    if not model.subgraphs:
-        raise NlpoolError(f"{path} has no subgraph: re-export the model")
+    if not model.subgraphs or not model.subgraphs[0].operators:
+        raise NlpoolError(f"{path} has no operators to plan: re-export the model")
     return model, len(data)
 
 

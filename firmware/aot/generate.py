@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot.graph import Graph, Tensor, load_graph
+from firmware.aot.graph import Graph, Operator, Tensor, load_graph
 from firmware.aot.ops import EMITTERS, Emitted, UnsupportedOp
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from nlpool.errors import NlpoolError
@@ -49,6 +49,7 @@ class ProjectInfo:
     arena_bytes: int
     arena_lower_bound: int  # the planner's bound: no layout of these tensors is smaller
     sram_budget: int
+    macs: int  # multiply-accumulates per inference (convolutions, matmuls, weighted pooling)
     ops: list[str]
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
@@ -126,6 +127,27 @@ def _activation_tensors(graph: Graph) -> list[int]:
     return seen
 
 
+def _macs(graph: Graph, op: Operator) -> int:
+    """Multiply-accumulates of one op (0 for data movement and element-wise ops)."""
+    t = graph.tensors
+    out = t[op.outputs[0]]
+    if op.name == "CONV_2D":
+        _, fh, fw, cin = t[op.inputs[1]].shape
+        return out.size * fh * fw * cin
+    if op.name == "DEPTHWISE_CONV_2D":
+        _, fh, fw, _ = t[op.inputs[1]].shape
+        return out.size * fh * fw
+    if op.name == "FULLY_CONNECTED":
+        return out.size * t[op.inputs[1]].shape[1]
+    if op.name == "BATCH_MATMUL":
+        lhs = t[op.inputs[0]]
+        depth = lhs.shape[-2] if op.options.adjX else lhs.shape[-1]
+        return out.size * depth
+    if op.name == "NLPOOL_WEIGHTED_POOL":
+        return t[op.inputs[0]].size
+    return 0
+
+
 def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: int,
                      default_target: str = "cortex-m7") -> ProjectInfo:
     """Write the AOT project for `tflite_path` into `out_dir` (replaced if it exists).
@@ -154,7 +176,8 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
         except UnsupportedOp as exc:
             raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
-    info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, [n for n, _ in emitted],
+    macs = sum(_macs(graph, op) for op in graph.operators)
+    info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [n for n, _ in emitted],
                        [_spec(graph.tensors[i]) for i in graph.inputs],
                        [_spec(graph.tensors[i]) for i in graph.outputs])
     out_dir.parent.mkdir(parents=True, exist_ok=True)

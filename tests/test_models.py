@@ -172,6 +172,7 @@ def test_every_preset_builds(name: str) -> None:
         ({"width": 0.0}, "--width"),
         ({"num_classes": 1}, "--num-classes"),
         ({"patch_sizes": (4, 4)}, "--patch-sizes"),
+        ({"patch_sizes": (0, 4, 4, 2, 2, 1, 1)}, "--patch-sizes"),
         ({"patch_sizes": (4, 4, 8, 2, 2, 1, 1)}, "--patch-sizes"),  # 8 does not divide stage 3's 12x12 map
         ({"upsample": "cubic"}, "upsample"),
     ],

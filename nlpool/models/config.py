@@ -116,6 +116,8 @@ class ModelConfig:
                 f"{self.arch} has {len(self.stage_strides)} stages but {len(self.patch_sizes)} patch sizes were given:"
                 f" pass --patch-sizes with {len(self.stage_strides)} comma-separated values"
             )
+        if self.patch_sizes is not None and min(self.patch_sizes) < 1:
+            raise NlpoolError(f"patch sizes must be >= 1, got {list(self.patch_sizes)}: fix --patch-sizes")
         if any(kept < 1 for _, kept in self.pruned_channels):
             raise NlpoolError(f"pruned_channels {list(self.pruned_channels)} keeps no channel in some unit: keep at least 1 per unit")
         try:

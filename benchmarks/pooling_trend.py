@@ -101,6 +101,16 @@ def planned_peak(config: dict) -> int:
     return plan_model(build_model(cfg).eval(), cfg).peak_bytes
 
 
+def peaks_of(results: list[dict]) -> dict[tuple[str, int], int]:
+    """Planned peak per (method, s1), from the final config of its first run (all seeds share it)."""
+    peaks: dict[tuple[str, int], int] = {}
+    for result in results:
+        key = (result["method"], result["s1"])
+        if key not in peaks:
+            peaks[key] = planned_peak(result["config"])
+    return peaks
+
+
 def format_table(results: list[dict], peaks: dict[tuple[str, int], int], title: str) -> str:
     lines = [title, f"{'method':<14}" + "".join(f"{f's1={s1}':<28}" for s1 in S1_VALUES)]
     lines.append("-" * len(lines[-1]))
@@ -132,8 +142,13 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
     parser.add_argument("--s1", default=",".join(map(str, S1_VALUES)), help="subset of 1,2,4")
     parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
-    parser.add_argument("--json", type=Path, help="also write every run's result here")
+    parser.add_argument("--json", type=Path, help="write every run's result here, updated as runs finish")
+    parser.add_argument("--report", type=Path, help="only print the table of a --json file (e.g. of an interrupted run)")
     args = parser.parse_args()
+    if args.report:
+        saved = json.loads(args.report.read_text())
+        print(format_table(saved["results"], peaks_of(saved["results"]), saved["title"]))
+        return
 
     base = QUICK if args.quick else FULL
     train_size = args.train_size or base["train_size"]
@@ -162,17 +177,11 @@ def main() -> None:
             results.append(result)
             tqdm.write(f"{result['method']:<12} s1={result['s1']} seed={result['seed']}: top-1 {100 * result['val_acc']:.1f} %"
                        f" ({result['seconds']:.0f} s)")
-    peaks = {}
-    for result in results:
-        key = (result["method"], result["s1"])
-        if key not in peaks:
-            peaks[key] = planned_peak(result["config"])
+            if args.json:
+                args.json.write_text(json.dumps({"title": title, "plan": asdict(plan), "results": results}, indent=1))
     print()
-    print(format_table(results, peaks, title))
+    print(format_table(results, peaks_of(results), title))
     print(f"wall time {time.perf_counter() - start:.0f} s, {len(runs)} runs, {args.workers} workers")
-    if args.json:
-        args.json.write_text(json.dumps({"plan": asdict(plan), "seeds": args.seeds, "results": results,
-                                         "peak_bytes": {f"{m} s1={s}": v for (m, s), v in peaks.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -83,17 +83,25 @@ def _nhwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
+def step_data(ctx: ExportContext) -> None:
+    """Calibration images (train split) and fidelity images (val split): disjoint by construction."""
+    ctx.state["calib"], _ = synthetic_batch(ctx.calib_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "train")
+    ctx.state["eval"], _ = synthetic_batch(ctx.fidelity_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "val")
+    ctx.report["data"] = {
+        "calibration": {"samples": ctx.calib_samples, "source": f"synthetic, seed {DATA_SEED}, train split"},
+        "fidelity": {"samples": ctx.fidelity_samples, "source": f"synthetic, seed {DATA_SEED}, val split"},
+    }
+
+
 def step_fold(ctx: ExportContext) -> None:
-    """Fold BatchNorm into convolutions; the folded model must equal the original within 1e-5."""
-    calib, _ = synthetic_batch(ctx.calib_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "train")
-    evaluation, _ = synthetic_batch(ctx.fidelity_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "val")
-    folded, count, diff = fold_batchnorm(ctx.model, calib[:8])
-    ctx.state.update(folded=folded, calib=calib, eval=evaluation)
+    """Fold BatchNorm into convolutions; every folded layer must equal BN(conv) within 1e-5 of its range."""
+    folded, count, diff = fold_batchnorm(ctx.model, ctx.state["calib"][:8])
+    ctx.state["folded"] = folded
     ctx.report["fold_bn"] = {"batchnorms_folded": count, "max_layer_relative_diff": diff}
 
 
 def step_onnx(ctx: ExportContext) -> None:
-    """ONNX (opset 17) via onnxsim; ONNX Runtime within 1e-4 of PyTorch."""
+    """ONNX (opset 17) via onnxsim; ONNX Runtime within 1e-4 of the folded PyTorch model it was exported from."""
     path = ctx.work_dir / "model.onnx"
     export_onnx(ctx.state["folded"], ctx.example(), path)
     diff = check_onnx(path, ctx.state["folded"], ctx.state["calib"][:8])
@@ -105,11 +113,7 @@ def step_tflite(ctx: ExportContext) -> None:
     """Full-integer int8 TFLite through onnx2tf, calibrated on the calibration images."""
     path = convert_int8(ctx.artifacts["onnx"], ctx.state["calib"], ctx.scratch_dir / "onnx2tf", ctx.work_dir / "model_int8.tflite")
     ctx.artifacts["tflite_int8"] = path
-    ctx.report["tflite_int8"] = {
-        "file": path.name,
-        "calibration": {"samples": ctx.calib_samples, "data": f"synthetic, seed {DATA_SEED}, train split"},
-        "ops": dict(Counter(op_names(read_model(path)))),
-    }
+    ctx.report["tflite_int8"] = {"file": path.name, "ops": dict(Counter(op_names(read_model(path))))}
 
 
 def step_fuse(ctx: ExportContext) -> None:
@@ -147,13 +151,14 @@ def step_fidelity(ctx: ExportContext) -> None:
             "tflite_int8_fused": host("tflite_int8_fused"),
         },
     )
-    ctx.report["fidelity"] = {"samples": len(images), "data": f"synthetic, seed {DATA_SEED}, val split", **report}
+    ctx.report["fidelity"] = {"samples": len(images), "data": ctx.report["data"]["fidelity"]["source"], **report}
     ctx.echo(format_table(report, len(images)))
 
 
 def export_steps() -> list[Step]:
     """The steps of `nlpool export` this package owns, in order."""
     return [
+        Step("data", step_data, "calibration and fidelity images (synthetic set)"),
         Step("fold_bn", step_fold, "fold BatchNorm into convolutions"),
         Step("onnx", step_onnx, "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
         Step("tflite_int8", step_tflite, "convert to int8 TFLite with onnx2tf (about a minute)"),

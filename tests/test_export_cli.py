@@ -112,8 +112,24 @@ def test_failing_step_leaves_no_output(tmp_path, monkeypatch):
         fidelity_samples=4,
         echo=lambda _line: None,
     )
-    steps = [*pipeline.export_steps()[:2], pipeline.Step("broken", broken)]
+    steps = [*pipeline.export_steps()[:3], pipeline.Step("broken", broken)]
     with pytest.raises(NlpoolError, match="simulated"):
         pipeline.run_pipeline(ctx, steps)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     assert not ctx.work_dir.exists() and not ctx.scratch_dir.exists()
+
+
+def test_new_export_replaces_a_previous_one_whole(tmp_path):
+    from export.outdir import make_work_dir, move_into_place
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.json").write_text("{}")
+    (out / "stale.bin").write_text("from the previous export")
+    work = make_work_dir(out)
+    assert work.parent == tmp_path and work.name.startswith(".out.")
+    (work / "report.json").write_text('{"new": true}')
+    move_into_place(work, out)
+    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
+    assert (out / "report.json").read_text() == '{"new": true}'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -1,0 +1,88 @@
+"""`nlpool export` end to end: the default model and a small ResNet18 with nlp pooling.
+
+onnx2tf takes about a minute per model, so each export runs once per module and the tests read its
+folder. The default export uses the shipped weights when they exist (what a user gets); until then a
+freshly initialised default model with settled BatchNorm statistics. The fidelity bars of the issue
+(fused vs PyTorch top-1 >= 99 %, cosine >= 0.99) are properties of a *trained* model: with random
+weights the attention is uniform over up to 144 tokens, its int8 softmax keeps 1-2 levels per entry,
+and the next BatchNorm amplifies that noise, so those two bars are only asserted on trained weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli, settle_batchnorm
+
+from export.tflite_graph import op_names, read_model
+from nlpool.checkpoint import save_checkpoint
+from nlpool.cli.model_options import SHIPPED_WEIGHTS
+from nlpool.models import ModelConfig, build_model
+
+FILES = {"model.onnx", "model_int8.tflite", "model_int8_fused.tflite", "report.json"}
+POOL_OPS = {"LOGISTIC", "EXP", "DIV", "AVERAGE_POOL_2D", "DEQUANTIZE", "QUANTIZE"}
+
+
+def _export(root: Path, cfg: ModelConfig, use_shipped: bool) -> tuple[Path, dict, bool]:
+    out = root / "out"
+    args = ["export", "--target", "cortex-m7", "--sram", "512k", "--out", str(out)]
+    if not use_shipped:
+        torch.manual_seed(0)
+        model = settle_batchnorm(build_model(cfg), cfg.input_size, batch=8)
+        save_checkpoint(root / "model.pt", model, cfg)
+        args += ["--checkpoint", str(root / "model.pt")]
+    code, stdout, stderr = run_cli(args)
+    assert code == 0, stderr
+    assert "wrote" in stdout
+    return out, json.loads((out / "report.json").read_text()), use_shipped
+
+
+@pytest.fixture(scope="module")
+def default_export(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("default"), ModelConfig(), SHIPPED_WEIGHTS.is_file())
+
+
+@pytest.fixture(scope="module")
+def resnet_export(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("resnet"), ModelConfig(arch="resnet18", width=0.25, input_size=64), False)
+
+
+def _nlp_pools(cfg: ModelConfig) -> int:
+    return sum(1 for p in cfg.stage_patch_sizes() if p > 0)
+
+
+@pytest.mark.parametrize("which", ["default_export", "resnet_export"])
+def test_export_writes_complete_folder(which, request):
+    out, report, _ = request.getfixturevalue(which)
+    assert {p.name for p in out.iterdir()} == FILES
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
+    cfg = ModelConfig.from_dict({k: v for k, v in report["model"].items() if k != "weights"})
+    assert report["target"] == "cortex-m7" and report["sram_bytes"] == 512 * 1024
+    assert report["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
+    assert report["fold_bn"]["batchnorms_folded"] > 0 and report["fold_bn"]["max_layer_relative_diff"] <= 1e-5
+    unfused, fused = op_names(read_model(out / "model_int8.tflite")), op_names(read_model(out / "model_int8_fused.tflite"))
+    assert unfused.count("EXP") == unfused.count("DIV") == _nlp_pools(cfg) > 0
+    assert fused.count("NLPOOL_WEIGHTED_POOL") == _nlp_pools(cfg)
+    assert not POOL_OPS & set(fused)
+    assert report["tflite_int8_fused"]["custom_ops"] == _nlp_pools(cfg)
+
+
+@pytest.mark.parametrize("which", ["default_export", "resnet_export"])
+def test_fused_model_is_no_worse_than_unfused_int8(which, request):
+    _, report, _ = request.getfixturevalue(which)
+    fidelity = report["fidelity"]
+    assert fidelity["samples"] >= 200
+    assert fidelity["onnx"]["max_abs_error"] <= 1e-4 and fidelity["onnx"]["top1_agreement"] == 1.0
+    assert fidelity["tflite_int8_fused"]["mean_abs_error"] <= fidelity["tflite_int8"]["mean_abs_error"]
+
+
+def test_default_model_fidelity_bars(default_export):
+    _, report, trained = default_export
+    if not trained:
+        pytest.skip(f"{SHIPPED_WEIGHTS} not present: the top-1/cosine bars need trained weights")
+    fused = report["fidelity"]["tflite_int8_fused"]
+    assert fused["top1_agreement"] >= 0.99
+    assert fused["cosine"] >= 0.99

@@ -29,7 +29,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: Path) -> None:
         torch.onnx.export(
             model.eval(), (example,), buffer, opset_version=OPSET, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=False
         )
-    simplified, ok = onnxsim.simplify(onnx.load_from_string(buffer.getvalue()))
+    # onnxsim's MatMul+Add -> Gemm fusion breaks the topological order of RNNPool's unrolled, weight-shared
+    # FastGRNN steps ("Nodes in a graph must be topologically sorted"); skipping that one pass fixes it.
+    simplified, ok = onnxsim.simplify(onnx.load_from_string(buffer.getvalue()), skipped_optimizers=["fuse_matmul_add_bias_into_gemm"])
     if not ok:
         raise NlpoolError("onnxsim could not verify the simplified ONNX graph: please report this model")
     onnx.checker.check_model(simplified)

@@ -144,6 +144,19 @@ def test_scheduled_patch_falls_back_to_a_divisor_of_the_map() -> None:
 
 
 @pytest.mark.parametrize("arch", ARCHS)
+def test_every_nlp_option_reaches_every_pooling_layer(arch: str) -> None:
+    changes = {
+        "embed_ratio": 0.25, "num_heads": 4, "pos_embed": "none", "attention": "prenorm", "upsample": "bilinear",
+        "use_sigmoid": False, "use_exp": False, "embed_norm": False, "restore_norm": False, "pooling": "nowin",
+    }
+    cfg = ModelConfig(arch=arch, width=SMALL_WIDTH[arch], input_size=64, **changes)
+    pools = [m for m in build_model(cfg).modules() if isinstance(m, SelfAttentivePool)]
+    assert len(pools) == (5 if arch == "mobilenetv2" else 4)
+    for pool in pools:
+        assert all(getattr(pool.options, name) == value for name, value in changes.items())
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_lip_in_a_model_starts_as_average_pooling(arch: str) -> None:
     """The backbones' weight init must leave LIP's zero logit conv alone."""
     model = build_model(ModelConfig(arch=arch, width=SMALL_WIDTH[arch], pool="lip", input_size=64))

@@ -108,3 +108,18 @@ def model_io(tflite_path: str | Path) -> dict[str, list[dict]]:
                 "scale": scale, "zero_point": zero}
 
     return {"inputs": [describe(i) for i in graph.inputs], "outputs": [describe(i) for i in graph.outputs]}
+
+
+def per_channel_fully_connected(tflite_path: str | Path) -> int:
+    """How many FULLY_CONNECTED ops have per-channel weights (where XMOS's fork rounds differently)."""
+    model = flatbuffer_utils.read_model(str(tflite_path))
+    count = 0
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) != schema_fb.BuiltinOperator.FULLY_CONNECTED:
+                continue
+            q = graph.tensors[op.inputs[1]].quantization
+            if q is not None and q.scale is not None and len(q.scale) > 1:
+                count += 1
+    return count

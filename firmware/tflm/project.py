@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
-from firmware.tflm.ops import ModelOps, model_io, model_ops
+from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
 from nlpool.errors import NlpoolError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -28,7 +28,7 @@ TFLM_ARCH = {"cortex-m4": "cortex-m4+fp", "cortex-m7": "cortex-m7+fp", "cortex-m
 
 # The arena is the planner's prediction plus this margin: 10 % for allocator alignment and for
 # kernels whose persistent data the planner does not model, and 4 KiB floor for small models.
-ARENA_MARGIN_FRACTION = 0.10
+ARENA_MARGIN_FRACTION = 0.25
 ARENA_MARGIN_MIN_BYTES = 4096
 STACK_BYTES = 16 << 10
 HEAP_BYTES = 16 << 10  # newlib's stdio buffers for the semihosted input.bin / output.bin
@@ -43,6 +43,7 @@ class TflmProject:
     ops: list[str]
     predicted_arena_bytes: int
     arena_bytes: int
+    host_shims: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
 
     @property
@@ -93,7 +94,8 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return TflmProject(out_dir, target, ops.names, predicted, arena, files)
+    shims = [t.removeprefix("host_").removesuffix(".cc").upper() for t in _host_shims(fused_tflite, ops)]
+    return TflmProject(out_dir, target, ops.names, predicted, arena, shims, files)
 
 
 def _planned_arena(fused_tflite: Path) -> int:
@@ -102,7 +104,7 @@ def _planned_arena(fused_tflite: Path) -> int:
     except ImportError as exc:
         raise NlpoolError("no TFLM arena prediction available (memory_planner.plan_tflite is missing): "
                           "pass arena_bytes explicitly") from exc
-    return int(plan_tflite(fused_tflite).tflm)
+    return int(plan_tflite(fused_tflite).tflm.total_bytes_host)
 
 
 def _render(template: str, **values: object) -> str:
@@ -135,12 +137,14 @@ def _write_sources(root: Path, fused_tflite: Path, ops: ModelOps, target: str, p
     (root / "platform").mkdir()
     for name in ("nl_platform.h", "cortex_m.c", "host.c"):
         shutil.copy(FIRMWARE_DIR / "platform" / name, root / "platform" / name)
-    if "BATCH_MATMUL" in ops.builtins:
+    shims = _host_shims(fused_tflite, ops)
+    if shims:
         (root / "host_shims").mkdir()
-        shutil.copy(TEMPLATES / "host_batch_matmul.cc", root / "host_shims" / "batch_matmul.cc")
-        shutil.copy(FIRMWARE_DIR / "kernels" / "batch_matmul.c", root / "host_shims" / "nl_batch_matmul.c")
-        shutil.copy(FIRMWARE_DIR / "kernels" / "nlpool_kernels.h", root / "host_shims" / "nlpool_kernels.h")
-        shutil.copy(FIRMWARE_DIR / "kernels" / "nlpool_fixedpoint.h", root / "host_shims" / "nlpool_fixedpoint.h")
+        for template, kernel in shims.items():
+            shutil.copy(TEMPLATES / template, root / "host_shims" / template.removeprefix("host_"))
+            shutil.copy(FIRMWARE_DIR / "kernels" / kernel, root / "host_shims" / kernel)
+        for header in ("nlpool_kernels.h", "nlpool_fixedpoint.h"):
+            shutil.copy(FIRMWARE_DIR / "kernels" / header, root / "host_shims" / header)
     board = BOARDS[target]
     (root / "Makefile").write_text(_render("Makefile.in", target=target, cpu_flags=board.cpu_flags,
                                            tflm_arch=TFLM_ARCH[target]))
@@ -149,16 +153,37 @@ def _write_sources(root: Path, fused_tflite: Path, ops: ModelOps, target: str, p
         ops="\n".join(f"- `{name}`" for name in ops.names),
         ops_count_note=f"{len(ops.builtins)} builtin + {len(ops.customs)} custom", predicted=predicted, arena=arena,
         margin=arena - predicted, arena_h=human_bytes(arena), model=fused_tflite.name,
-        host_shims=("- `host_shims/` (host build only): XMOS's fork ships no BATCH_MATMUL kernel, so the "
-                    "host build registers nlpool's own C kernel under that name. Not used on Cortex-M."
-                    if "BATCH_MATMUL" in ops.builtins else "")))
+        host_shims=_shim_note(shims)))
+
+
+def _host_shims(fused_tflite: Path, ops: ModelOps) -> dict[str, str]:
+    """Host-only kernels replacing what XMOS's fork lacks or gets wrong: {template: nlpool C kernel}."""
+    shims = {}
+    if "BATCH_MATMUL" in ops.builtins:
+        shims["host_batch_matmul.cc"] = "batch_matmul.c"
+    if per_channel_fully_connected(fused_tflite):
+        shims["host_fully_connected.cc"] = "fully_connected.c"
+    return shims
+
+
+def _shim_note(shims: dict[str, str]) -> str:
+    if not shims:
+        return ""
+    names = ", ".join(t.removeprefix("host_").removesuffix(".cc").upper() for t in shims)
+    return (f"- `host_shims/` (host build only, never on Cortex-M): {names} run nlpool's own C kernels in the "
+            "host build, because XMOS's fork has no BATCH_MATMUL kernel and its FULLY_CONNECTED applies the "
+            "first channel's scale to every channel of per-channel weights (see nlpool's docs/tflm.md).")
 
 
 def _model_array(data: bytes, name: str) -> str:
-    """The flatbuffer as a 16-byte aligned const array (TFLM reads it in place, no copy)."""
-    hexes = [f"0x{b:02x}" for b in range(256)]
-    rows = [", ".join(hexes[b] for b in data[i:i + 16]) for i in range(0, len(data), 16)]
-    body = ",\n  ".join(rows)
+    """The flatbuffer as a 16-byte aligned const array (TFLM reads it in place, no copy).
+
+    Written as string-literal rows of \\xNN escapes rather than an initializer list: compilers parse
+    them several times faster, which matters for megabyte models (the array gains one trailing NUL).
+    """
+    escapes = [f"\\x{b:02x}" for b in range(256)]
+    rows = ["\"" + "".join(escapes[b] for b in data[i:i + 32]) + "\"" for i in range(0, len(data), 32)]
+    body = "\n  ".join(rows)
     return (f"/* {name}, {len(data)} bytes (generated by nlpool). */\n#include \"model_data.h\"\n\n"
-            f"alignas(16) const unsigned char g_nlpool_model_data[] = {{\n  {body}\n}};\n"
+            f"alignas(16) const unsigned char g_nlpool_model_data[] =\n  {body};\n"
             f"const unsigned int g_nlpool_model_data_len = {len(data)};\n")

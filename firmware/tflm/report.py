@@ -1,0 +1,49 @@
+"""`report.json`'s `tflm` key: the TFLM host build's outputs against nlpool's AOT firmware on the host.
+
+Both runtimes call the same weighted-pooling C function, so a difference can only come from the
+builtin kernels or the interpreter. The host build uses XMOS's TFLM fork, with nlpool's own kernels
+for the ops the fork lacks or gets wrong (`host_shims`, listed in the entry), so the expected result
+is bit-exactness and `host_verified` means exactly that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from firmware.tflm.host import HostRun
+from firmware.tflm.project import TflmProject
+
+
+def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> int:
+    """Largest difference in quantised steps over every output element."""
+    if len(outputs) != len(reference):
+        raise ValueError(f"{len(outputs)} outputs vs {len(reference)} reference outputs")
+    worst = 0
+    for got, want in zip(outputs, reference, strict=True):
+        got = np.asarray(got).astype(np.int64)
+        want = np.asarray(want).astype(np.int64).reshape(got.shape)
+        worst = max(worst, int(np.abs(got - want).max(initial=0)))
+    return worst
+
+
+def tflm_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarray],
+                reference_name: str = "aot_host") -> dict[str, object]:
+    """The `tflm` entry of report.json for one host run compared with `reference`."""
+    diff = max_abs_diff(run.outputs, reference)
+    return {
+        "host_verified": diff == 0,
+        "max_abs_diff_vs_aot": diff,
+        "reference": reference_name,
+        "inferences": int(run.outputs[0].shape[0]),
+        "ops": project.ops,
+        "host_shims": project.host_shims,
+        "target": project.target,
+        "arena_bytes": project.arena_bytes,
+        "predicted_arena_bytes": project.predicted_arena_bytes,
+        "host_arena_used_bytes": run.arena_used_bytes,
+        "project": project.path.name,
+        "verified_with": ("x86-64 build against XMOS's TFLM fork (xmos-ai-tools); "
+                          "not built against upstream TFLM for Cortex-M"),
+    }

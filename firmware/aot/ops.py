@@ -132,8 +132,9 @@ def conv_2d(ctx: EmitContext, op: Operator, name: str) -> Emitted:
                   pad_h=_same_pad(ih, oh, fh, o.strideH, o.dilationHFactor),
                   pad_w=_same_pad(iw, ow, fw, o.strideW, o.dilationWFactor),
                   input_offset=-inp.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
-                  filter=ctx.const(filt.data.reshape(-1), "int8_t"), bias=_bias(ctx, op),
-                  out_mult=mult, out_shift=shift)
+                  filter=ctx.const(filt.data.reshape(-1), "int8_t"),
+                  filter_sums=ctx.const(filt.data.reshape(oc, -1).astype(np.int64).sum(axis=1), "int32_t"),
+                  bias=_bias(ctx, op), out_mult=mult, out_shift=shift)
     return Emitted("conv2d", _struct("nl_conv2d_params_t", name, fields),
                    f"nl_conv2d(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 

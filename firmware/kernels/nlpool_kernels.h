@@ -13,12 +13,13 @@
 
 #define NL_MAX_DIMS 6
 
-/* CONV_2D, per-channel quantised. Filter is OHWI, bias may be NULL. */
+/* CONV_2D, per-channel quantised. Filter is OHWI, bias may be NULL, filter_sums[o] = sum of filter o. */
 typedef struct {
     int32_t batches, in_h, in_w, in_c, out_h, out_w, out_c;
     int32_t filter_h, filter_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
     int32_t input_offset, output_offset, act_min, act_max;
     const int8_t *filter;
+    const int32_t *filter_sums;
     const int32_t *bias;
     const int32_t *out_mult;
     const int32_t *out_shift;

@@ -75,10 +75,16 @@ def pooling_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _normalise(maps: torch.Tensor) -> torch.Tensor:
-    """Scale each (H, W) map of a (B, H, W) batch to [0, 1] (a constant map becomes 0)."""
+    """Scale each (H, W) map of a (B, H, W) batch to [0, 1].
+
+    A map whose spread is below 1e-6 of its magnitude is constant up to rounding and becomes 0, so
+    float noise is never stretched into a pattern.
+    """
     flat = maps.flatten(1)
     low, high = flat.min(1).values.view(-1, 1, 1), flat.max(1).values.view(-1, 1, 1)
-    return (maps - low) / (high - low).clamp_min(1e-12)
+    spread = high - low
+    flat_maps = spread <= 1e-6 * torch.maximum(high.abs(), low.abs()).clamp_min(1e-30)
+    return torch.where(flat_maps, torch.zeros_like(maps), (maps - low) / spread.clamp_min(1e-30))
 
 
 def compute_maps(model: nn.Module, cfg: ModelConfig, images: torch.Tensor, target_class: int | None = None) -> ModelMaps:
@@ -125,13 +131,13 @@ def compute_maps(model: nn.Module, cfg: ModelConfig, images: torch.Tensor, targe
     with torch.no_grad():
         for name, unit in layers:
             activation, grad = outputs[name].detach(), outputs[name].grad
-            cam = F.relu((grad.mean((2, 3), keepdim=True) * activation).sum(1, keepdim=True))
-            cam = _normalise(F.interpolate(cam, size=(size, size), mode="bilinear", align_corners=False)[:, 0])
+            cam = _normalise(F.relu((grad.mean((2, 3), keepdim=True) * activation).sum(1)))  # at the layer's resolution
+            cam = F.interpolate(cam[:, None], size=(size, size), mode="bilinear", align_corners=False)[:, 0].clamp(0, 1)
             weights = weight_ranges = None
             if hasattr(unit, "pool_weights"):
                 pi = unit.pool_weights(inputs[name]).mean(1, keepdim=True)
                 weight_ranges = list(zip(pi.flatten(1).min(1).values.tolist(), pi.flatten(1).max(1).values.tolist(), strict=True))
-                weights = _normalise(F.interpolate(pi, size=(size, size), mode="nearest")[:, 0])
+                weights = F.interpolate(_normalise(pi[:, 0])[:, None], size=(size, size), mode="nearest")[:, 0]
             maps.append(LayerMaps(name, inputs[name].shape[-1], cam, weights, weight_ranges))
     title = f"{cfg.arch}-{cfg.width}x {cfg.pool} s1={cfg.s1} ({cfg.placement})"
     return ModelMaps(title, predictions.tolist(), targets.tolist(), maps)

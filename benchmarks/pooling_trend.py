@@ -15,7 +15,7 @@ The input is 128x128 in both modes: the smallest size at which s1 = 4 still leav
 a map at least as large as its stride, so all three columns see the same images.
 
 Modes (per run; 54 runs in all):
-    --quick  synthetic:512 (128 validation images), 3 epochs, batch 32, lr 0.02 cosine. A pipeline check:
+    --quick  synthetic:512 (128 validation images), 3 epochs, batch 16, lr 0.02 cosine. A pipeline check:
              about 2,000 image passes per run are far too few to learn the task's relational half, so
              its numbers say little about the trend.
     full     synthetic:8000 (2000 validation images), 30 epochs, batch 64, lr 0.01 cosine: about 150x
@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 METHODS = ("strided", "lip", "gaussian", "rnnpool", "nlp", "nlp+prune2x")
 S1_VALUES = (1, 2, 4)
-QUICK = {"train_size": 512, "epochs": 3, "batch_size": 32, "lr": 0.02}
+QUICK = {"train_size": 512, "epochs": 3, "batch_size": 16, "lr": 0.02}
 FULL = {"train_size": 8000, "epochs": 30, "batch_size": 64, "lr": 0.01}
 
 

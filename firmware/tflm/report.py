@@ -8,12 +8,14 @@ is bit-exactness and `host_verified` means exactly that.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
-from firmware.tflm.host import HostRun
-from firmware.tflm.project import TflmProject
+from firmware.tflm.host import HostRun, run_host
+from firmware.tflm.project import TflmProject, generate_tflm_project
 
 
 def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> int:
@@ -47,3 +49,20 @@ def tflm_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarr
         "verified_with": ("x86-64 build against XMOS's TFLM fork (xmos-ai-tools); "
                           "not built against upstream TFLM for Cortex-M"),
     }
+
+
+def generate_and_verify(fused_tflite: str | Path, out_dir: str | Path, target: str, inputs: Sequence[np.ndarray],
+                        reference: Sequence[np.ndarray], arena_bytes: int | None = None,
+                        sram_budget: int | None = None) -> tuple[TflmProject, dict[str, object]]:
+    """Writes the project, builds and runs it on the host, and returns it with its report entry.
+
+    `inputs` / `reference` are one array per model input / output with a leading inference axis
+    (the AOT host run's outputs on the same inputs). The host build's files are removed afterwards
+    so the project folder holds sources only.
+    """
+    project = generate_tflm_project(fused_tflite, out_dir, target, arena_bytes, sram_budget)
+    try:
+        run = run_host(project.path, inputs)
+    finally:
+        shutil.rmtree(project.path / "build", ignore_errors=True)
+    return project, tflm_report(project, run, reference)

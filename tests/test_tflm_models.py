@@ -1,0 +1,75 @@
+"""Real exported models through the TFLM project: the default model and a ResNet18 with self-attentive
+pooling, exported by export/ (onnx2tf, fusion), run under XMOS's TFLM fork on the host and compared with
+nlpool's AOT firmware on the host. Slow (two onnx2tf conversions): each model is exported once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("xmos_ai_tools")
+
+from export.host_run import HostModel
+from export.pipeline import ExportContext, export_steps, run_pipeline
+from export.tflite_graph import op_names, read_model
+from firmware.aot.generate import generate_project
+from firmware.run import build_and_run
+from firmware.tflm import generate_tflm_project, run_host
+from firmware.tflm.report import tflm_report
+from memory_planner import plan_tflite
+from nlpool.cli.model_options import resolve_model
+
+MODELS = {
+    "default": {"preset": "default"},
+    # Small ResNet18 (a quarter of the channels, 32 px) keeps onnx2tf's conversion to about a minute.
+    "resnet18": {"preset": "resnet18_nlp", "width": 0.25, "input_size": 32},
+}
+INFERENCES = 4
+
+
+def export_fused(root: Path, preset: str, **flags: object) -> Path:
+    """export/'s own steps up to the fused model (no fidelity run), as `nlpool export` runs them."""
+    model, cfg, weights = resolve_model(preset, None, **flags)
+    ctx = ExportContext(model=model, cfg=cfg, weights=weights, target="cortex-m7", sram_bytes=4 << 20,
+                        out_dir=root / "export", calib_samples=8, echo=lambda _line: None)
+    steps = [s for s in export_steps() if s.name != "fidelity"]
+    run_pipeline(ctx, steps)
+    return ctx.out_dir / "model_int8_fused.tflite"
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    spec = dict(MODELS[request.param])
+    root = tmp_path_factory.mktemp(f"tflm_{request.param}")
+    fused = export_fused(root, spec.pop("preset"), **spec)
+    host = HostModel(fused)
+    floats = np.random.default_rng(0).normal(0, 1, (INFERENCES, *host.input_shape)).astype(np.float32)
+    inputs = np.stack([host.quantize_input(x) for x in floats])
+    predicted = plan_tflite(fused).tflm.total_bytes_host
+    project = generate_tflm_project(fused, root / "tflm", "cortex-m7", arena_bytes=predicted)
+    generate_project(fused, root / "aot", 4 << 20)
+    return {"fused": fused, "project": project, "run": run_host(project.path, [inputs]),
+            "aot": build_and_run(root / "aot", "host", [inputs]).outputs}
+
+
+def test_tflm_host_build_is_bit_exact_with_the_aot_firmware(exported):
+    report = tflm_report(exported["project"], exported["run"], exported["aot"])
+    assert report["max_abs_diff_vs_aot"] == 0 and report["host_verified"]
+    assert len({row.tobytes() for row in exported["run"].outputs[0]}) > 1, "inputs should give different outputs"
+
+
+def test_the_planned_arena_with_its_margin_is_enough_for_tflm(exported):
+    """AllocateTensors succeeded inside the declared arena (the run above would have failed otherwise)."""
+    run, project = exported["run"], exported["project"]
+    assert run.arena_bytes == project.arena_bytes > project.predicted_arena_bytes
+    assert 0 < run.arena_used_bytes <= project.arena_bytes
+
+
+def test_resolver_holds_exactly_the_exported_ops(exported):
+    used = op_names(read_model(exported["fused"]))
+    assert sorted(exported["project"].ops) == sorted(set(used))
+    main = (exported["project"].path / "main.cc").read_text()
+    assert f"constexpr int kNumOps = {len(set(used))};" in main

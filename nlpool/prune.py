@@ -97,7 +97,7 @@ def unit_stages(model: nn.Module) -> list[tuple[str, nn.Module, int]]:
     return out
 
 
-def _unit_group(name: str, unit: nn.Module, previous: tuple[str, nn.Module] | None) -> tuple[list[nn.Module], nn.Conv2d] | None:
+def _unit_group(unit: nn.Module, previous: tuple[str, nn.Module] | None) -> tuple[list[nn.Module], nn.Conv2d] | None:
     """(producers, consumer) of a unit's hidden channels, or None when they cannot be pruned alone."""
     if isinstance(unit, BasicBlock):
         return [unit.conv1, unit.bn1], unit.conv2
@@ -126,7 +126,7 @@ def find_groups(model: nn.Module, stages: tuple[int, ...]) -> list[tuple[str, li
     groups = []
     previous = None
     for name, unit, stage in units:
-        found = _unit_group(name, unit, previous)
+        found = _unit_group(unit, previous)
         if stage in stages and found is not None:
             groups.append((name, *found))
         previous = (name, unit)

@@ -265,7 +265,12 @@ def mean(ctx: EmitContext, op: Operator, name: str) -> Emitted:
         raise UnsupportedOp(f"MEAN over axes {axes} of a {len(inp.shape)}-D tensor "
                             "(only H,W of 4-D with keep_dims)")
     b, h, w, c = inp.shape
-    m, s = quantize_multiplier(inp.scale / (out.scale * h * w))
+    # TFLite's QuantizedMeanOrSum: the in/out multiplier absorbs 1/(H*W) by an integer division
+    # after a left shift of floor(log2(H*W)) (capped), not by requantising the float ratio.
+    m0, s0 = quantize_multiplier(inp.scale / out.scale)
+    count = h * w
+    left = min(count.bit_length() - 1, 32, 31 + s0)
+    m, s = (m0 << left) // count, s0 - left
     fields = dict(batches=b, in_h=h, in_w=w, channels=c, input_zero_point=inp.zero_point,
                   output_zero_point=out.zero_point, mult=m, shift=s)
     return Emitted("mean", _struct("nl_mean_params_t", name, fields),

@@ -96,7 +96,7 @@ void nl_logistic(const nl_lut_params_t *p, const int8_t *in, int8_t *out);
 /* MEAN over H and W of a 4-D tensor (keep_dims). */
 typedef struct {
     int32_t batches, in_h, in_w, channels;
-    int32_t input_zero_point, output_zero_point, mult, shift; /* in_scale / (out_scale * H * W) */
+    int32_t input_zero_point, output_zero_point, mult, shift; /* ~ in_scale / (out_scale * H * W) */
 } nl_mean_params_t;
 void nl_mean(const nl_mean_params_t *p, const int8_t *in, int8_t *out);
 

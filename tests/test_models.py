@@ -125,7 +125,7 @@ def test_default_model_is_the_papers_best_mobilenetv2() -> None:
     assert {name: (unit.stride, unit.patch_size) for name, unit in pools.items()} == {
         "stage1_pool": (2, 4), "stage2_pool": (2, 4), "stage3_pool": (2, 4), "stage4_pool": (2, 2), "stage6_pool": (2, 1),
     }
-    assert all(unit.options.upsample == "nearest" and unit.options.num_heads == 2 for unit in pools.values())
+    assert all(unit.options.upsample == "bilinear" and unit.options.num_heads == 2 for unit in pools.values())
 
 
 def test_explicit_patch_sizes_reach_the_layers() -> None:

@@ -19,7 +19,7 @@ from ..models import DEFAULT_PRESET, ModelConfig, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
 
-MODEL_FLAGS = ("arch", "width", "pool", "s1", "placement", "input_size", "num_classes", "patch_sizes")
+MODEL_FLAGS = ("arch", "width", "pool", "s1", "placement", "input_size", "num_classes", "patch_sizes", "upsample")
 
 
 def _parse_patch_sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -52,6 +52,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--input-size", type=int, default=None, help="Square input side in pixels."),
         click.option("--num-classes", type=int, default=None, help="Number of output classes."),
         click.option("--patch-sizes", callback=_parse_patch_sizes, default=None, help="Per-stage nlp patch sizes, e.g. 4,4,4,2,2,1,1."),
+        click.option("--upsample", default=None, help="nlp restoration upsampling: bilinear (default model) | nearest (authors' code)."),
     ]
     for option in reversed(options):
         command = option(command)

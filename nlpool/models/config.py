@@ -27,6 +27,12 @@ DEFAULT_PATCH_SIZES = {"mobilenetv2": (4, 4, 4, 2, 2, 1, 1), "resnet18": (4, 2, 
 class ModelConfig:
     """A backbone, its pooling and the self-attentive pooling options (see `NLPoolOptions`).
 
+    The one deliberate departure from the layer's defaults (the authors' code) is `upsample="bilinear"`
+    (the paper's text): with nearest restoration every pooling window whose stride divides the patch
+    size sees one constant weight, so AvgPool(pi x) / AvgPool(pi) collapses to plain average pooling
+    and the attention gets no gradient — the default schedule (4, 4, 4, 2, ...) at stride 2 would make
+    the first four "self-attentive" pools exactly AvgPool (measured: logits equal to 2e-7).
+
     `patch_sizes=None` means the authors' schedule, where a stage whose map is not divisible by the
     scheduled patch uses the largest patch that divides it; explicit patch sizes must divide exactly.
     `pruned_channels` holds (unit name, hidden channels kept) pairs written by `nlpool.prune` after
@@ -45,7 +51,7 @@ class ModelConfig:
     num_heads: int = 2
     pos_embed: str = "learned"
     attention: str = "plain"
-    upsample: str = "nearest"
+    upsample: str = "bilinear"
     use_sigmoid: bool = True
     use_exp: bool = True
     embed_norm: bool = True

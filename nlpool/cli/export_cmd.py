@@ -48,7 +48,14 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
 @model_options
 @click.option("--target", type=click.Choice(TARGETS), required=True, help="Cortex-M core the model is exported for.")
 @click.option("--sram", "sram_bytes", callback=_size, required=True, help="SRAM budget, e.g. 512k, 1m, 524288, 2MiB.")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("nlpool-out"), show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("nlpool-out"),
+    show_default=True,
+    help="Output folder; built aside and moved into place when complete.",
+)
 @click.option("--calib-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Calibration images for int8.")
 def export_command(
     target: str, sram_bytes: int, out_dir: Path, calib_samples: int, preset: str | None, checkpoint: Path | None, **flags: Any

@@ -47,6 +47,7 @@ def main() -> None:
         print(
             f"  {name:<18} max {m['max_abs_error']:.4g}  mean {m['mean_abs_error']:.4g}  cosine {m['cosine']:.5f}"
             f"  min cosine {m['min_cosine']:.5f}  top-1 {m['top1_agreement'] * 100:.1f}%"
+            + (f"  accuracy {m['accuracy'] * 100:.1f}% (PyTorch {fidelity['pytorch']['accuracy'] * 100:.1f}%)" if "accuracy" in m else "")
         )
 
 

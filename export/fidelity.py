@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-METRICS = ("max_abs_error", "mean_abs_error", "cosine", "min_cosine", "top1_agreement")
-
 
 def compare(reference: np.ndarray, result: np.ndarray) -> dict[str, float]:
     """Metrics of `result` against `reference`, both (N, classes).
@@ -28,18 +26,37 @@ def compare(reference: np.ndarray, result: np.ndarray) -> dict[str, float]:
     }
 
 
-def fidelity_report(reference: np.ndarray, runners: dict[str, Callable[[], np.ndarray]]) -> dict[str, dict[str, float]]:
-    """{name: metrics} for every runner (called once; returns logits for the same inputs as `reference`)."""
-    return {name: compare(reference, run()) for name, run in runners.items()}
+def fidelity_report(
+    reference: np.ndarray, runners: dict[str, Callable[[], np.ndarray]], labels: np.ndarray | None = None
+) -> dict[str, dict[str, float]]:
+    """{name: metrics} for every runner (called once; returns logits for the same inputs as `reference`).
+
+    With `labels`, each entry also gets its `accuracy`, and a "pytorch" entry holds PyTorch's own: a
+    top-1 flip that does not change accuracy is a near-tie, not a broken export.
+    """
+    report = {}
+    if labels is not None:
+        report["pytorch"] = {"accuracy": float((reference.argmax(axis=1) == labels).mean())}
+    for name, run in runners.items():
+        logits = run()
+        report[name] = compare(reference, logits)
+        if labels is not None:
+            report[name]["accuracy"] = float((logits.argmax(axis=1) == labels).mean())
+    return report
 
 
 def format_table(report: dict[str, dict[str, float]], samples: int) -> str:
     """The fidelity report as an aligned text table."""
     header = f"{'vs PyTorch (' + str(samples) + ' inputs)':<26}{'max |err|':>12}{'mean |err|':>12}{'cosine':>10}{'min cos':>10}{'top-1':>9}"
+    header += f"{'accuracy':>10}"
     rows = [header, "-" * len(header)]
     for name, m in report.items():
+        accuracy = f"{m['accuracy'] * 100:>9.1f}%" if "accuracy" in m else ""
+        if "top1_agreement" not in m:
+            rows.append(f"{name:<26}{'':>53}{accuracy}")
+            continue
         rows.append(
             f"{name:<26}{m['max_abs_error']:>12.4g}{m['mean_abs_error']:>12.4g}{m['cosine']:>10.5f}{m['min_cosine']:>10.5f}"
-            f"{m['top1_agreement'] * 100:>8.1f}%"
+            f"{m['top1_agreement'] * 100:>8.1f}%{accuracy}"
         )
     return "\n".join(rows)

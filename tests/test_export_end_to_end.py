@@ -83,6 +83,8 @@ def test_default_model_fidelity_bars(default_export):
     _, report, trained = default_export
     if not trained:
         pytest.skip(f"{SHIPPED_WEIGHTS} not present: the top-1/cosine bars need trained weights")
-    fused = report["fidelity"]["tflite_int8_fused"]
-    assert fused["top1_agreement"] >= 0.99
+    fidelity = report["fidelity"]
+    fused = fidelity["tflite_int8_fused"]
     assert fused["cosine"] >= 0.99
+    assert fused["accuracy"] >= fidelity["pytorch"]["accuracy"] - 0.01  # on the labelled synthetic task it was trained on
+    assert fused["top1_agreement"] >= 0.99

@@ -56,7 +56,8 @@ def firmware_report(project_dir: str | Path, target: str, inputs: np.ndarray, re
         "flash_bytes": board.flash_bytes,
         "instructions_per_inference": board.instructions_per_inference,
         "macs_per_inference": info.macs,
-        "instructions_per_mac": round(board.instructions_per_inference / info.macs, 2) if info.macs else None,
+        "instructions_per_mac": (round(board.instructions_per_inference / info.macs, 2)
+                                 if info.macs and board.instructions_per_inference else None),
     }
     passed = report["bitexact_vs_host"] and report["bitexact_vs_reference"]
     if pytorch is not None:

@@ -128,17 +128,26 @@ def _elf_sizes(elf: Path) -> tuple[int, int]:
     return flash, int(match.group(1), 16)
 
 
+def default_timeout_s(info: ProjectInfo, inferences: int) -> float:
+    """A timeout that only a hang exceeds: 60 s plus 50 instructions per MAC at a pessimistic
+    100 M emulated instructions per second (measured: about 13 per MAC at over 150 M/s)."""
+    return 60.0 + inferences * max(info.macs, 100_000) * 50 / 100e6
+
+
 def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | list[np.ndarray],
-                  timeout_s: float = 300.0) -> FirmwareResult:
+                  timeout_s: float | None = None) -> FirmwareResult:
     """Build `project_dir` for `target` ("host" or a Cortex-M target) and run every sample.
 
     `inputs` is one array of shape (n, *input_shape) per model input, in the model's dtype. On a
     board the run happens under QEMU with `-icount shift=0`, so instruction counts are exact and
-    deterministic; a fault exception or a hang beyond `timeout_s` raises FirmwareRunError.
+    deterministic; a fault exception or a hang beyond `timeout_s` (default: `default_timeout_s`)
+    raises FirmwareRunError.
     """
     project_dir = Path(project_dir)
     info = ProjectInfo.load(project_dir)
     payload, n = _input_bytes(info, inputs)
+    if timeout_s is None:
+        timeout_s = default_timeout_s(info, n)
     exe = build(project_dir, target)
     with tempfile.TemporaryDirectory(prefix=f"nlpool-run-{target}-") as tmp:
         work = Path(tmp)

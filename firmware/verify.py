@@ -28,7 +28,7 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def firmware_report(project_dir: str | Path, target: str, inputs: np.ndarray, reference: np.ndarray,
-                    pytorch: np.ndarray | None = None, timeout_s: float = 600.0) -> dict[str, Any]:
+                    pytorch: np.ndarray | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """Run `project_dir` on the host and on `target`, compare, and return the `firmware` report.
 
     `inputs`: (n, *input_shape) int8 samples; `reference`: the reference chain's raw int8 outputs

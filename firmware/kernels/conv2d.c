@@ -22,6 +22,20 @@ static int32_t dot(const int8_t *x, const int8_t *w, int32_t n)
     return acc;
 }
 
+/* Two filters against one input run: each input byte is loaded once for both output channels. */
+static void dot2(const int8_t *x, const int8_t *w0, const int8_t *w1, int32_t n, int32_t *acc0, int32_t *acc1)
+{
+    int32_t a0 = 0;
+    int32_t a1 = 0;
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t v = x[i];
+        a0 += (int32_t)w0[i] * v;
+        a1 += (int32_t)w1[i] * v;
+    }
+    *acc0 += a0;
+    *acc1 += a1;
+}
+
 static int32_t dot_offset(const int8_t *x, const int8_t *w, int32_t n, int32_t offset)
 {
     int32_t acc = 0;
@@ -53,6 +67,15 @@ static int32_t window_with_offset(const nl_conv2d_params_t *p, const int8_t *in,
     return acc;
 }
 
+static int8_t requantize(const nl_conv2d_params_t *p, int32_t oc, int32_t acc)
+{
+    if (p->bias) {
+        acc += p->bias[oc];
+    }
+    acc = nl_mbqm(acc, p->out_mult[oc], p->out_shift[oc]) + p->output_offset;
+    return (int8_t)nl_clamp_i32(acc, p->act_min, p->act_max);
+}
+
 void nl_conv2d(const nl_conv2d_params_t *p, const int8_t *in, int8_t *out)
 {
     const int32_t span_h = (p->filter_h - 1) * p->dil_h;
@@ -64,12 +87,27 @@ void nl_conv2d(const nl_conv2d_params_t *p, const int8_t *in, int8_t *out)
                 const int32_t ix0 = ox * p->stride_w - p->pad_w;
                 const int inside = iy0 >= 0 && ix0 >= 0 && iy0 + span_h < p->in_h && ix0 + span_w < p->in_w;
                 int8_t *y = out + ((b * p->out_h + oy) * p->out_w + ox) * p->out_c;
-                for (int32_t oc = 0; oc < p->out_c; ++oc) {
-                    const int8_t *wo = p->filter + oc * p->filter_h * p->filter_w * p->in_c;
+                const int32_t per_oc = p->filter_h * p->filter_w * p->in_c;
+                const int32_t row = p->filter_w * p->in_c;
+                int32_t oc = 0;
+                if (inside && p->dil_w == 1) {
+                    /* a window row is contiguous in both the input and the filter */
+                    for (; oc + 2 <= p->out_c; oc += 2) {
+                        const int8_t *w0 = p->filter + oc * per_oc;
+                        int32_t acc0 = p->input_offset * p->filter_sums[oc];
+                        int32_t acc1 = p->input_offset * p->filter_sums[oc + 1];
+                        for (int32_t fy = 0; fy < p->filter_h; ++fy) {
+                            const int8_t *x = in + ((b * p->in_h + iy0 + p->dil_h * fy) * p->in_w + ix0) * p->in_c;
+                            dot2(x, w0 + fy * row, w0 + per_oc + fy * row, row, &acc0, &acc1);
+                        }
+                        y[oc] = requantize(p, oc, acc0);
+                        y[oc + 1] = requantize(p, oc + 1, acc1);
+                    }
+                }
+                for (; oc < p->out_c; ++oc) {
+                    const int8_t *wo = p->filter + oc * per_oc;
                     int32_t acc;
                     if (inside && p->dil_w == 1) {
-                        /* a window row is contiguous in both the input and the filter */
-                        const int32_t row = p->filter_w * p->in_c;
                         acc = p->input_offset * p->filter_sums[oc];
                         for (int32_t fy = 0; fy < p->filter_h; ++fy) {
                             const int8_t *x = in + ((b * p->in_h + iy0 + p->dil_h * fy) * p->in_w + ix0) * p->in_c;
@@ -78,11 +116,7 @@ void nl_conv2d(const nl_conv2d_params_t *p, const int8_t *in, int8_t *out)
                     } else {
                         acc = window_with_offset(p, in, wo, b, iy0, ix0);
                     }
-                    if (p->bias) {
-                        acc += p->bias[oc];
-                    }
-                    acc = nl_mbqm(acc, p->out_mult[oc], p->out_shift[oc]) + p->output_offset;
-                    y[oc] = (int8_t)nl_clamp_i32(acc, p->act_min, p->act_max);
+                    y[oc] = requantize(p, oc, acc);
                 }
             }
         }

@@ -48,8 +48,7 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     host = HostModel(fused)
     floats = np.random.default_rng(0).normal(0, 1, (INFERENCES, *host.input_shape)).astype(np.float32)
     inputs = np.stack([host.quantize_input(x) for x in floats])
-    predicted = plan_tflite(fused).tflm.total_bytes_host
-    project = generate_tflm_project(fused, root / "tflm", "cortex-m7", arena_bytes=predicted)
+    project = generate_tflm_project(fused, root / "tflm", "cortex-m7")  # arena from memory_planner
     generate_project(fused, root / "aot", 4 << 20)
     return {"fused": fused, "project": project, "run": run_host(project.path, [inputs]),
             "aot": build_and_run(root / "aot", "host", [inputs]).outputs}
@@ -64,6 +63,7 @@ def test_tflm_host_build_is_bit_exact_with_the_aot_firmware(exported):
 def test_the_planned_arena_with_its_margin_is_enough_for_tflm(exported):
     """AllocateTensors succeeded inside the declared arena (the run above would have failed otherwise)."""
     run, project = exported["run"], exported["project"]
+    assert project.predicted_arena_bytes == plan_tflite(exported["fused"]).tflm.total_bytes_host
     assert run.arena_bytes == project.arena_bytes > project.predicted_arena_bytes
     assert 0 < run.arena_used_bytes <= project.arena_bytes
 

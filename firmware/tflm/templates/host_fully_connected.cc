@@ -57,7 +57,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     const int channels = p.per_channel ? p.out_depth : 1;
     auto* mult = static_cast<int32_t*>(context->AllocatePersistentBuffer(context, 4 * channels));
     auto* shift = static_cast<int32_t*>(context->AllocatePersistentBuffer(context, 4 * channels));
-    for (int c = 0; c < channels; ++c) {
+    for (int c = 0; mult != nullptr && shift != nullptr && c < channels; ++c) {
       const double real = static_cast<double>(iq->scale->data[0]) *
                           static_cast<double>(fq->scale->data[c]) /
                           static_cast<double>(oq->scale->data[0]);
@@ -73,6 +73,10 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     int act_min = 0, act_max = 0;
     status = nltflm::CalculateActivationRangeQuantized(context, options->activation, out, &act_min,
                                                        &act_max);
+    if (mult == nullptr || shift == nullptr) {
+      MicroPrintf("FULLY_CONNECTED (nlpool host shim): arena too small for the requantisation arrays");
+      status = kTfLiteError;
+    }
     p.act_min = act_min;
     p.act_max = act_max;
     data->has_bias = node->inputs->size > 2 && node->inputs->data[2] >= 0;

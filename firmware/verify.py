@@ -72,3 +72,33 @@ def firmware_report(project_dir: str | Path, target: str, inputs: np.ndarray, re
         passed = passed and top1 >= MIN_TOP1_AGREEMENT and cosine >= MIN_COSINE
     report["passed"] = bool(passed)
     return report
+
+
+def format_firmware_table(report: dict[str, Any]) -> str:
+    """The report as the few lines `nlpool export` prints (instructions, never cycles)."""
+
+    def num(key: str, unit: str = "") -> str:
+        value = report.get(key)
+        return "n/a" if value is None else f"{value:,}{unit}"
+
+    def ratio(key: str, fmt: str) -> str:
+        value = report.get(key)
+        return "n/a" if value is None else format(value, fmt)
+
+    verdict = "PASS" if report.get("passed") else "FAIL"
+    rows = [
+        ("target", str(report["target"])),
+        ("inferences", num("inferences")),
+        ("bit-exact vs host build", f"{report['bitexact_vs_host']} ({report['mismatches_vs_host']} differ)"),
+        ("bit-exact vs reference", f"{report['bitexact_vs_reference']} ({report['mismatches_vs_reference']} differ)"),
+        ("top-1 agreement vs PyTorch", ratio("top1_agreement_vs_pytorch", ".1%")),
+        ("cosine vs PyTorch", ratio("cosine_vs_pytorch", ".4f")),
+        ("arena (planner lower bound)", f"{num('arena_bytes', ' B')} ({num('arena_lower_bound_bytes', ' B')})"),
+        ("SRAM used / budget", f"{num('sram_used_bytes', ' B')} / {num('sram_budget_bytes', ' B')}"),
+        ("stack high-water mark", num("stack_high_water_bytes", " B")),
+        ("flash", num("flash_bytes", " B")),
+        ("instructions per inference", num("instructions_per_inference")),
+        ("instructions per MAC", ratio("instructions_per_mac", ".2f")),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join([f"firmware on {report['target']} under QEMU: {verdict}"] + [f"  {k:<{width}}  {v}" for k, v in rows])

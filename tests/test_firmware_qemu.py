@@ -130,7 +130,7 @@ def test_fault_is_reported(tmp_path: Path, small_model: Path, inputs: np.ndarray
 
 
 def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inputs: np.ndarray) -> None:
-    from firmware.verify import firmware_report
+    from firmware.verify import firmware_report, format_firmware_table
 
     generate_project(small_model, tmp_path / "proj", 256 * 1024)
     reference = np.stack([HostModel(small_model).run_quantized(x) for x in inputs])
@@ -140,3 +140,5 @@ def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inpu
     assert report["passed"] and report["bitexact_vs_host"] and report["bitexact_vs_reference"]
     assert report["top1_agreement_vs_pytorch"] == 1.0 and report["cosine_vs_pytorch"] > 0.999
     assert report["instructions_per_mac"] > 0 and report["arena_bytes"] >= report["arena_lower_bound_bytes"]
+    table = format_firmware_table(report)
+    assert "PASS" in table and "instructions per inference" in table and "cycle" not in table

@@ -215,9 +215,41 @@ def _write_project(root: Path, graph: Graph, ctx: _Context, emitted: list[tuple[
     makefile = (PLATFORM_DIR / "Makefile.in").read_text().format(default_target=default_target)
     (root / "Makefile").write_text(makefile)
     (root / "model.h").write_text(_model_h(info))
+    (root / "README.md").write_text(_readme(info, default_target))
     (root / "model.c").write_text(_model_c(graph, ctx, emitted, info))
     data = asdict(info)
     (root / "project.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _readme(info: ProjectInfo, default_target: str) -> str:
+    def tensor(t: TensorSpec) -> str:
+        return f"`{t.name}` {t.dtype} {tuple(t.shape)}, scale {t.scale:.6g}, zero point {t.zero_point}"
+
+    ops = ", ".join(sorted(set(info.ops)))
+    return f"""# nlpool AOT firmware project (generated)
+
+Standalone int8 inference: no interpreter, no heap for the model, one static arena of
+{info.arena_bytes:,} bytes (memory_planner's lower bound: {info.arena_lower_bound:,}), weights in flash.
+Ops: {ops} ({len(info.ops)} calls, {info.macs:,} MACs per inference).
+
+- Input: {"; ".join(tensor(t) for t in info.inputs)}
+- Output: {"; ".join(tensor(t) for t in info.outputs)}
+
+## Use it in your firmware
+Copy `model.h`, `model.c` and `kernels/` into your project (C99, no other dependency); write the
+quantised input to `nlpool_model_input(0)`, call `nlpool_model_invoke()`, read
+`nlpool_model_output(0)`. The kernels reproduce TFLite's int8 reference kernels bit for bit.
+
+## Build and run here
+- `make host`: the same C for this machine (`build/host/nlpool_model`).
+- `make TARGET=cortex-m7` (or `cortex-m4`, `cortex-m55`): `build/<target>/firmware.elf` for QEMU's
+  MPS2/MPS3 boards; linking fails if SRAM use exceeds the budget of {info.sram_budget:,} bytes.
+- Both read `input.bin` (inputs back to back) and write `output.bin` in the working directory, e.g.
+  `qemu-system-arm -M mps2-an500 -nographic -monitor none -semihosting-config enable=on,target=native
+  -icount shift=0 -kernel build/cortex-m7/firmware.elf`.
+
+Default target: {default_target}.
+"""
 
 
 def _model_h(info: ProjectInfo) -> str:

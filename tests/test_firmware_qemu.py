@@ -142,3 +142,14 @@ def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inpu
     assert report["instructions_per_mac"] > 0 and report["arena_bytes"] >= report["arena_lower_bound_bytes"]
     table = format_firmware_table(report)
     assert "PASS" in table and "instructions per inference" in table and "cycle" not in table
+
+
+@pytest.mark.parametrize("target", ["cortex-m7", "cortex-m4", "cortex-m55"])
+def test_instruction_count_is_exact(tmp_path: Path, small_model: Path, inputs: np.ndarray, target: str) -> None:
+    """A loop of exactly 2 x 10^7 instructions (subs + bne) replaces the model: SysTick under -icount
+    must report that to within its resolution, which pins each board's ticks-to-instructions factor."""
+    generate_project(small_model, tmp_path / "proj", 256 * 1024)
+    _sabotage(tmp_path / "proj", 'register unsigned n __asm__("r0") = 10000000u; '
+                                 '__asm__ volatile("1: subs %0, %0, #1\\n bne 1b" : "+r"(n)); return;')
+    result = build_and_run(tmp_path / "proj", target, inputs[:1], timeout_s=30)
+    assert abs(result.instructions_per_inference - 20_000_000) <= 80  # SysTick resolution: 40 instructions

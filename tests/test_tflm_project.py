@@ -143,6 +143,6 @@ def test_prepare_rejects_options_that_disagree_with_the_tensors(small, tmp_path,
     assert "failed to prepare" in str(err.value) and "AllocateTensors failed" in str(err.value)
 
 
-def test_a_model_without_the_custom_op_is_refused(small, tmp_path):
-    with pytest.raises(NlpoolError, match="no NLPOOL_WEIGHTED_POOL op"):
+def test_an_unfused_model_with_exp_is_refused(small, tmp_path):
+    with pytest.raises(NlpoolError, match="still has EXP"):
         generate_tflm_project(small["fused"].with_suffix(".plain.tflite"), tmp_path / "p", "cortex-m7", arena_bytes=1 << 14)

@@ -1,7 +1,8 @@
-"""`nlpool export`: model -> ONNX -> int8 TFLite -> fused int8 TFLite, with a fidelity report.
+"""`nlpool export`: model -> ONNX -> int8 TFLite -> fused int8 TFLite -> memory plan -> firmware.
 
-Only wiring: the work is export.pipeline's steps. Stages of later packages (memory plan, firmware)
-are appended to `steps` here, the one place allowed to import every package.
+Only wiring: the work is export.pipeline's steps followed by deploy_steps (memory plan, AOT firmware
+on QEMU, TFLM project on the host). Exit codes: 0 all checks pass; 1 a check failed or bad input;
+2 usage error; 3 the model does not fit the SRAM budget (reports are still written).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 
 from ..errors import NlpoolError
 from ..units import format_size, parse_size
+from .deploy_steps import deploy_steps
 from .model_options import model_options, resolve_model
 
 TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
@@ -56,9 +58,27 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Output folder; built aside and moved into place when complete.",
 )
-@click.option("--calib-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Calibration images for int8.")
+@click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True, help="Calibration images for int8.")
+@click.option("--no-run", is_flag=True, help="Generate the firmware projects but do not build and run them.")
+@click.option(
+    "--firmware-inputs", type=click.IntRange(min=1, max=200), default=100, show_default=True, help="Inputs run on the emulated firmware."
+)
+@click.option("--min-top1", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+              help="Firmware vs PyTorch top-1 agreement below this fails the export (trained weights only).")
+@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
+              help="Firmware vs PyTorch cosine similarity below this fails the export (trained weights only).")
 def export_command(
-    target: str, sram_bytes: int, out_dir: Path, calib_samples: int, preset: str | None, checkpoint: Path | None, **flags: Any
+    target: str,
+    sram_bytes: int,
+    out_dir: Path,
+    calib_samples: int,
+    no_run: bool,
+    firmware_inputs: int,
+    min_top1: float,
+    min_cosine: float,
+    preset: str | None,
+    checkpoint: Path | None,
+    **flags: Any,
 ) -> None:
     """Export a model to ONNX, int8 TFLite and fused int8 TFLite, and measure each against PyTorch."""
     from export.outdir import check_output_dir
@@ -66,14 +86,24 @@ def export_command(
     out_dir = check_output_dir(out_dir)
     model, cfg, weights = resolve_model(preset, checkpoint, **flags)
     with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
-        from export.pipeline import ExportContext, export_steps, run_pipeline
+        from export.pipeline import ExportContext, Step, export_steps, run_pipeline
 
     click.echo(f"exporting {cfg.arch} (width {cfg.width}, pool {cfg.pool}, {cfg.input_size}px) from {weights}", err=True)
     click.echo(f"target {target}, SRAM budget {format_size(sram_bytes)}", err=True)
     ctx = ExportContext(
         model=model, cfg=cfg, weights=weights, target=target, sram_bytes=sram_bytes, out_dir=out_dir, calib_samples=calib_samples
     )
-    run_pipeline(ctx, export_steps())
+    ctx.state.update(run_firmware=not no_run, firmware_inputs_count=firmware_inputs, min_top1=min_top1, min_cosine=min_cosine)
+    if not no_run:
+        from firmware.run import check_tools
+
+        check_tools(target)  # before the long export: say how to install a missing toolchain or QEMU
+    run_pipeline(ctx, [*export_steps(), *(Step(name, run, title) for name, run, title in deploy_steps())])
     for path in ctx.artifacts.values():
         click.echo(f"wrote {path}")
     click.echo(f"wrote {ctx.out_dir / 'report.json'}")
+    failures = ctx.state.get("failures", [])
+    for _, message in failures:
+        click.echo(f"error: {message}", err=True)
+    if failures:
+        click.get_current_context().exit(failures[0][0])

@@ -19,6 +19,8 @@ from ..models import DEFAULT_PRESET, ModelConfig, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
 
+RANDOM_WEIGHTS = "random initialisation"
+
 MODEL_FLAGS = ("arch", "width", "pool", "s1", "placement", "input_size", "num_classes", "patch_sizes", "upsample")
 
 
@@ -84,4 +86,4 @@ def resolve_model(preset: str | None, checkpoint: Path | None, **flags: Any) -> 
     if cfg == preset_config(DEFAULT_PRESET) and SHIPPED_WEIGHTS.is_file():
         model, _ = load_model(SHIPPED_WEIGHTS)
         return model, cfg, "shipped weights (nlpool/weights/default.pt)"
-    return build_model(cfg).eval(), cfg, "random initialisation"
+    return build_model(cfg).eval(), cfg, RANDOM_WEIGHTS

@@ -119,3 +119,14 @@ def test_export_plans_memory_and_runs_both_firmwares(which, request):
 def test_default_model_firmware_agrees_with_pytorch(default_export):
     firmware = default_export[1]["firmware"]
     assert firmware["top1_agreement_vs_pytorch"] >= 0.99 and firmware["cosine_vs_pytorch"] >= 0.99
+
+
+def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
+    """Over the SRAM budget: the evidence (memory report, projects) is written, the exit code says no."""
+    out = tmp_path / "out"
+    code, _, stderr = run_cli(["export", "--target", "cortex-m4", "--sram", "64k", "--out", str(out), "--no-run"])
+    assert code == 3
+    assert stderr.strip().splitlines()[-1].startswith("error: over budget") and "65,536 B budget" in stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["memory"]["fits"] is False and report["memory"]["peak_bytes"] > 64 * 1024
+    assert report["firmware"]["run"].startswith("skipped") and (out / "memory.png").is_file()

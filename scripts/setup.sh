@@ -8,6 +8,7 @@ missing=()
 command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
 command -v gcc >/dev/null || missing+=(gcc)
+command -v g++ >/dev/null || missing+=(g++)  # the TFLM project's host build
 command -v make >/dev/null || missing+=(make)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,0 +1,138 @@
+"""AOT firmware vs TFLM on Cortex-M7: arena, flash and instructions per inference (issue 6, "Measure and report").
+
+For each model the export pipeline runs as `nlpool export --target cortex-m7 --sram 512k` runs it,
+minus the fidelity step (not measured here): fold, ONNX, onnx2tf int8, fusion, memory plan, AOT
+firmware built and run under QEMU (`-icount`: instructions, not cycles), and the TFLM C++ project
+built on the host against XMOS's TFLM fork. On the same fused .tflite, the `tflite_micro` wheel
+(upstream TFLM's host interpreter) gives the real TFLM arena when it can run the model: it has no
+`NLPOOL_WEIGHTED_POOL` kernel, so for self-attentive pooling only the fork build (which registers
+nlpool's kernel) and the planner's prediction are available. Prints one Markdown table.
+
+    .venv/bin/python benchmarks/firmware_table.py [--firmware-inputs N] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from export.pipeline import ExportContext, Step, export_steps, run_pipeline
+from memory_planner import plan_tflite
+from memory_planner.tflm_model import measure_tflm
+from nlpool.cli.deploy_steps import deploy_steps
+from nlpool.cli.model_options import resolve_model
+from nlpool.errors import NlpoolError
+
+TARGET = "cortex-m7"
+SRAM_BYTES = 512 * 1024
+SEED = 0
+CALIB_SAMPLES = 200  # as `nlpool export` by default
+CUSTOM_OP = "NLPOOL_WEIGHTED_POOL"
+# label -> model flags (as on the command line); the default preset loads the shipped weights.
+MODELS: dict[str, dict[str, Any]] = {
+    "default (MobileNetV2-0.35x, nlp, s1=2, 96 px, shipped weights)": {},
+    "MobileNetV2-0.35x, strided, s1=1, 96 px (random weights)": {"pool": "strided", "s1": 1},
+    "ResNet18-0.25x, nlp, s1=1, 32 px (random weights)": {"arch": "resnet18", "width": 0.25, "s1": 1, "input_size": 32},
+}
+
+
+def _guarded_tflm(run):
+    """The TFLM host-project step, but a failure becomes a table entry instead of ending the benchmark."""
+
+    def step(ctx: ExportContext) -> None:
+        try:
+            run(ctx)
+        except NlpoolError as err:
+            ctx.report["tflm"] = {"error": str(err)}
+
+    return step
+
+
+def export(flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[str, Any]:
+    """Run the pipeline for one model into `out_dir`; returns report.json's dict."""
+    torch.manual_seed(SEED)  # random-weight models: instruction counts depend a little on the data
+    model, cfg, weights = resolve_model(None, None, **flags)
+    ctx = ExportContext(model=model, cfg=cfg, weights=weights, target=TARGET, sram_bytes=SRAM_BYTES,
+                        out_dir=out_dir, calib_samples=CALIB_SAMPLES)
+    ctx.state.update(run_firmware=True, firmware_inputs_count=firmware_inputs, min_top1=0.0, min_cosine=-1.0)
+    steps = [step for step in export_steps() if step.name != "fidelity"]
+    for name, run, title in deploy_steps():
+        steps.append(Step(name, _guarded_tflm(run) if name == "tflm" else run, title))
+    report = run_pipeline(ctx, steps)
+    report["failures"] = [message for _, message in ctx.state.get("failures", [])]
+    return report
+
+
+def measure(label: str, flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[str, Any]:
+    """One table row's numbers: the export's report plus the tflite_micro wheel's arena."""
+    report = export(flags, out_dir, firmware_inputs)
+    fused = out_dir / "model_int8_fused.tflite"
+    ops = report["tflite_int8_fused"]["ops"]
+    predicted = plan_tflite(fused).tflm
+    wheel = None if CUSTOM_OP in ops else measure_tflm(fused)
+    return {"label": label, "ops": sum(ops.values()), "firmware": report["firmware"], "tflm_fork": report.get("tflm", {}),
+            "wheel": wheel, "predicted": predicted, "failures": report["failures"]}
+
+
+def _b(value: int | None) -> str:
+    return "n/a" if value is None else f"{value:,}"
+
+
+def format_row(r: dict[str, Any]) -> str:
+    fw = r["firmware"]
+    arena, lower = fw["arena_bytes"], fw["arena_lower_bound_bytes"]
+    pred = r["predicted"]
+    fork_used = r["tflm_fork"].get("host_arena_used_bytes")
+    fork = _b(fork_used) if fork_used else "failed (error below)"
+    if r["wheel"] is not None:
+        wheel = f"{r['wheel']['total']:,} (head {r['wheel']['head']:,} + tail {r['wheel']['tail']:,})"
+        ratio = f"{arena / r['wheel']['total']:.3f} (wheel)"
+    else:
+        wheel = "n/a (custom op)"
+        ratio = f"{arena / fork_used:.3f} (fork)" if fork_used else "n/a"
+    instructions = fw["instructions_per_inference"]
+    return (
+        f"| {r['label']} | {r['ops']} | {fw['macs_per_inference'] / 1e6:.2f} M | {arena:,} | {lower:,} | {arena / lower:.3f}"
+        f" | {wheel} | {fork} | {pred.total_bytes_host:,} (head {pred.head_bytes:,} + tail est. {pred.tail_bytes_host:,})"
+        f" | {ratio} | {_b(fw['flash_bytes'])} | {instructions / 1e6:.2f} M | {instructions / fw['macs_per_inference']:.2f} |"
+    )
+
+
+HEADER = (
+    "| model | ops | MACs | AOT arena (B) | planner lower bound (B) | AOT / lower bound"
+    " | TFLM arena, real: tflite_micro wheel, 64-bit host (B) | TFLM arena, real: XMOS fork host build with nlpool's custom op (B)"
+    " | TFLM arena, predicted by the planner (B) | AOT / TFLM real | flash (B) | instructions / inference (cortex-m7, QEMU -icount)"
+    " | instructions / MAC |\n" + "| --- " * 13 + "|"
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--firmware-inputs", type=int, default=20, help="inputs run on QEMU per model (default 20)")
+    parser.add_argument("--keep", type=Path, help="keep each export in DIR/<n> instead of a temporary folder")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="nlpool-fwtable-") as tmp:
+        root = args.keep or Path(tmp)
+        for number, (label, flags) in enumerate(MODELS.items()):
+            print(f"== {label}", file=sys.stderr)
+            rows.append(measure(label, flags, root / str(number), args.firmware_inputs))
+    print(HEADER)
+    for r in rows:
+        print(format_row(r))
+    for r in rows:
+        fw = r["firmware"]
+        print(f"\n{r['label']}: AOT firmware on {fw['inferences']} inputs, bit-exact vs host build {fw['bitexact_vs_host']},"
+              f" vs reference {fw['bitexact_vs_reference']}; SRAM used {fw['sram_used_bytes']:,} B"
+              + (f"; TFLM fork build bit-exact with AOT: {r['tflm_fork']['host_verified']}" if "host_verified" in r["tflm_fork"] else "")
+              + (f"; TFLM fork build failed: {r['tflm_fork']['error']}" if "error" in r["tflm_fork"] else "")
+              + "".join(f"; FAILED: {message}" for message in r["failures"]))
+
+
+if __name__ == "__main__":
+    main()

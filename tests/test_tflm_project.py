@@ -146,3 +146,13 @@ def test_prepare_rejects_options_that_disagree_with_the_tensors(small, tmp_path,
 def test_an_unfused_model_with_exp_is_refused(small, tmp_path):
     with pytest.raises(NlpoolError, match="still has EXP"):
         generate_tflm_project(small["fused"].with_suffix(".plain.tflite"), tmp_path / "p", "cortex-m7", arena_bytes=1 << 14)
+
+
+def test_a_builtins_only_model_runs_without_the_custom_op(tmp_path):
+    """A model with no weighted pooling (e.g. --pool strided) gets a resolver of exactly its builtins."""
+    model = Path(__file__).parent / "data" / "planner" / "residual_int8.tflite"
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m7", arena_bytes=64 << 10)
+    calls, count, customs = resolver_calls(project.path)
+    assert customs == [] and count == len(calls) == len(set(op_names(read_model(model))))
+    inputs = int8_inputs(model, 3)
+    np.testing.assert_array_equal(run_host(project.path, [inputs]).outputs[0], aot_outputs(model, tmp_path, inputs)[0])

@@ -137,9 +137,13 @@ def _write_sources(root: Path, fused_tflite: Path, ops: ModelOps, target: str, p
     (root / "model_data.cc").write_text(_model_array(data, fused_tflite.name))
     (root / "io.json").write_text(json.dumps(model_io(fused_tflite), indent=1) + "\n")
     calls = "\n".join(f"  TF_LITE_ENSURE_STATUS(resolver.{call});" for call in ops.resolver_calls())
+    # Register the custom op only when the model uses it: the resolver is sized to exactly its ops.
+    custom = ("  const TFLMRegistration weighted_pool = nlpool::Register_NLPOOL_WEIGHTED_POOL();\n"
+              "  return resolver.AddCustom(nlpool::kWeightedPoolOpName, &weighted_pool);"
+              if ops.customs else "  return kTfLiteOk;")
     (root / "main.cc").write_text(_render(
         "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
-        resolver_calls=calls))
+        resolver_calls=calls, custom_registration=custom))
     for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.h", "nlpool_weighted_pool_op.cc"):
         shutil.copy(TEMPLATES / name, root / name)
     (root / "kernels").mkdir()

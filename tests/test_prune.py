@@ -12,16 +12,6 @@ from nlpool.models import ModelConfig, build_model
 from nlpool.prune import ChannelPruner, channel_importance, parse_ratio, parse_stages, removal_error, remove_pruned_channels
 from nlpool.summary import summarize
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription when tests share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 CFG = ModelConfig(pool="nlp", s1=1, input_size=32)  # stage 1 = stem + stage1_block0 + stage2_block0 (before stage2_pool)
 
 

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import struct
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli
 from matplotlib.image import imread, imsave
 
 from nlpool.checkpoint import save_checkpoint
-from nlpool.cli import main
 from nlpool.data import synthetic_batch
 from nlpool.models import ModelConfig, build_model
 from nlpool.visualize import compute_maps
 
 NLP = ModelConfig(pool="nlp", s1=1, input_size=32)  # pooling layers: stage2, 3, 4, 6 -> 5 columns of 160 px
 LIP = ModelConfig(pool="lip", s1=1, input_size=32)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread avoids oversubscription when tests share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +34,6 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return paths
 
 
-def _run(args: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(args)
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else 1
-    return code, out.getvalue(), err.getvalue()
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -64,7 +44,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_side_by_side_png_has_the_documented_size(checkpoints: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "maps.png"
-    code, stdout, stderr = _run(
+    code, stdout, stderr = run_cli(
         ["visualize", "--checkpoint", str(checkpoints["nlp"]), "--checkpoint-lip", str(checkpoints["lip"]),
          "--synthetic", "2", "--out", str(out)]
     )
@@ -81,7 +61,8 @@ def test_single_image_file(checkpoints: dict[str, Path], tmp_path: Path) -> None
     image = tmp_path / "input.png"
     imsave(image, torch.rand(40, 50, 3).numpy())
     out = tmp_path / "one.png"
-    code, _, stderr = _run(["visualize", "--checkpoint", str(checkpoints["nlp"]), "--image", str(image), "--dpi", "50", "--out", str(out)])
+    args = ["visualize", "--checkpoint", str(checkpoints["nlp"]), "--image", str(image), "--dpi", "50", "--out", str(out)]
+    code, _, stderr = run_cli(args)
     assert code == 0, stderr
     assert _png_size(out) == (5 * 80, 2 * 80 + 30)
 
@@ -121,11 +102,12 @@ def test_bad_input_is_a_one_line_error(checkpoints: dict[str, Path], tmp_path: P
     full = ["visualize", "--checkpoint", str(checkpoints["nlp"]), *args]
     if "--out" not in args:
         full += ["--out", str(tmp_path / "maps.png")]
-    code, _, stderr = _run(full)
+    code, _, stderr = run_cli(full)
     assert code == 1 and message in stderr and stderr.count("\n") == 1
 
 
 def test_model_without_pooling_layers_is_refused(checkpoints: dict[str, Path], tmp_path: Path) -> None:
-    code, _, stderr = _run(["visualize", "--checkpoint", str(checkpoints["strided"]), "--synthetic", "1", "--out", str(tmp_path / "m.png")])
+    args = ["visualize", "--checkpoint", str(checkpoints["strided"]), "--synthetic", "1", "--out", str(tmp_path / "m.png")]
+    code, _, stderr = run_cli(args)
     assert code == 1 and "no pooling layers" in stderr
     assert not (tmp_path / "m.png").exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -115,6 +115,25 @@ def _require_int8(op: Operator, *tensors: Tensor) -> None:
             raise UnsupportedOp(f"{op.name} on {t.dtype} tensor '{t.name}' (only int8)")
 
 
+def _window_fields(o: Any, shapes: tuple[int, int, int, int, int, int]) -> dict[str, int]:
+    """Stride, dilation and SAME/VALID padding of a conv-like op: (in_h, in_w, out_h, out_w, filter_h, filter_w)."""
+    ih, iw, oh, ow, fh, fw = shapes
+    return dict(filter_h=fh, filter_w=fw, stride_h=o.strideH, stride_w=o.strideW,
+                dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
+                pad_h=_same_pad(ih, oh, fh, o.strideH, o.dilationHFactor),
+                pad_w=_same_pad(iw, ow, fw, o.strideW, o.dilationWFactor))
+
+
+def _weighted_fields(ctx: EmitContext, op: Operator, inp: Tensor, filt: Tensor, out: Tensor, channels: int) -> dict[str, object]:
+    """What every op with int8 weights needs: offsets, the fused activation's clamp, weights, bias and
+    the per-channel (or per-tensor, `channels` = 1) requantisation."""
+    mult, shift = _per_channel(ctx, inp, filt, out, channels)
+    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
+    return dict(input_offset=-inp.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
+                filter=ctx.const(filt.data.reshape(-1), "int8_t"), bias=_bias(ctx, op),
+                out_mult=mult, out_shift=shift)
+
+
 def conv_2d(ctx: EmitContext, op: Operator, name: str) -> Emitted:
     inp, filt, out = _t(ctx, op.inputs[0]), _t(ctx, op.inputs[1]), _t(ctx, op.outputs[0])
     _require_int8(op, inp, filt, out)
@@ -124,17 +143,9 @@ def conv_2d(ctx: EmitContext, op: Operator, name: str) -> Emitted:
     _, fh, fw, fc = filt.shape
     if fc != ic:
         raise UnsupportedOp("grouped CONV_2D")
-    mult, shift = _per_channel(ctx, inp, filt, out, oc)
-    lo, hi = activation_range(o.fusedActivationFunction, out.scale, out.zero_point)
     fields = dict(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc,
-                  filter_h=fh, filter_w=fw, stride_h=o.strideH, stride_w=o.strideW,
-                  dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
-                  pad_h=_same_pad(ih, oh, fh, o.strideH, o.dilationHFactor),
-                  pad_w=_same_pad(iw, ow, fw, o.strideW, o.dilationWFactor),
-                  input_offset=-inp.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
-                  filter=ctx.const(filt.data.reshape(-1), "int8_t"),
-                  filter_sums=ctx.const(filt.data.reshape(oc, -1).astype(np.int64).sum(axis=1), "int32_t"),
-                  bias=_bias(ctx, op), out_mult=mult, out_shift=shift)
+                  **_window_fields(o, (ih, iw, oh, ow, fh, fw)), **_weighted_fields(ctx, op, inp, filt, out, oc),
+                  filter_sums=ctx.const(filt.data.reshape(oc, -1).astype(np.int64).sum(axis=1), "int32_t"))
     return Emitted("conv2d", _struct("nl_conv2d_params_t", name, fields),
                    f"nl_conv2d(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 
@@ -146,16 +157,8 @@ def depthwise_conv_2d(ctx: EmitContext, op: Operator, name: str) -> Emitted:
     b, ih, iw, ic = inp.shape
     _, oh, ow, oc = out.shape
     _, fh, fw, _ = filt.shape
-    mult, shift = _per_channel(ctx, inp, filt, out, oc)
-    lo, hi = activation_range(o.fusedActivationFunction, out.scale, out.zero_point)
     fields = dict(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, depth_mult=oc // ic,
-                  filter_h=fh, filter_w=fw, stride_h=o.strideH, stride_w=o.strideW,
-                  dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
-                  pad_h=_same_pad(ih, oh, fh, o.strideH, o.dilationHFactor),
-                  pad_w=_same_pad(iw, ow, fw, o.strideW, o.dilationWFactor),
-                  input_offset=-inp.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
-                  filter=ctx.const(filt.data.reshape(-1), "int8_t"), bias=_bias(ctx, op),
-                  out_mult=mult, out_shift=shift)
+                  **_window_fields(o, (ih, iw, oh, ow, fh, fw)), **_weighted_fields(ctx, op, inp, filt, out, oc))
     return Emitted("depthwise_conv2d", _struct("nl_depthwise_conv2d_params_t", name, fields),
                    f"nl_depthwise_conv2d(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 
@@ -167,14 +170,9 @@ def fully_connected(ctx: EmitContext, op: Operator, name: str) -> Emitted:
         raise UnsupportedOp("FULLY_CONNECTED with non-constant weights")
     depth_out, depth = filt.shape
     per_channel = filt.scales.size > 1
-    n = depth_out if per_channel else 1
-    mult, shift = _per_channel(ctx, inp, filt, out, n)
-    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
     fields = dict(batches=inp.size // depth, accum_depth=depth, out_depth=depth_out,
-                  per_channel=int(per_channel), input_offset=-inp.zero_point,
-                  filter_offset=-filt.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
-                  filter=ctx.const(filt.data.reshape(-1), "int8_t"), bias=_bias(ctx, op),
-                  out_mult=mult, out_shift=shift)
+                  per_channel=int(per_channel), filter_offset=-filt.zero_point,
+                  **_weighted_fields(ctx, op, inp, filt, out, depth_out if per_channel else 1))
     return Emitted("fully_connected", _struct("nl_fully_connected_params_t", name, fields),
                    f"nl_fully_connected(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.outputs[0])});")
 

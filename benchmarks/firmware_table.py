@@ -26,7 +26,7 @@ from memory_planner import plan_tflite
 from memory_planner.tflm_model import measure_tflm
 from nlpool.cli.deploy_steps import deploy_steps
 from nlpool.cli.model_options import resolve_model
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 TARGET = "cortex-m7"
 SRAM_BYTES = 512 * 1024

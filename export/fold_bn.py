@@ -19,7 +19,7 @@ import copy
 import torch
 from torch import nn
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 FOLD_TOLERANCE = 1e-5  # per layer, relative to the layer's output range
 END_TO_END_TOLERANCE = 1e-3  # whole model in float32, relative to the output range (rounding only)

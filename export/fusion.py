@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 from .custom_op import OP_NAME, WeightedPoolParams
 from .tflite_graph import INT8, GraphView, compact, opcode_index, quant_params, read_model, tensor_name, write_model

@@ -13,7 +13,7 @@ import onnxsim
 import torch
 from torch import nn
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 OPSET = 17
 ONNX_TOLERANCE = 1e-4

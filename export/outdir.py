@@ -10,7 +10,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 REPORT_FILE = "report.json"
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 from .onnx_export import INPUT_NAME
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from firmware.aot.generate import ProjectInfo
 from firmware.boards import BOARDS
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 HOST = "host"
 FAULT_EXIT_STATUS = 70

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 from .graph import Graph
 from .plans import best_plan, naive_bytes

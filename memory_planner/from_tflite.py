@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ai_edge_litert import schema_py_generated as schema
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 from .graph import Graph, Op, Tensor
 

@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nlpool.units import format_size
+from nlpool.core.units import format_size
 
 from .memory_plan import MemoryPlan
 

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .models import ModelConfig, build_model
 
 FORMAT_VERSION = 1

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .models import ModelConfig, build_model
 from .models.mobilenetv2 import InvertedResidual
 from .models.resnet import BasicBlock

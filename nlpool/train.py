@@ -32,9 +32,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
+from nlpool.core.errors import NlpoolError
+
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import MEAN, STD, open_datasets
-from .errors import NlpoolError
 from .models import ModelConfig, build_model
 from .prune import ChannelPruner, finish_pruning
 

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
-from .errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .models import ModelConfig
 
 CELL_INCHES = 1.6

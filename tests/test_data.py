@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from nlpool.core.errors import NlpoolError
 from nlpool.data import MEAN, STD, STL10, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
 from nlpool.data.augment import eval_transform, random_resized_crop, train_transform
 from nlpool.data.synthetic import PALETTE, render_sample
-from nlpool.errors import NlpoolError
 
 
 def test_synthetic_is_deterministic_normalised_and_split_disjoint():

@@ -8,9 +8,9 @@ import pytest
 from conftest import run_cli
 
 from nlpool.checkpoint import save_checkpoint
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+from nlpool.core.units import format_size, parse_size
 from nlpool.models import ModelConfig, build_model
-from nlpool.units import format_size, parse_size
 
 BASE = ["export", "--target", "cortex-m7", "--sram", "512k"]
 

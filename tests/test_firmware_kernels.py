@@ -168,7 +168,7 @@ def test_float_io_quantize_dequantize(tmp_path: Path) -> None:
 
 
 def test_unsupported_op_is_listed(tmp_path: Path) -> None:
-    from nlpool.errors import NlpoolError
+    from nlpool.core.errors import NlpoolError
 
     rng = np.random.default_rng(5)
     path = tmp_path / "tanh.tflite"

@@ -30,7 +30,7 @@ from export.tflite_graph import opcode_index, opcode_name, quant_params, read_mo
 from firmware.aot import generate_project
 from firmware.run import FirmwareRunError, build_and_run
 from firmware.testing import convert
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 N_INPUTS = 12
 

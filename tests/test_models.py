@@ -10,7 +10,7 @@ from conftest import settle_batchnorm
 from torch import nn
 
 from nlpool.checkpoint import load_model, save_checkpoint
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 from nlpool.layers import POOL_KINDS, LIPPool, SelfAttentivePool
 from nlpool.models import DEFAULT_PRESET, PRESETS, ModelConfig, build_model, preset_config
 from nlpool.summary import summarize

@@ -12,7 +12,7 @@ import pytest
 
 from memory_planner import plan_tflite
 from memory_planner.tflm_model import measure_tflm
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 DATA = Path(__file__).parent / "data" / "planner"
 MODELS = sorted(DATA.glob("*_int8.tflite"))

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from nlpool.checkpoint import load_model, save_checkpoint
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 from nlpool.models import ModelConfig, build_model
 from nlpool.prune import ChannelPruner, channel_importance, parse_ratio, parse_stages, removal_error, remove_pruned_channels
 from nlpool.summary import summarize

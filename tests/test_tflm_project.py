@@ -27,7 +27,7 @@ from firmware.tflm import generate_tflm_project, run_host  # noqa: E402
 from firmware.tflm.host import xmos_ai_tools_dir  # noqa: E402
 from firmware.tflm.ops import RESOLVER_METHODS  # noqa: E402
 from firmware.tflm.report import tflm_report  # noqa: E402
-from nlpool.errors import NlpoolError  # noqa: E402
+from nlpool.core.errors import NlpoolError  # noqa: E402
 
 SIDE, CHANNELS, CLASSES = 16, 8, 10
 

@@ -19,7 +19,7 @@ import numpy as np
 from firmware.aot.graph import Graph, Operator, Tensor, load_graph
 from firmware.aot.ops import EMITTERS, Emitted, UnsupportedOp
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
 KERNEL_DIR = FIRMWARE_DIR / "kernels"

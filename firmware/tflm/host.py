@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 from tensorflow.lite.python import schema_py_generated as schema_fb
 from tensorflow.lite.tools import flatbuffer_utils
 
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 CUSTOM_OP_NAME = "NLPOOL_WEIGHTED_POOL"
 

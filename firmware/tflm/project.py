@@ -17,7 +17,7 @@ from pathlib import Path
 
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
-from nlpool.errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent

@@ -9,8 +9,9 @@ import sys
 
 import click
 
+from nlpool.core.errors import NlpoolError
+
 from .. import __version__
-from ..errors import NlpoolError
 from .claims_cmd import claims_command
 from .export_cmd import export_command
 from .models_cmd import models_command, summary_command

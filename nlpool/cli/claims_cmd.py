@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..units import parse_size
+from nlpool.core.units import parse_size
 
 
 @click.command("claims")

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .model_options import RANDOM_WEIGHTS
 
 # Kept in report.json; the per-layer rows and offsets stay in memory.json (they are large).

@@ -16,8 +16,9 @@ from typing import Any
 
 import click
 
-from ..errors import NlpoolError
-from ..units import format_size, parse_size
+from nlpool.core.errors import NlpoolError
+from nlpool.core.units import format_size, parse_size
+
 from .deploy_steps import deploy_steps
 from .model_options import model_options, resolve_model
 

@@ -13,8 +13,9 @@ from typing import Any
 import click
 from torch import nn
 
+from nlpool.core.errors import NlpoolError
+
 from ..checkpoint import load_model, read_checkpoint
-from ..errors import NlpoolError
 from ..models import DEFAULT_PRESET, ModelConfig, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"

@@ -12,8 +12,9 @@ from typing import Any
 
 import click
 
-from ..errors import NlpoolError
-from ..units import parse_size
+from nlpool.core.errors import NlpoolError
+from nlpool.core.units import parse_size
+
 from .model_options import MODEL_FLAGS, model_options, resolve_model
 
 EXIT_OVER_BUDGET = 3

@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
+from nlpool.core.errors import NlpoolError
+
 from ..checkpoint import load_model
 from ..data import DATA_SPECS
-from ..errors import NlpoolError
 from ..prune import parse_ratio, parse_stages
 from ..train import SCHEDULES, TrainSettings, train
 from .model_options import MODEL_FLAGS, config_from_flags, model_options

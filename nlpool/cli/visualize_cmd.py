@@ -6,9 +6,10 @@ from pathlib import Path
 
 import click
 
+from nlpool.core.errors import NlpoolError
+
 from ..checkpoint import load_model
 from ..data import denormalize, eval_transform, synthetic_batch
-from ..errors import NlpoolError
 from ..visualize import DEFAULT_DPI, compute_maps, draw_figure, load_image, save_figure
 
 

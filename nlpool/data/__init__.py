@@ -10,7 +10,8 @@ from functools import partial
 
 from torch.utils.data import Dataset
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .augment import eval_transform, train_transform
 from .folder import ImageFolder
 from .normalize import MEAN, STD, denormalize, normalize

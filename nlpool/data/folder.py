@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".gif", ".tif", ".tiff", ".webp")
 LAYOUT = "PATH/train/<class>/*.jpg and PATH/val/<class>/*.jpg (one sub-folder per class, same classes in both)"

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
 
 SIDE = 96
 IMAGE_BYTES = 3 * SIDE * SIDE

@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .normalize import normalize
 
 SPLITS = ("train", "val")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from ..layers import POOL_KINDS, NLPoolOptions
 
 ARCHS = ("mobilenetv2", "resnet18")

@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from ..layers import create_pool
 from .config import ModelConfig, downsampling_stages
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..errors import NlpoolError
+from nlpool.core.errors import NlpoolError
+
 from .config import ModelConfig
 from .mobilenetv2 import MobileNetV2
 from .resnet import ResNet18

@@ -1,0 +1,6 @@
+"""The base layer: what every package may import, importing nothing of ours.
+
+It owns the file format and arithmetic contracts that more than one package reads or writes: the
+one TFLite model reader and writer, the custom ops' contract (names, options, encode/decode),
+TFLite's fixed-point helpers, the project's error type and memory-size units.
+"""

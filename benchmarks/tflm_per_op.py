@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from export.host_run import HostModel
-from export.tflite_graph import op_names, read_model, write_model
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
+from nlpool.core.tflite import read_model, write_model
 
 
 def main() -> None:
@@ -33,9 +33,9 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nlpool-tflm-per-op-") as tmp:
         root = Path(tmp)
-        model = read_model(args.fused)
+        typed = read_model(args.fused)
+        model, names = typed.raw, typed.op_names()
         graph = model.subgraphs[0]
-        names = op_names(model)
         graph.outputs = [int(op.outputs[0]) for op in graph.operators]
         every = root / "every_output.tflite"
         write_model(model, every)

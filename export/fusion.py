@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
 
+from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import read_model, schema, write_model
 
-from .custom_op import OP_NAME, WeightedPoolParams
-from .tflite_graph import INT8, GraphView, compact, opcode_index, quant_params, read_model, tensor_name, write_model
+from .graph_edit import INT8, GraphView, compact, opcode_index, quant_params, tensor_name
 
 QDQ = ("QUANTIZE", "DEQUANTIZE")
 
@@ -218,7 +218,7 @@ def fuse_model(model: schema.ModelT) -> list[PoolMatch]:
 
 def fuse_file(src: Path, dst: Path) -> list[PoolMatch]:
     """Read `src`, fuse, write `dst`; `dst` is only written when every pattern fused."""
-    model = read_model(src)
+    model = read_model(src).raw
     matches = fuse_model(model)
     write_model(model, dst)
     return matches

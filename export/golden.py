@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .custom_op import WeightedPoolParams
-from .fixedpoint import multiply_by_quantized_multiplier
+from nlpool.core.custom_ops import WeightedPoolParams
+from nlpool.core.fixedpoint import multiply_by_quantized_multiplier
 
 INT32_MAX = 2**31 - 1
 

@@ -18,14 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from tensorflow.lite.python import schema_py_generated as schema
-from tensorflow.lite.tools import flatbuffer_utils
 
-from .custom_op import OP_NAME, WeightedPoolParams
+from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
+from nlpool.core.tflite import NUMPY_DTYPES, TfliteModel, model_bytes, read_model, schema
+
 from .golden import weighted_pool
-from .tflite_graph import opcode_name, quant_params, read_model
-
-_NUMPY_TYPES = {schema.TensorType.INT8: np.int8, schema.TensorType.FLOAT32: np.float32, schema.TensorType.INT32: np.int32}
 
 
 @dataclass
@@ -36,26 +33,22 @@ class _Segment:
     outputs: list[int] = field(default_factory=list)
 
 
-def _is_constant(model: schema.ModelT, tensor: schema.TensorT) -> bool:
-    data = model.buffers[tensor.buffer].data if tensor.buffer < len(model.buffers) else None
-    return data is not None and len(data) > 0
-
-
 class HostModel:
     """A TFLite model (builtins plus NLPOOL_WEIGHTED_POOL) executable on the host, batch of 1 per call."""
 
     def __init__(self, path: str | Path) -> None:
         model = read_model(path)
-        graph = model.subgraphs[0]
-        self.input_index, self.output_index = int(graph.inputs[0]), int(graph.outputs[0])
-        self.input_qp = quant_params(graph.tensors[self.input_index])
-        self.output_qp = quant_params(graph.tensors[self.output_index])
-        self.input_shape = tuple(int(d) for d in graph.tensors[self.input_index].shape)
-        self.input_dtype = _NUMPY_TYPES[graph.tensors[self.input_index].type]
+        graph = model.raw.subgraphs[0]
+        self.input_index, self.output_index = model.inputs[0], model.outputs[0]
+        input_tensor = model.tensors[self.input_index]
+        self.input_qp = input_tensor.per_tensor_quantization
+        self.output_qp = model.tensors[self.output_index].per_tensor_quantization
+        self.input_shape = input_tensor.shape
+        self.input_dtype = NUMPY_DTYPES[input_tensor.dtype]
         self.custom_ops = 0
         runs: list[list[int] | int] = []
-        for index, op in enumerate(graph.operators):
-            if opcode_name(model, op.opcodeIndex) == OP_NAME:
+        for index, op in enumerate(model.operators):
+            if op.name == OP_NAME:
                 runs.append(index)
             elif runs and isinstance(runs[-1], list):
                 runs[-1].append(index)
@@ -65,10 +58,10 @@ class HostModel:
         self.segments = []
         for run in runs:
             if isinstance(run, int):
-                op = graph.operators[run]
+                op = model.operators[run]
                 self.custom_ops += 1
-                params = WeightedPoolParams.from_flexbuffer(op.customOptions)
-                self.segments.append(_Segment(params=params, inputs=[int(t) for t in op.inputs], outputs=[int(op.outputs[0])]))
+                params = WeightedPoolParams.from_flexbuffer(op.custom_options)
+                self.segments.append(_Segment(params=params, inputs=list(op.inputs), outputs=[op.outputs[0]]))
             else:
                 self.segments.append(self._builtin_segment(model, graph, run, read_after))
 
@@ -82,21 +75,22 @@ class HostModel:
         return sets
 
     @staticmethod
-    def _builtin_segment(model: schema.ModelT, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]]) -> _Segment:
+    def _builtin_segment(model: TfliteModel, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]]) -> _Segment:
         produced = {int(t) for i in run for t in graph.operators[i].outputs}
         inputs = []
         for i in run:
             for t in (int(t) for t in graph.operators[i].inputs if t >= 0):
-                if t not in produced and t not in inputs and not _is_constant(model, graph.tensors[t]):
+                if t not in produced and t not in inputs and not model.tensors[t].constant:
                     inputs.append(t)
         outputs = sorted(t for t in produced if t in read_after[run[-1] + 1])
         sub = schema.SubGraphT()
         sub.tensors, sub.operators, sub.inputs, sub.outputs = graph.tensors, [graph.operators[i] for i in run], inputs, outputs
         part = schema.ModelT()
-        part.version, part.operatorCodes, part.buffers, part.subgraphs = model.version, model.operatorCodes, model.buffers, [sub]
+        raw = model.raw
+        part.version, part.operatorCodes, part.buffers, part.subgraphs = raw.version, raw.operatorCodes, raw.buffers, [sub]
         part.description = b"nlpool host segment"
         interpreter = Interpreter(
-            model_content=bytes(flatbuffer_utils.convert_object_to_bytearray(part)),
+            model_content=model_bytes(part),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,
         )
         interpreter.allocate_tensors()

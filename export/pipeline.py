@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nlpool.core.tflite import read_model
 from nlpool.data import synthetic_batch
 from nlpool.models import ModelConfig
 
@@ -38,7 +39,6 @@ from .host_run import HostModel
 from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
 from .outdir import REPORT_FILE, make_work_dir, move_into_place
 from .tflite_convert import convert_int8
-from .tflite_graph import op_names, read_model
 
 FIDELITY_SAMPLES = 200
 DEFAULT_CALIB_SAMPLES = 64
@@ -114,7 +114,7 @@ def step_tflite(ctx: ExportContext) -> None:
     """Full-integer int8 TFLite through onnx2tf, calibrated on the calibration images."""
     path = convert_int8(ctx.artifacts["onnx"], ctx.state["calib"], ctx.scratch_dir / "onnx2tf", ctx.work_dir / "model_int8.tflite")
     ctx.artifacts["tflite_int8"] = path
-    ctx.report["tflite_int8"] = {"file": path.name, "ops": dict(Counter(op_names(read_model(path))))}
+    ctx.report["tflite_int8"] = {"file": path.name, "ops": dict(Counter(read_model(path).op_names()))}
 
 
 def step_fuse(ctx: ExportContext) -> None:
@@ -125,7 +125,7 @@ def step_fuse(ctx: ExportContext) -> None:
     ctx.report["tflite_int8_fused"] = {
         "file": path.name,
         "custom_ops": len(matches),
-        "ops": dict(Counter(op_names(read_model(path)))),
+        "ops": dict(Counter(read_model(path).op_names())),
         "pools": [
             {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]} for m in matches
         ],

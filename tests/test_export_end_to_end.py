@@ -18,9 +18,9 @@ import pytest
 import torch
 from conftest import run_cli, settle_batchnorm
 
-from export.tflite_graph import op_names, read_model
 from nlpool.checkpoint import save_checkpoint
 from nlpool.cli.model_options import SHIPPED_WEIGHTS
+from nlpool.core.tflite import read_model
 from nlpool.models import ModelConfig, build_model
 
 FILES = {
@@ -71,7 +71,7 @@ def test_export_writes_complete_folder(which, request):
     assert report["target"] == "cortex-m7" and report["sram_bytes"] == 512 * 1024
     assert report["onnx"]["max_abs_diff_vs_pytorch"] <= 1e-4
     assert report["fold_bn"]["batchnorms_folded"] > 0 and report["fold_bn"]["max_layer_relative_diff"] <= 1e-5
-    unfused, fused = op_names(read_model(out / "model_int8.tflite")), op_names(read_model(out / "model_int8_fused.tflite"))
+    unfused, fused = read_model(out / "model_int8.tflite").op_names(), read_model(out / "model_int8_fused.tflite").op_names()
     assert unfused.count("EXP") == unfused.count("DIV") == _nlp_pools(cfg) > 0
     assert fused.count("NLPOOL_WEIGHTED_POOL") == _nlp_pools(cfg)
     assert not POOL_OPS & set(fused)

@@ -9,10 +9,11 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from export.custom_op import OP_NAME, WeightedPoolParams  # noqa: E402
 from export.fusion import FusionError, fuse_file  # noqa: E402
+from export.graph_edit import GraphView, compact, quant_params  # noqa: E402
 from export.host_run import HostModel  # noqa: E402
-from export.tflite_graph import GraphView, compact, op_names, quant_params, read_model, write_model  # noqa: E402
+from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams  # noqa: E402
+from nlpool.core.tflite import read_model, write_model  # noqa: E402
 
 CHANNELS = 4
 POOLING_OPS = {"LOGISTIC", "EXP", "DIV", "AVERAGE_POOL_2D", "MUL", "QUANTIZE", "DEQUANTIZE"}
@@ -49,7 +50,7 @@ def build(pools: int, seed: int = 0, pi_as_output: bool = False, nowin: bool = F
 
 def strip_div_island(src: Path, dst: Path) -> None:
     """Make every DIV int8 in place: drop the DEQUANTIZEs before it and the QUANTIZE after it."""
-    model = read_model(src)
+    model = read_model(src).raw
     view = GraphView(model)
     ops = model.subgraphs[0].operators
     drop = set()
@@ -99,8 +100,8 @@ def test_one_pool_becomes_one_custom_op_with_the_tensors_quantisation(models, tm
     dst = tmp_path / "fused.tflite"
     matches = fuse_file(src, dst)
     assert len(matches) == 1
-    fused = read_model(dst)
-    assert op_names(fused) == ["CONV_2D", OP_NAME]
+    fused = read_model(dst).raw
+    assert read_model(dst).op_names() == ["CONV_2D", OP_NAME]
     graph = fused.subgraphs[0]
     op = graph.operators[1]
     x, r, y = (graph.tensors[int(t)] for t in (*op.inputs, *op.outputs))
@@ -122,7 +123,7 @@ def test_several_pools_all_fuse_and_no_pooling_op_is_left(models, tmp_path):
     src, fn = models["three"]
     dst = tmp_path / "fused.tflite"
     assert len(fuse_file(src, dst)) == 3
-    names = op_names(read_model(dst))
+    names = read_model(dst).op_names()
     assert names == ["CONV_2D", OP_NAME] * 3
     assert not POOLING_OPS & set(names)
     fused = HostModel(dst)
@@ -134,11 +135,11 @@ def test_several_pools_all_fuse_and_no_pooling_op_is_left(models, tmp_path):
 def test_int8_div_without_float_island_fuses_to_the_same_model(models, tmp_path):
     island, _ = models["three"]
     plain, _ = models["three_int8_div"]
-    assert "DEQUANTIZE" not in op_names(read_model(plain)) and "DIV" in op_names(read_model(plain))
+    assert "DEQUANTIZE" not in read_model(plain).op_names() and "DIV" in read_model(plain).op_names()
     fuse_file(island, tmp_path / "a.tflite")
     fuse_file(plain, tmp_path / "b.tflite")
     a, b = HostModel(tmp_path / "a.tflite"), HostModel(tmp_path / "b.tflite")
-    assert op_names(read_model(tmp_path / "b.tflite")) == ["CONV_2D", OP_NAME] * 3
+    assert read_model(tmp_path / "b.tflite").op_names() == ["CONV_2D", OP_NAME] * 3
     inputs = _inputs(a)
     np.testing.assert_array_equal(a.predict(inputs), b.predict(inputs))
 
@@ -161,7 +162,7 @@ def test_refuses_a_partial_pattern(models, tmp_path):
 
 def test_refuses_pools_with_different_windows(models, tmp_path):
     src, _ = models["one"]
-    model = read_model(src)
+    model = read_model(src).raw
     view = GraphView(model)
     first_pool = next(i for i in range(len(view.graph.operators)) if view.name(i) == "AVERAGE_POOL_2D")
     view.graph.operators[first_pool].builtinOptions.strideW = 1

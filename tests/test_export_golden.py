@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.custom_op import MAX_WINDOW_ELEMENTS, WeightedPoolParams, weight_table
-from export.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 from export.golden import weighted_pool
+from nlpool.core.custom_ops import MAX_WINDOW_ELEMENTS, WeightedPoolParams, weight_table
+from nlpool.core.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
 
 def float_reference(x_q, r_q, s, x_qp, r_qp, y_qp):

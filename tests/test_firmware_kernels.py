@@ -203,7 +203,7 @@ def weighted_pool_lib(tmp_path_factory: pytest.TempPathFactory) -> ctypes.CDLL:
 @pytest.mark.parametrize("seed", range(12))
 def test_weighted_pool_matches_golden(weighted_pool_lib: ctypes.CDLL, seed: int) -> None:
     golden = pytest.importorskip("export.golden")
-    from export.custom_op import WeightedPoolParams
+    from nlpool.core.custom_ops import WeightedPoolParams
 
     rng = np.random.default_rng(1000 + seed)
     s = int(rng.choice([1, 2, 4, 8]))

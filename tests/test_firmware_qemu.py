@@ -22,15 +22,15 @@ if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") 
                 "libnewlib-arm-none-eabi qemu-system-arm)", allow_module_level=True)
 
 import tensorflow as tf
-from tensorflow.lite.python import schema_py_generated as schema
 
-from export.custom_op import OP_NAME, WeightedPoolParams
+from export.graph_edit import opcode_index, quant_params
 from export.host_run import HostModel
-from export.tflite_graph import opcode_index, opcode_name, quant_params, read_model, write_model
 from firmware.aot import generate_project
 from firmware.run import FirmwareRunError, build_and_run
 from firmware.testing import convert
+from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import opcode_name, read_model, schema, write_model
 
 N_INPUTS = 12
 
@@ -38,7 +38,7 @@ N_INPUTS = 12
 def _fuse_add_pool(src: Path, dst: Path) -> None:
     """Replace the model's ADD -> AVERAGE_POOL_2D(2x2) with one NLPOOL_WEIGHTED_POOL(x, r): a stand-in
     for export's fusion that keeps this test independent of onnx2tf."""
-    model = read_model(src)
+    model = read_model(src).raw
     sub = model.subgraphs[0]
     names = [opcode_name(model, op.opcodeIndex) for op in sub.operators]
     add_i, pool_i = names.index("ADD"), names.index("AVERAGE_POOL_2D")

@@ -14,13 +14,13 @@ pytest.importorskip("xmos_ai_tools")
 
 from export.host_run import HostModel
 from export.pipeline import ExportContext, export_steps, run_pipeline
-from export.tflite_graph import op_names, read_model
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
 from firmware.tflm.report import tflm_report
 from memory_planner import plan_tflite
 from nlpool.cli.model_options import resolve_model
+from nlpool.core.tflite import read_model
 
 MODELS = {
     "default": {"preset": "default"},
@@ -69,7 +69,7 @@ def test_the_planned_arena_with_its_margin_is_enough_for_tflm(exported):
 
 
 def test_resolver_holds_exactly_the_exported_ops(exported):
-    used = op_names(read_model(exported["fused"]))
+    used = read_model(exported["fused"]).op_names()
     assert sorted(exported["project"].ops) == sorted(set(used))
     main = (exported["project"].path / "main.cc").read_text()
     assert f"constexpr int kNumOps = {len(set(used))};" in main

@@ -17,17 +17,17 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 pytest.importorskip("xmos_ai_tools")
 
-from export.custom_op import OP_NAME, WeightedPoolParams  # noqa: E402
 from export.fusion import fuse_file  # noqa: E402
 from export.host_run import HostModel  # noqa: E402
-from export.tflite_graph import op_names, read_model, write_model  # noqa: E402
 from firmware.aot.generate import generate_project  # noqa: E402
 from firmware.run import build_and_run  # noqa: E402
 from firmware.tflm import generate_tflm_project, run_host  # noqa: E402
 from firmware.tflm.host import xmos_ai_tools_dir  # noqa: E402
 from firmware.tflm.ops import RESOLVER_METHODS  # noqa: E402
 from firmware.tflm.report import tflm_report  # noqa: E402
+from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams  # noqa: E402
 from nlpool.core.errors import NlpoolError  # noqa: E402
+from nlpool.core.tflite import read_model, write_model  # noqa: E402
 
 SIDE, CHANNELS, CLASSES = 16, 8, 10
 
@@ -107,7 +107,7 @@ def test_small_model_is_bit_exact_with_the_aot_firmware(small):
 
 def test_resolver_holds_exactly_the_models_ops(small):
     calls, count, customs = resolver_calls(small["project"].path)
-    used = set(op_names(read_model(small["fused"])))
+    used = set(read_model(small["fused"]).op_names())
     builtins = used - {OP_NAME}
     assert {RESOLVER_METHODS[name] for name in builtins} == set(calls) and len(calls) == len(builtins)
     assert customs == [OP_NAME] and count == len(used) == len(small["project"].ops)
@@ -122,7 +122,7 @@ def test_resolver_methods_exist_in_the_tflm_header():
 
 
 def _tamper(fused: Path, out: Path, **changes: object) -> None:
-    model = read_model(fused)
+    model = read_model(fused).raw
     graph = model.subgraphs[0]
     (op,) = [o for o in graph.operators if model.operatorCodes[o.opcodeIndex].customCode in (OP_NAME, OP_NAME.encode())]
     params = WeightedPoolParams.from_flexbuffer(op.customOptions)
@@ -153,6 +153,6 @@ def test_a_builtins_only_model_runs_without_the_custom_op(tmp_path):
     model = Path(__file__).parent / "data" / "planner" / "residual_int8.tflite"
     project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m7", arena_bytes=64 << 10)
     calls, count, customs = resolver_calls(project.path)
-    assert customs == [] and count == len(calls) == len(set(op_names(read_model(model))))
+    assert customs == [] and count == len(calls) == len(set(read_model(model).op_names()))
     inputs = int8_inputs(model, 3)
     np.testing.assert_array_equal(run_host(project.path, [inputs]).outputs[0], aot_outputs(model, tmp_path, inputs)[0])

@@ -13,15 +13,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from firmware.aot.graph import Graph, Operator, Tensor
-from firmware.aot.quant import (
-    F32,
-    activation_range,
-    logistic_table,
-    quantize_multiplier,
-    round_half_away,
-    softmax_table,
-)
+from firmware.aot.quant import F32, activation_range, logistic_table, softmax_table
+from nlpool.core.custom_ops import OP_NAME, CustomOptionsError, WeightedPoolParams
+from nlpool.core.fixedpoint import quantize_multiplier, round_half_away
+from nlpool.core.tflite import Operator, Tensor, TfliteModel
 
 MAX_DIMS = 6
 
@@ -33,7 +28,7 @@ class UnsupportedOp(Exception):
 class EmitContext(Protocol):
     """What emitters need from the generator: tensor addresses and constant arrays."""
 
-    graph: Graph
+    graph: TfliteModel
 
     def ptr(self, index: int, ctype: str = "int8_t") -> str:
         """C expression for the data pointer of tensor `index`."""
@@ -500,26 +495,24 @@ def dequantize(ctx: EmitContext, op: Operator, name: str) -> Emitted:
 
 
 def weighted_pool(ctx: EmitContext, op: Operator, name: str) -> Emitted:
-    from flatbuffers import flexbuffers
-
     x, r, out = _t(ctx, op.inputs[0]), _t(ctx, op.inputs[1]), _t(ctx, op.outputs[0])
     _require_int8(op, x, r, out)
-    opts = flexbuffers.Loads(op.custom_options)
+    try:
+        params = WeightedPoolParams.from_flexbuffer(op.custom_options)
+    except CustomOptionsError as exc:
+        raise UnsupportedOp(str(exc)) from None
     for key, t in (("x_zero_point", x), ("r_zero_point", r), ("out_zero_point", out)):
-        if int(opts[key]) != t.zero_point:
-            raise UnsupportedOp(f"NLPOOL_WEIGHTED_POOL option {key}={opts[key]} differs from "
+        if getattr(params, key) != t.zero_point:
+            raise UnsupportedOp(f"{OP_NAME} option {key}={getattr(params, key)} differs from "
                                 f"tensor zero point {t.zero_point}")
-    table = [int(v) for v in opts["table"]]
-    if len(table) != 256 or int(opts.get("table_shift", 14)) != 14:
-        raise UnsupportedOp("NLPOOL_WEIGHTED_POOL table must have 256 Q14 entries")
     b, ih, iw, c = x.shape
     _, oh, ow, _ = out.shape
     fields = dict(batches=b, in_h=ih, in_w=iw, channels=c, out_h=oh, out_w=ow,
-                  filter_h=int(opts["filter_h"]), filter_w=int(opts["filter_w"]),
-                  stride_h=int(opts["stride_h"]), stride_w=int(opts["stride_w"]),
+                  filter_h=params.filter_h, filter_w=params.filter_w,
+                  stride_h=params.stride_h, stride_w=params.stride_w,
                   x_zero_point=x.zero_point, out_zero_point=out.zero_point,
-                  out_multiplier=int(opts["out_multiplier"]), out_shift=int(opts["out_shift"]),
-                  table=ctx.const(table, "int32_t"))
+                  out_multiplier=params.out_multiplier, out_shift=params.out_shift,
+                  table=ctx.const(list(params.table), "int32_t"))
     return Emitted("nlpool_weighted_pool", _struct("nlpool_weighted_pool_params_t", name, fields),
                    f"nlpool_weighted_pool(&{name}, {ctx.ptr(op.inputs[0])}, {ctx.ptr(op.inputs[1])}, "
                    f"{ctx.ptr(op.outputs[0])});")
@@ -551,5 +544,5 @@ EMITTERS: dict[str, Callable[[EmitContext, Operator, str], Emitted]] = {
     "RELU": relu,
     "RELU6": relu6,
     "DEQUANTIZE": dequantize,
-    "NLPOOL_WEIGHTED_POOL": weighted_pool,
+    OP_NAME: weighted_pool,
 }

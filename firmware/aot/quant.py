@@ -1,36 +1,17 @@
-"""Generation-time quantisation arithmetic: what TFLite's Prepare functions compute, in Python.
+"""Generation-time tables and ranges: what TFLite's Prepare functions compute for builtin ops.
+
+The requantisation multiplier itself comes from nlpool.core.fixedpoint (one rule for every package).
 
 Float32 steps are emulated with NumPy float32 so that tables and ranges match the interpreter.
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
+from nlpool.core.fixedpoint import round_half_away
+
 F32 = np.float32
-
-
-def round_half_away(x: float) -> int:
-    """std::round / TfLiteRound: halves go away from zero (Python's round() does not)."""
-    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """TFLite QuantizeMultiplier: Q31 mantissa and power-of-two exponent (positive = left)."""
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = round_half_away(q * (1 << 31))
-    if q_fixed == (1 << 31):
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if shift > 30:
-        return (1 << 31) - 1, 30
-    return q_fixed, shift
 
 
 def activation_range(activation: int, scale: float, zero_point: int) -> tuple[int, int]:

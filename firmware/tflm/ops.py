@@ -7,14 +7,10 @@ A `MicroMutableOpResolver` sized and filled with exactly the model's ops keeps t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-from tensorflow.lite.python import schema_py_generated as schema_fb
-from tensorflow.lite.tools import flatbuffer_utils
-
+from nlpool.core.custom_ops import CUSTOM_OPS
 from nlpool.core.errors import NlpoolError
-
-CUSTOM_OP_NAME = "NLPOOL_WEIGHTED_POOL"
+from nlpool.core.tflite import TfliteModel
 
 # BuiltinOperator name -> MicroMutableOpResolver method (the same name in upstream TFLM and in
 # XMOS's fork; tests check every entry against the installed fork's header).
@@ -42,9 +38,6 @@ RESOLVER_METHODS: dict[str, str] = {
     "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv", "UNPACK": "AddUnpack",
 }
 
-_BUILTIN_NAMES = {v: k for k, v in vars(schema_fb.BuiltinOperator).items() if not k.startswith("_")}
-
-
 @dataclass(frozen=True)
 class ModelOps:
     """The distinct operators of a model, in order of first use."""
@@ -62,64 +55,37 @@ class ModelOps:
         return [f"{RESOLVER_METHODS[name]}()" for name in self.builtins]
 
 
-def model_ops(tflite_path: str | Path) -> ModelOps:
-    """Reads the operator codes actually used by the model's operators (unused codes are ignored)."""
-    model = flatbuffer_utils.read_model(str(tflite_path))
-    used: list[int] = []
-    for subgraph in model.subgraphs:
-        for op in subgraph.operators:
-            if op.opcodeIndex not in used:
-                used.append(op.opcodeIndex)
+def model_ops(model: TfliteModel) -> ModelOps:
+    """The operators the model's ops actually use (unused operator codes are ignored), in order of first use."""
     builtins: list[str] = []
     customs: list[str] = []
-    for index in used:
-        code = model.operatorCodes[index]
-        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-        if builtin == schema_fb.BuiltinOperator.CUSTOM:
-            name = code.customCode.decode() if isinstance(code.customCode, bytes) else str(code.customCode)
-            if name != CUSTOM_OP_NAME:
-                raise NlpoolError(f"{tflite_path}: custom op {name!r} has no TFLM kernel in nlpool: "
-                                  f"only {CUSTOM_OP_NAME} is supported; export the model with nlpool export")
-            customs.append(name)
+    for op in model.operators:
+        if op.name in builtins or op.name in customs:
             continue
-        name = _BUILTIN_NAMES.get(builtin, str(builtin))
-        if name not in RESOLVER_METHODS:
-            raise NlpoolError(f"{tflite_path}: op {name} has no TFLM resolver entry in nlpool's table: "
+        if op.is_custom:
+            if op.name not in CUSTOM_OPS:
+                raise NlpoolError(f"{model.path}: custom op {op.name!r} has no TFLM kernel in nlpool: "
+                                  f"only {', '.join(CUSTOM_OPS)} are supported; export the model with nlpool export")
+            customs.append(op.name)
+        elif op.name in RESOLVER_METHODS:
+            builtins.append(op.name)
+        else:
+            raise NlpoolError(f"{model.path}: op {op.name} has no TFLM resolver entry in nlpool's table: "
                               f"add it to firmware/tflm/ops.py RESOLVER_METHODS if TFLM has a kernel for it")
-        builtins.append(name)
     return ModelOps(tuple(builtins), tuple(customs))
 
 
-_TYPE_NAMES = {v: k.lower() for k, v in vars(schema_fb.TensorType).items() if not k.startswith("_")}
-
-
-def model_io(tflite_path: str | Path) -> dict[str, list[dict]]:
+def model_io(model: TfliteModel) -> dict[str, list[dict]]:
     """Name, shape, dtype and quantisation of the model's inputs and outputs (documents input.bin)."""
-    model = flatbuffer_utils.read_model(str(tflite_path))
-    graph = model.subgraphs[0]
 
     def describe(index: int) -> dict:
-        t = graph.tensors[index]
-        q = t.quantization
-        scale = [float(s) for s in q.scale] if q is not None and q.scale is not None else []
-        zero = [int(z) for z in q.zeroPoint] if q is not None and q.zeroPoint is not None else []
-        name = t.name.decode() if isinstance(t.name, bytes) else str(t.name)
-        return {"name": name, "shape": [int(d) for d in t.shape], "dtype": _TYPE_NAMES[t.type],
-                "scale": scale, "zero_point": zero}
+        t = model.tensors[index]
+        return {"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                "scale": [float(s) for s in t.scales], "zero_point": [int(z) for z in t.zero_points]}
 
-    return {"inputs": [describe(i) for i in graph.inputs], "outputs": [describe(i) for i in graph.outputs]}
+    return {"inputs": [describe(i) for i in model.inputs], "outputs": [describe(i) for i in model.outputs]}
 
 
-def per_channel_fully_connected(tflite_path: str | Path) -> int:
+def per_channel_fully_connected(model: TfliteModel) -> int:
     """How many FULLY_CONNECTED ops have per-channel weights (where XMOS's fork rounds differently)."""
-    model = flatbuffer_utils.read_model(str(tflite_path))
-    count = 0
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) != schema_fb.BuiltinOperator.FULLY_CONNECTED:
-                continue
-            q = graph.tensors[op.inputs[1]].quantization
-            if q is not None and q.scale is not None and len(q.scale) > 1:
-                count += 1
-    return count
+    return sum(1 for op in model.operators if op.name == "FULLY_CONNECTED" and model.tensors[op.inputs[1]].scales.size > 1)

@@ -1,7 +1,9 @@
-"""TFLite's integer requantisation arithmetic in NumPy (reference-kernel semantics, vectorised).
+"""TFLite's fixed-point arithmetic, once: requantisation multipliers and the integer rescaling.
 
-The C kernels in firmware/ implement the same three functions; keeping them here, exact to the bit,
-is what lets a NumPy model stand as the golden reference for them.
+`quantize_multiplier` is what TFLite's (and TFLM's) `QuantizeMultiplier` computes in every Prepare;
+the NumPy functions are the integer Eval path, exact to the bit, so that NumPy models can stand as
+golden references for the C kernels. The export's custom-op options, the golden model and the
+firmware generators all take their multipliers from here, so the two can never round differently.
 """
 
 from __future__ import annotations
@@ -13,15 +15,31 @@ import numpy as np
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
+def round_half_away(x: float) -> int:
+    """std::round / TfLiteRound: halves go away from zero (Python's round() goes to even)."""
+    return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
+
+
 def quantize_multiplier(real: float) -> tuple[int, int]:
-    """(Q31 multiplier, shift) with real = multiplier * 2^(shift - 31); shift positive = left (TFLite)."""
-    if real <= 0:
-        raise ValueError(f"a requantisation multiplier must be positive, got {real}")
+    """(Q31 multiplier, shift) with real = multiplier * 2^(shift - 31); shift positive = left.
+
+    TFLite's rule: the Q31 mantissa is rounded half away from zero (TfLiteRound), a mantissa that
+    rounds up to 2^31 is halved with the shift raised by one, a shift below -31 gives (0, 0) (every
+    bit would be shifted out) and one above 30 saturates to the largest multiplier at shift 30.
+    """
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"a requantisation multiplier must be a finite number >= 0, got {real}")
+    if real == 0.0:
+        return 0, 0
     fraction, shift = math.frexp(real)
-    multiplier = round(fraction * (1 << 31))
+    multiplier = round_half_away(fraction * (1 << 31))
     if multiplier == 1 << 31:
         multiplier //= 2
         shift += 1
+    if shift < -31:
+        return 0, 0
+    if shift > 30:
+        return INT32_MAX, 30
     return int(multiplier), int(shift)
 
 

@@ -1,53 +1,24 @@
-"""A thin, mutable view of a TFLite model (TensorFlow's object API) for graph passes.
+"""Editing a TFLite model's schema tree in graph passes (the fusion pass).
 
-`flatbuffer_utils.read_model` gives the schema's object tree; this adds what every pass needs: op
-names, who produces and who consumes a tensor, per-tensor quantisation, and compaction after ops are
-removed (dropping orphan tensors and operator codes, remapping every index including signatures).
+Files are read and written by nlpool.core.tflite; this adds what a rewriting pass needs on the
+mutable schema tree: who produces and who consumes a tensor, per-tensor quantisation, and compaction
+after ops are removed (dropping orphan tensors and operator codes, remapping every index including
+signatures).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
-from tensorflow.lite.python import schema_py_generated as schema
-from tensorflow.lite.tools import flatbuffer_utils
 
-_BUILTIN_NAMES = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-_TYPE_NAMES = {code: name for name, code in vars(schema.TensorType).items() if not name.startswith("_")}
+from nlpool.core.tflite import opcode_name, schema
+
 INT8 = schema.TensorType.INT8
-FLOAT32 = schema.TensorType.FLOAT32
-
-
-def read_model(path: str | Path) -> schema.ModelT:
-    return flatbuffer_utils.read_model(str(path))
-
-
-def write_model(model: schema.ModelT, path: str | Path) -> None:
-    flatbuffer_utils.write_model(model, str(path))
-
-
-def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
-    """Builtin name (e.g. 'CONV_2D') or the custom code of a CUSTOM op."""
-    code = model.operatorCodes[opcode_index]
-    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-    if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode
-        return custom.decode() if isinstance(custom, bytes) else str(custom)
-    return _BUILTIN_NAMES[builtin]
-
-
-def op_names(model: schema.ModelT, subgraph: int = 0) -> list[str]:
-    return [opcode_name(model, op.opcodeIndex) for op in model.subgraphs[subgraph].operators]
-
-
-def type_name(tensor: schema.TensorT) -> str:
-    return _TYPE_NAMES[tensor.type]
 
 
 def tensor_name(tensor: schema.TensorT) -> str:
-    return tensor.name.decode() if isinstance(tensor.name, bytes) else str(tensor.name)
+    return tensor.name.decode(errors="replace") if isinstance(tensor.name, bytes) else str(tensor.name)
 
 
 def quant_params(tensor: schema.TensorT) -> tuple[float, int] | None:

@@ -1,0 +1,277 @@
+"""The one reader and writer of .tflite files: a validated, typed view of a model's main subgraph.
+
+Every package that looks into a .tflite file (the fusion pass and host runner in export/, the memory
+planner, both firmware generators) reads it here, so a file is checked once, the same way, before
+anything walks it: a corrupted file (bad identifier, truncated tables, an index that points at no
+tensor, buffer or operator code, data that does not fill its shape, a NaN scale) is a one-line
+`TfliteFileError` naming the file and the problem, never an IndexError deep inside a generator.
+
+Parsing uses the TFLite flatbuffer schema's generated Python classes as `ai_edge_litert` ships them
+(importing TensorFlow would cost seconds on every `nlpool plan`). Writers edit the schema's object
+tree (`TfliteModel.raw`) and hand it to `write_model`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from .errors import NlpoolError
+
+FILE_IDENTIFIER = b"TFL3"
+
+BUILTIN_NAMES: dict[int, str] = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+_TYPE_NAMES: dict[int, str] = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+# Element types with a fixed size, as NumPy dtypes (strings, resources and sub-byte types have none).
+NUMPY_DTYPES: dict[str, np.dtype] = {
+    name: np.dtype(dtype)
+    for name, dtype in {
+        "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
+        "float16": np.float16, "int32": np.int32, "uint32": np.uint32, "float32": np.float32,
+        "int64": np.int64, "uint64": np.uint64, "float64": np.float64, "complex64": np.complex64,
+        "complex128": np.complex128,
+    }.items()
+}  # fmt: skip
+ITEMSIZES: dict[str, int] = {**{name: dtype.itemsize for name, dtype in NUMPY_DTYPES.items()}, "bfloat16": 2}
+
+
+class TfliteFileError(NlpoolError):
+    """A .tflite file that cannot be read: missing, not TFLite, truncated or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor of the main subgraph; `data` holds a constant's values (weights, shapes, axes).
+
+    Quantisation is per tensor when `scales` has one entry, per channel along `quantized_dimension`
+    otherwise; an unquantised tensor has empty `scales` and `zero_points`.
+    """
+
+    index: int
+    name: str
+    shape: tuple[int, ...]
+    shape_signature: tuple[int, ...]
+    dtype: str
+    scales: np.ndarray
+    zero_points: np.ndarray
+    quantized_dimension: int
+    data: np.ndarray | None
+    is_variable: bool = False
+
+    @property
+    def constant(self) -> bool:
+        """Constants live in flash; every other tensor needs RAM while it is live."""
+        return self.data is not None
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return math.prod(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        """Bytes per element (0 for types without a fixed size, such as strings)."""
+        return ITEMSIZES.get(self.dtype, 0)
+
+    @property
+    def nbytes(self) -> int:
+        """Size in bytes of the dense tensor."""
+        return self.size * self.itemsize
+
+    @property
+    def scale(self) -> float:
+        """Per-tensor scale (the first one of a per-channel tensor; 0.0 when unquantised)."""
+        return float(self.scales[0]) if self.scales.size else 0.0
+
+    @property
+    def zero_point(self) -> int:
+        """Per-tensor zero point (0 when unquantised)."""
+        return int(self.zero_points[0]) if self.zero_points.size else 0
+
+    @property
+    def per_tensor_quantization(self) -> tuple[float, int] | None:
+        """(scale, zero point) of a per-tensor quantised tensor, else None."""
+        return (self.scale, self.zero_point) if self.scales.size == 1 else None
+
+    @property
+    def dynamic(self) -> bool:
+        """True when the model leaves a dimension open (-1 in the shape signature, e.g. a free batch)."""
+        return any(d < 0 for d in self.shape_signature)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One operator: builtin name (e.g. 'CONV_2D') or custom code, tensor indices, parsed options.
+
+    Input indices keep TFLite's -1 for an omitted optional input (e.g. no bias).
+    """
+
+    position: int
+    name: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    options: Any
+    custom_options: bytes
+    is_custom: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class TfliteModel:
+    """A validated model: typed tensors and operators of subgraph 0, plus the schema tree to edit."""
+
+    path: Path
+    tensors: tuple[Tensor, ...]
+    operators: tuple[Operator, ...]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    file_bytes: int
+    subgraph_count: int
+    raw: schema.ModelT
+
+    def op_names(self) -> list[str]:
+        """Operator names in execution order (custom ops by their custom code)."""
+        return [op.name for op in self.operators]
+
+
+def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
+    """Builtin name (e.g. 'CONV_2D') or the custom code of a CUSTOM op, from the schema tree."""
+    code = model.operatorCodes[opcode_index]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        return _text(code.customCode)
+    return BUILTIN_NAMES.get(builtin, f"BUILTIN_{builtin}")
+
+
+def _text(value: object) -> str:
+    """Names are bytes in the schema tree; undecodable bytes are replaced, never fatal."""
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return "" if value is None else str(value)
+
+
+def _ints(values: object) -> tuple[int, ...]:
+    return tuple(int(v) for v in (values if values is not None else ()))
+
+
+def _parse(path: Path) -> tuple[schema.ModelT, bytes]:
+    if not path.is_file():
+        raise TfliteFileError(f"{path} does not exist: pass the path of a .tflite file")
+    data = path.read_bytes()
+    if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
+        raise TfliteFileError(f"{path} is not a TFLite model (no 'TFL3' identifier): pass a .tflite file written by a TFLite converter")
+    try:
+        model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    except Exception as err:  # the generated reader raises whatever slicing a short buffer raises
+        raise TfliteFileError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}): re-export the model") from None
+    return model, data
+
+
+class _Checker:
+    """Collects the first inconsistency of a file as one message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, problem: str) -> TfliteFileError:
+        return TfliteFileError(f"{self.path} is corrupt: {problem}: re-export the model")
+
+    def index(self, value: int, count: int, what: str, optional: bool = False) -> int:
+        if optional and value == -1:
+            return value
+        if not 0 <= value < count:
+            raise self.fail(f"{what} refers to index {value}, but there are {count}")
+        return value
+
+
+def _tensor(check: _Checker, index: int, t: schema.TensorT, buffers: list[schema.BufferT], file_data: bytes) -> Tensor:
+    what = f"tensor {index}"
+    if t.type not in _TYPE_NAMES:
+        raise check.fail(f"{what} has unknown element type {t.type}")
+    dtype = _TYPE_NAMES[t.type]
+    shape = _ints(t.shape)
+    signature = _ints(t.shapeSignature) or shape
+    if any(d < 0 for d in shape):
+        raise check.fail(f"{what} has a negative dimension in its shape {shape}")
+    q = t.quantization
+    scales = np.asarray(q.scale if q is not None and q.scale is not None else [], np.float64)
+    zero_points = np.asarray(q.zeroPoint if q is not None and q.zeroPoint is not None else [], np.int64)
+    dimension = int(q.quantizedDimension) if q is not None else 0
+    if scales.size:
+        if not np.all(np.isfinite(scales)) or np.any(scales <= 0):
+            raise check.fail(f"{what} has a scale that is not a positive finite number")
+        if zero_points.size not in (1, scales.size):
+            raise check.fail(f"{what} has {scales.size} scales but {zero_points.size} zero points")
+        if scales.size > 1 and not (0 <= dimension < len(shape) and shape[dimension] == scales.size):
+            raise check.fail(f"{what} has {scales.size} per-channel scales that do not match dimension {dimension} of {shape}")
+    check.index(int(t.buffer), len(buffers), f"{what}'s buffer")
+    data = _buffer_data(check, what, buffers[t.buffer], file_data)
+    values = None
+    if data:
+        if dtype not in NUMPY_DTYPES:
+            raise check.fail(f"{what} holds constant data of type {dtype}, which has no fixed element size")
+        expected = math.prod(shape) * NUMPY_DTYPES[dtype].itemsize
+        if len(data) != expected:
+            raise check.fail(f"{what} {shape} of {dtype} needs {expected} bytes of data but its buffer has {len(data)}")
+        values = np.frombuffer(data, NUMPY_DTYPES[dtype]).reshape(shape)
+    return Tensor(index, _text(t.name), shape, signature, dtype, scales, zero_points, dimension, values, bool(t.isVariable))
+
+
+def _buffer_data(check: _Checker, what: str, buffer: schema.BufferT, file_data: bytes) -> bytes:
+    """A buffer's bytes, inline or (for models over 2 GB) at an offset into the file."""
+    if buffer.data is not None and len(buffer.data):
+        return bytes(np.asarray(buffer.data, np.uint8))
+    offset, size = int(buffer.offset or 0), int(buffer.size or 0)
+    if offset > 1:
+        if offset + size > len(file_data):
+            raise check.fail(f"{what}'s buffer lies past the end of the file")
+        return file_data[offset : offset + size]
+    return b""
+
+
+def read_model(path: str | Path) -> TfliteModel:
+    """Parse and validate `path`; raises TfliteFileError with one line naming the file and the problem."""
+    path = Path(path)
+    model, file_data = _parse(path)
+    check = _Checker(path)
+    if not model.subgraphs:
+        raise check.fail("it has no subgraph")
+    sub = model.subgraphs[0]
+    buffers = model.buffers or []
+    codes = model.operatorCodes or []
+    try:
+        tensors = tuple(_tensor(check, i, t, buffers, file_data) for i, t in enumerate(sub.tensors or []))
+        operators = []
+        for position, op in enumerate(sub.operators or []):
+            what = f"operator {position}"
+            check.index(int(op.opcodeIndex), len(codes), f"{what}'s operator code")
+            inputs = tuple(check.index(i, len(tensors), f"{what}'s input", optional=True) for i in _ints(op.inputs))
+            outputs = tuple(check.index(i, len(tensors), f"{what}'s output") for i in _ints(op.outputs))
+            name = opcode_name(model, op.opcodeIndex)
+            code = codes[op.opcodeIndex]
+            custom = max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.CUSTOM
+            options = bytes(np.asarray(op.customOptions, np.uint8)) if op.customOptions is not None else b""
+            operators.append(Operator(position, name, inputs, outputs, op.builtinOptions, options, custom, int(code.version)))
+        inputs = tuple(check.index(i, len(tensors), "the subgraph's input") for i in _ints(sub.inputs))
+        outputs = tuple(check.index(i, len(tensors), "the subgraph's output") for i in _ints(sub.outputs))
+    except (TypeError, ValueError, AttributeError, UnicodeError) as err:  # malformed tables the schema reader let through
+        raise check.fail(f"{type(err).__name__}: {err}") from None
+    return TfliteModel(path, tensors, tuple(operators), inputs, outputs, len(file_data), len(model.subgraphs), model)
+
+
+def model_bytes(model: schema.ModelT) -> bytes:
+    """Serialise a schema tree with the TFLite file identifier."""
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def write_model(model: schema.ModelT, path: str | Path) -> None:
+    """Write a schema tree to `path` (callers write into a folder that is moved into place whole)."""
+    Path(path).write_bytes(model_bytes(model))

@@ -4,8 +4,12 @@ Public surface:
     plan_tflite(path) -> MemoryPlan      a .tflite file; best.offsets keyed by TFLite tensor index
     plan_model(model, cfg) -> MemoryPlan a PyTorch model at int8 sizes (no TensorFlow)
     write_reports(plan, budget_bytes, out_dir) -> dict   memory.md / memory.json / memory.png
+    claims_report(sram_bytes, graph_for) -> dict         the paper's 22x claim under three accountings
+    graph_from_torch(model, input_size, ...) -> Graph    a PyTorch model as a planning graph
 """
 
+from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
+from .graph import Graph
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
 from .plans import ALIGNMENT, ArenaPlan
 from .report import as_json, format_markdown, format_text, verdict, write_reports
@@ -13,14 +17,29 @@ from .report import as_json, format_markdown, format_text, verdict, write_report
 __all__ = [
     "ALIGNMENT",
     "ArenaPlan",
+    "ClaimConfig",
+    "Graph",
     "LayerRecord",
     "MemoryPlan",
     "as_json",
+    "attention_score_tensors",
     "build_plan",
+    "claims_report",
+    "format_claims",
     "format_markdown",
     "format_text",
+    "graph_from_torch",
     "plan_model",
     "plan_tflite",
     "verdict",
     "write_reports",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """`graph_from_torch` is imported on first use: it needs PyTorch, which `nlpool plan FILE.tflite` should not pay for."""
+    if name == "graph_from_torch":
+        from .from_torch import graph_from_torch
+
+        return graph_from_torch
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,6 +16,7 @@ conversion adds before even-sized strided convolutions are a converter artefact,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +39,21 @@ ACCOUNTING_WORDS = {
 }
 REFERENCE = (1.0, "strided", 1, 224)
 PAPER = {"total": 22.0, "width": 11.0, "s1": 2.0}
+
+
+@dataclass(frozen=True)
+class ClaimConfig:
+    """One point of the grid: MobileNetV2 at a width, pooling kind, first stride s1 and input size."""
+
+    width: float
+    pool: str
+    s1: int
+    size: int
+
+
+# Builds the planning graph of one grid point; raises NlpoolError when the configuration is invalid
+# (e.g. a map too small for s1). The caller supplies it, so this package never builds networks itself.
+GraphBuilder = Callable[[ClaimConfig], Graph]
 
 
 @dataclass(frozen=True)
@@ -93,24 +109,19 @@ def measure(graph: Graph) -> dict[str, int]:
     }
 
 
-def claim_rows(num_classes: int = 1000, progress: bool = True) -> list[ClaimRow]:
+def claim_rows(graph_for: GraphBuilder, progress: bool = True) -> list[ClaimRow]:
     """Plan every configuration of the grid (invalid ones get a reason instead of values)."""
     from tqdm import tqdm
 
-    from nlpool.models import ModelConfig, build_model
-
-    from .from_torch import graph_from_torch
-
-    grid = [(w, p, s, n) for w in WIDTHS for p in POOLS for s in S1S for n in SIZES]
+    grid = [ClaimConfig(w, p, s, n) for w in WIDTHS for p in POOLS for s in S1S for n in SIZES]
     rows = []
-    for width, pool, s1, size in tqdm(grid, desc="planning", disable=not progress, leave=False):
+    for config in tqdm(grid, desc="planning", disable=not progress, leave=False):
         try:
-            cfg = ModelConfig(arch="mobilenetv2", width=width, pool=pool, s1=s1, input_size=size, num_classes=num_classes).validated()
+            graph = graph_for(config)
         except NlpoolError as err:
-            rows.append(ClaimRow(width, pool, s1, size, None, str(err).split(":")[0]))
+            rows.append(ClaimRow(config.width, config.pool, config.s1, config.size, None, str(err).split(":")[0]))
             continue
-        graph = graph_from_torch(build_model(cfg), size, name=f"{width}x-{pool}-s1={s1}-{size}", explicit_pad=False)
-        rows.append(ClaimRow(width, pool, s1, size, measure(graph)))
+        rows.append(ClaimRow(config.width, config.pool, config.s1, config.size, measure(graph)))
     return rows
 
 
@@ -145,8 +156,9 @@ def conclusions(rows: list[ClaimRow]) -> dict[str, Any]:
     return result
 
 
-def claims_report(sram_bytes: int, progress: bool = True) -> dict[str, Any]:
-    rows = claim_rows(progress=progress)
+def claims_report(sram_bytes: int, graph_for: GraphBuilder, progress: bool = True) -> dict[str, Any]:
+    """The grid under every accounting, the paper's factors, and which configurations fit `sram_bytes`."""
+    rows = claim_rows(graph_for, progress=progress)
     by_key = {r.key: r for r in rows}
     table = []
     for r in rows:

@@ -12,6 +12,7 @@ from memory_planner import plan_model, plan_tflite, write_reports
 from memory_planner.claims import attention_score_tensors
 from nlpool.checkpoint import save_checkpoint
 from nlpool.cli import main
+from nlpool.cli.claims_cmd import mobilenetv2_graph
 from nlpool.cli.plan_cmd import EXIT_OVER_BUDGET
 from nlpool.models import ModelConfig, build_model
 
@@ -111,7 +112,7 @@ def test_claims_marks_invalid_configurations(monkeypatch):
     monkeypatch.setattr(claims_module, "POOLS", ("nlp",))
     monkeypatch.setattr(claims_module, "S1S", (2, 4))
     monkeypatch.setattr(claims_module, "SIZES", (96,))
-    report = claims_module.claims_report(512 * 1024, progress=False)
+    report = claims_module.claims_report(512 * 1024, mobilenetv2_graph, progress=False)
     rows = {entry["s1"]: entry for entry in report["configurations"]}
     assert "too small" in rows[4]["n/a"]
     assert rows[2]["bytes"]["arena"] >= rows[2]["bytes"]["arena_noattn"]

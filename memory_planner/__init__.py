@@ -12,7 +12,7 @@ from .claims import ClaimConfig, attention_score_tensors, claims_report, format_
 from .graph import Graph
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
 from .plans import ALIGNMENT, ArenaPlan
-from .report import as_json, format_markdown, format_text, verdict, write_reports
+from .report import as_json, format_markdown, format_text, plot_png, verdict, write_reports
 
 __all__ = [
     "ALIGNMENT",
@@ -31,6 +31,7 @@ __all__ = [
     "graph_from_torch",
     "plan_model",
     "plan_tflite",
+    "plot_png",
     "verdict",
     "write_reports",
 ]

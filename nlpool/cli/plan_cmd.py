@@ -42,8 +42,7 @@ def plan_command(
     Exits 0 when the arena fits --sram and 3 when it does not (the report is still shown).
     """
     from memory_planner import as_json as report_json
-    from memory_planner import format_text, plan_model, plan_tflite, verdict
-    from memory_planner.report import plot_png
+    from memory_planner import format_text, plan_model, plan_tflite, plot_png, verdict
 
     budget = parse_size(sram)
     if tflite is not None:

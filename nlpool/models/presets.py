@@ -1,14 +1,10 @@
-"""Named model presets and `build_model`, in the spirit of timm's model registry."""
+"""Named model presets: a registry of named `ModelConfig`s (`nlpool models` lists them, `--model` picks one)."""
 
 from __future__ import annotations
-
-from torch import nn
 
 from nlpool.core.errors import NlpoolError
 
 from .config import ModelConfig
-from .mobilenetv2 import MobileNetV2
-from .resnet import ResNet18
 
 DEFAULT_PRESET = "default"
 
@@ -33,12 +29,8 @@ PRESETS: dict[str, tuple[ModelConfig, str]] = {
 
 
 def preset_config(name: str) -> ModelConfig:
+    """The config of preset `name`, or NlpoolError pointing at the list."""
     if name not in PRESETS:
         raise NlpoolError(f"unknown model preset {name!r}: run `nlpool models` to list presets")
     return PRESETS[name][0]
 
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """Build the (randomly initialised) network a config describes."""
-    cfg = cfg.validated()
-    return MobileNetV2(cfg) if cfg.arch == "mobilenetv2" else ResNet18(cfg)

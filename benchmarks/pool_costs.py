@@ -1,4 +1,4 @@
-"""Parameters and MACs of the default model with each pooling kind (the issue-2 cost table).
+"""Parameters and MACs of the default model with each pooling kind: what each pooling layer costs, in one table.
 
     .venv/bin/python benchmarks/pool_costs.py [nlpool model flags, e.g. --arch resnet18 --input-size 128]
 

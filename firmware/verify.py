@@ -1,6 +1,6 @@
 """The firmware comparisons of the verification chain, as one report dict for report.json.
 
-Three comparisons on the same inputs (issue 6): the board under QEMU against the same C built for
+Three comparisons on the same inputs: the board under QEMU against the same C built for
 the host (must be bit-exact), the board against the reference chain (TFLite reference kernels plus
 the NumPy golden custom op, computed by the caller with export.host_run: must be bit-exact), and the
 board's dequantised outputs against PyTorch (top-1 agreement and cosine similarity).

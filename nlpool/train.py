@@ -129,7 +129,8 @@ def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ddp: Distribut
 def _check_resumable(payload: dict[str, Any], cfg: ModelConfig, settings: TrainSettings, out: Path) -> None:
     stored_cfg = ModelConfig.from_dict(payload["config"])
     if stored_cfg != cfg:
-        diff = [name for name, value in asdict(cfg).items() if getattr(stored_cfg, name) != value]
+        stored_values = stored_cfg.to_dict()
+        diff = [name for name, value in cfg.to_dict().items() if stored_values[name] != value]
         raise NlpoolError(f"--resume: {out} holds a different model ({', '.join(diff)} differ): pass the same model flags or another --out")
     stored = payload.get("train")
     if not isinstance(stored, dict):

@@ -27,7 +27,7 @@ from nlpool.cli.model_options import resolve_model
 
 SRAM = 512 * 1024
 MODELS = {
-    # The default model, 100 held-out inputs, two boards: the acceptance run of issue 6.
+    # The firmware's acceptance run: the default model on 100 held-out inputs (as `nlpool export` runs it) on two boards.
     "default": ({"preset": "default"}, 100, ("cortex-m7", "cortex-m55")),
     # A quarter-width ResNet18 at 32 px keeps onnx2tf's conversion to about a minute.
     "resnet18": ({"preset": "resnet18_nlp", "width": 0.25, "input_size": 32}, 32, ("cortex-m7",)),

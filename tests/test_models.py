@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import pytest
 import torch
-from conftest import settle_batchnorm
+from conftest import run_cli, settle_batchnorm
 from torch import nn
 
-from nlpool.checkpoint import load_model, save_checkpoint
+from nlpool.checkpoint import load_model, read_checkpoint, save_checkpoint
+from nlpool.cli.model_options import SHIPPED_WEIGHTS
 from nlpool.core.errors import NlpoolError
-from nlpool.layers import POOL_KINDS, LIPPool, SelfAttentivePool
-from nlpool.models import DEFAULT_PRESET, PRESETS, ModelConfig, build_model, preset_config
+from nlpool.layers import POOL_KINDS, LIPPool, NLPoolOptions, SelfAttentivePool, create_pool
+from nlpool.models import (
+    DEFAULT_PRESET,
+    PRESETS,
+    MobileNetV2,
+    ModelConfig,
+    ResNet18,
+    backbone_names,
+    build_model,
+    downsampling_stages,
+    get_backbone,
+    preset_config,
+    register_backbone,
+    unregister_backbone,
+)
 from nlpool.summary import summarize
 
 ARCHS = ("mobilenetv2", "resnet18")
@@ -149,7 +164,7 @@ def test_every_nlp_option_reaches_every_pooling_layer(arch: str) -> None:
         "embed_ratio": 0.25, "num_heads": 4, "pos_embed": "none", "attention": "prenorm", "upsample": "bilinear",
         "use_sigmoid": False, "use_exp": False, "embed_norm": False, "restore_norm": False, "pooling": "nowin",
     }
-    cfg = ModelConfig(arch=arch, width=SMALL_WIDTH[arch], input_size=64, **changes)
+    cfg = ModelConfig(arch=arch, width=SMALL_WIDTH[arch], input_size=64).replace(**changes)
     pools = [m for m in build_model(cfg).modules() if isinstance(m, SelfAttentivePool)]
     assert len(pools) == (5 if arch == "mobilenetv2" else 4)
     for pool in pools:
@@ -239,7 +254,7 @@ def test_gradients_reach_every_parameter_of_every_model(arch: str, pool: str) ->
     exactly AvgPool and its attention gets no gradient (see test_layers), which is not what this checks.
     """
     torch.manual_seed(0)
-    cfg = ModelConfig(arch=arch, width=SMALL_WIDTH[arch], pool=pool, input_size=64, upsample="bilinear")
+    cfg = ModelConfig(arch=arch, width=SMALL_WIDTH[arch], pool=pool, input_size=64).replace(upsample="bilinear")
     model = build_model(cfg).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     touched: set[str] = set()
@@ -269,3 +284,87 @@ def test_summary_counts_match_hand_computation() -> None:
     assert by_name["stage1_pool"].macs == embed + projections + attention + restore
     assert by_name["stage1_pool"].output_shape == (1, 8, 24, 24)
     assert totals["macs"] == sum(r.macs for r in records)
+
+
+# ---------------------------------------------------------------- the backbone registry
+
+
+class _TinyNet(nn.Module):
+    """The smallest backbone honouring the contract: `features` of named units, `global_pool`, `classifier`."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        channels = 8
+        self.features = nn.Sequential()
+        self.features.add_module("stem", nn.Conv2d(3, channels, 3, 2, 1))
+        for stage in downsampling_stages(cfg):
+            options = {"options": cfg.nlp_options(stage.patch_size)} if cfg.pool == "nlp" else {}
+            self.features.add_module(f"stage{stage.index}_pool", create_pool(cfg.pool, channels, stage.stride, **options))
+        self.global_pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.global_pool(self.features(x)), 1))
+
+
+@pytest.fixture
+def tiny_backbone() -> Iterator[str]:
+    """Register `_TinyNet` as "tinynet" for one test, the way a backbone module registers itself."""
+    register_backbone("tinynet", stem_stride=2, later_stage_strides=(2,), default_patch_sizes=(2, 1))(_TinyNet)
+    try:
+        yield "tinynet"
+    finally:
+        unregister_backbone("tinynet")
+    assert "tinynet" not in backbone_names()
+
+
+def test_a_registered_backbone_is_buildable_without_touching_other_files(tiny_backbone: str) -> None:
+    cfg = ModelConfig(arch=tiny_backbone, input_size=16)
+    model = build_model(cfg)
+    assert isinstance(model, _TinyNet) and model(torch.randn(2, 3, 16, 16)).shape == (2, cfg.num_classes)
+    # the registration's geometry drives validation and the patch schedule: 16 / stem 2 = 8 -> patch 2, then 4 -> patch 1
+    assert cfg.stage_strides == (2, 2) and cfg.stage_patch_sizes() == (2, 1)
+    with pytest.raises(NlpoolError, match="multiple of 4"):
+        build_model(cfg.replace(input_size=18))
+    code, out, _ = run_cli(["models"])
+    assert code == 0 and "mobilenetv2 | resnet18 | tinynet" in out and "default for tinynet: 2,1" in out
+    code, out, _ = run_cli(["summary", "--arch", tiny_backbone, "--input-size", "16"])
+    assert code == 0 and "stage2_pool" in out
+
+
+def test_backbone_registry_contents_and_errors() -> None:
+    assert backbone_names() == ("mobilenetv2", "resnet18")
+    assert get_backbone("mobilenetv2").cls is MobileNetV2 and get_backbone("resnet18").cls is ResNet18
+    assert (get_backbone("resnet18").stem_stride, get_backbone("resnet18").default_patch_sizes) == (4, (4, 2, 1, 1))
+    with pytest.raises(NlpoolError, match=r"unknown architecture 'vgg16': use --arch mobilenetv2\|resnet18"):
+        get_backbone("vgg16")
+    with pytest.raises(ValueError, match="already registered by MobileNetV2"):
+        register_backbone("mobilenetv2", stem_stride=2, later_stage_strides=(2,), default_patch_sizes=(1, 1))(_TinyNet)
+    with pytest.raises(ValueError, match="2 stages but 3 default patch sizes"):
+        register_backbone("tinynet", stem_stride=2, later_stage_strides=(2,), default_patch_sizes=(1, 1, 1))(_TinyNet)
+    assert get_backbone("mobilenetv2").cls is MobileNetV2 and backbone_names() == ("mobilenetv2", "resnet18")
+
+
+# ---------------------------------------------------------------- the layer options inside ModelConfig
+
+
+def test_layer_options_are_nested_but_stored_flat() -> None:
+    """Checkpoints and report.json keep the flat keys they always had; ModelConfig holds one NLPoolOptions."""
+    cfg = ModelConfig().replace(upsample="nearest", num_heads=4)
+    assert cfg.nlp == NLPoolOptions(upsample="nearest", num_heads=4) and cfg.option("num_heads") == 4
+    assert list(cfg.to_dict()) == [
+        "arch", "width", "pool", "s1", "placement", "input_size", "num_classes", "patch_sizes", "embed_ratio", "num_heads",
+        "pos_embed", "attention", "upsample", "use_sigmoid", "use_exp", "embed_norm", "restore_norm", "pooling", "pruned_channels",
+    ]
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert ModelConfig.from_dict({"upsample": "nearest"}) == ModelConfig().replace(upsample="nearest")  # missing keys: defaults
+    with pytest.raises(NlpoolError, match="unknown keys \\['patch_size'\\]"):
+        ModelConfig.from_dict({"patch_size": 4})
+    with pytest.raises(NlpoolError, match="--patch-sizes"):
+        ModelConfig(nlp=NLPoolOptions(patch_size=4, upsample="bilinear")).validated()
+
+
+def test_the_shipped_checkpoint_config_reads_back_unchanged() -> None:
+    stored = read_checkpoint(SHIPPED_WEIGHTS)["config"]
+    cfg = ModelConfig.from_dict(stored)
+    assert cfg == preset_config(DEFAULT_PRESET) and cfg.to_dict() == stored

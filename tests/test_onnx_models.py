@@ -30,7 +30,7 @@ CASES = {
     for pool, arch in itertools.product(POOL_KINDS, ("mobilenetv2", "resnet18"))
 }
 # The non-default graph pieces of the self-attentive pooling: LayerNorm + residual, bilinear Resize, nowin.
-CASES["nlp-prenorm-bilinear-nowin"] = ModelConfig(input_size=SIZE, attention="prenorm", upsample="bilinear", pooling="nowin")
+CASES["nlp-prenorm-bilinear-nowin"] = ModelConfig(input_size=SIZE).replace(attention="prenorm", upsample="bilinear", pooling="nowin")
 CASES["nlp-outer-s1-4"] = ModelConfig(input_size=128, s1=4, placement="outer")
 
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import click
 
+from firmware.boards import BOARDS
 from nlpool.core.errors import NlpoolError
 from nlpool.core.units import format_size, parse_size
 
 from .deploy_steps import deploy_steps
 from .model_options import model_options, resolve_model
 
-TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
+TARGETS = tuple(BOARDS)  # the board table is the one list of targets
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from torch import nn
 from nlpool.core.errors import NlpoolError
 
 from ..checkpoint import load_model, read_checkpoint
-from ..models import DEFAULT_PRESET, ModelConfig, build_model, preset_config
+from ..models import DEFAULT_PRESET, ModelConfig, backbone_names, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
 
@@ -47,7 +47,7 @@ def model_options(command: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Checkpoint written by `nlpool train` (holds weights and config).",
         ),
-        click.option("--arch", default=None, help="mobilenetv2 | resnet18"),
+        click.option("--arch", default=None, help=" | ".join(backbone_names())),
         click.option("--width", type=float, default=None, help="Width multiplier (channels rounded to multiples of 8)."),
         click.option("--pool", default=None, help="nlp | lip | gaussian | rnnpool | strided | max | avg"),
         click.option("--s1", type=int, default=None, help="Stride of the first stage: 1 | 2 | 4."),
@@ -74,9 +74,9 @@ def resolve_model(preset: str | None, checkpoint: Path | None, **flags: Any) -> 
         stored = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
         for name in MODEL_FLAGS:
             given = flags.get(name)
-            if given is not None and given != getattr(stored, name):
+            if given is not None and given != stored.option(name):
                 raise NlpoolError(
-                    f"--{name.replace('_', '-')} {given} contradicts the checkpoint's {name}={getattr(stored, name)}:"
+                    f"--{name.replace('_', '-')} {given} contradicts the checkpoint's {name}={stored.option(name)}:"
                     " drop the flag (the checkpoint defines the model) or pass a matching checkpoint"
                 )
         if preset is not None:

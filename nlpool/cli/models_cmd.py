@@ -9,8 +9,8 @@ from typing import Any
 import click
 
 from ..layers import POOL_KINDS
-from ..models import DEFAULT_PATCH_SIZES, PRESETS
-from ..models.config import ARCHS, PLACEMENTS, S1_CHOICES
+from ..models import PRESETS, backbone_names, get_backbone
+from ..models.config import PLACEMENTS, S1_CHOICES
 from ..summary import format_table, records_as_json, summarize
 from .model_options import model_options, resolve_model
 
@@ -22,15 +22,15 @@ def models_command() -> None:
     for name, (_cfg, description) in PRESETS.items():
         click.echo(f"  {name:<30} {description}")
     click.echo("options:")
-    click.echo(f"  --arch        {' | '.join(ARCHS)}")
+    click.echo(f"  --arch        {' | '.join(backbone_names())}")
     click.echo(f"  --pool        {' | '.join(POOL_KINDS)}")
     click.echo(f"  --s1          {' | '.join(map(str, S1_CHOICES))}")
     click.echo(f"  --placement   {' | '.join(PLACEMENTS)}")
     click.echo("  --width       any multiplier, e.g. 1.0 0.75 0.5 0.35 (channels rounded to multiples of 8)")
     click.echo("  --input-size  square side; must be a multiple of stem stride x s1")
     click.echo("  --num-classes K >= 2")
-    for arch, sizes in DEFAULT_PATCH_SIZES.items():
-        click.echo(f"  --patch-sizes default for {arch}: {','.join(map(str, sizes))}")
+    for arch in backbone_names():
+        click.echo(f"  --patch-sizes default for {arch}: {','.join(map(str, get_backbone(arch).default_patch_sizes))}")
 
 
 @click.command("summary")

@@ -1,20 +1,30 @@
-"""Backbones (MobileNetV2, ResNet18), their configuration and named presets."""
+"""Backbones (MobileNetV2, ResNet18), their registry, their configuration and named presets.
 
-from .config import DEFAULT_PATCH_SIZES, ModelConfig, StageSpec, downsampling_stages
-from .mobilenetv2 import MobileNetV2, make_divisible
-from .registry import DEFAULT_PRESET, PRESETS, build_model, preset_config
+Importing this package registers every backbone: each backbone module registers itself on import.
+"""
+
+from .config import MODEL_NLP_OPTIONS, ModelConfig, StageSpec, downsampling_stages
+from .helpers import make_divisible
+from .mobilenetv2 import MobileNetV2
+from .presets import DEFAULT_PRESET, PRESETS, preset_config
+from .registry import Backbone, backbone_names, build_model, get_backbone, register_backbone, unregister_backbone
 from .resnet import ResNet18
 
 __all__ = [
-    "DEFAULT_PATCH_SIZES",
     "DEFAULT_PRESET",
+    "MODEL_NLP_OPTIONS",
     "PRESETS",
+    "Backbone",
     "MobileNetV2",
     "ModelConfig",
     "ResNet18",
     "StageSpec",
+    "backbone_names",
     "build_model",
     "downsampling_stages",
+    "get_backbone",
     "make_divisible",
     "preset_config",
+    "register_backbone",
+    "unregister_backbone",
 ]

@@ -6,38 +6,42 @@ from the checkpoint alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from nlpool.core.errors import NlpoolError
 
 from ..layers import POOL_KINDS, NLPoolOptions
+from .registry import get_backbone
 
-ARCHS = ("mobilenetv2", "resnet18")
 PLACEMENTS = ("inner", "outer")
 S1_CHOICES = (1, 2, 4)
 
-# Stage strides with s1 in front; the stem's own stride (2 for MobileNetV2, 4 for ResNet18) is separate.
-LATER_STAGE_STRIDES = {"mobilenetv2": (2, 2, 2, 1, 2, 1), "resnet18": (2, 2, 2)}
-STEM_STRIDE = {"mobilenetv2": 2, "resnet18": 4}
-# Authors' "reduced" patch-size schedules, one entry per stage.
-DEFAULT_PATCH_SIZES = {"mobilenetv2": (4, 4, 4, 2, 2, 1, 1), "resnet18": (4, 2, 1, 1)}
+# The layer options a config carries, under the flat names to_dict writes and checkpoints store. The
+# patch size is left out: it is chosen per stage (`patch_sizes` or the backbone's schedule).
+NLP_OPTION_KEYS = tuple(f.name for f in fields(NLPoolOptions) if f.name != "patch_size")
+
+# The one deliberate departure from the layer's defaults (the authors' code) is bilinear restoration
+# (the paper's text): with nearest restoration every pooling window whose stride divides the patch
+# size sees one constant weight, so AvgPool(pi x) / AvgPool(pi) collapses to plain average pooling
+# and the attention gets no gradient — the default schedule (4, 4, 4, 2, ...) at stride 2 would make
+# the first four "self-attentive" pools exactly AvgPool (measured: logits equal to 2e-7).
+MODEL_NLP_OPTIONS = NLPoolOptions(upsample="bilinear")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """A backbone, its pooling and the self-attentive pooling options (see `NLPoolOptions`).
+    """A backbone, its pooling and the self-attentive pooling options `nlp` (see `NLPoolOptions`).
 
-    The one deliberate departure from the layer's defaults (the authors' code) is `upsample="bilinear"`
-    (the paper's text): with nearest restoration every pooling window whose stride divides the patch
-    size sees one constant weight, so AvgPool(pi x) / AvgPool(pi) collapses to plain average pooling
-    and the attention gets no gradient — the default schedule (4, 4, 4, 2, ...) at stride 2 would make
-    the first four "self-attentive" pools exactly AvgPool (measured: logits equal to 2e-7).
-
-    `patch_sizes=None` means the authors' schedule, where a stage whose map is not divisible by the
-    scheduled patch uses the largest patch that divides it; explicit patch sizes must divide exactly.
+    `nlp` defaults to `MODEL_NLP_OPTIONS` (bilinear restoration); its `patch_size` must stay the
+    layer default because each stage picks its own: `patch_sizes=None` means the backbone's schedule,
+    where a stage whose map is not divisible by the scheduled patch uses the largest patch that
+    divides it; explicit patch sizes must divide exactly.
     `pruned_channels` holds (unit name, hidden channels kept) pairs written by `nlpool.prune` after
     channel pruning, so a checkpoint rebuilds the physically smaller network (empty = unpruned).
+
+    `to_dict` / `from_dict` and `replace` spell the layer options flat (`upsample`, `num_heads`, ...),
+    as checkpoints, report.json and the CLI flags always have.
     """
 
     arch: str = "mobilenetv2"
@@ -48,27 +52,25 @@ class ModelConfig:
     input_size: int = 96
     num_classes: int = 10
     patch_sizes: tuple[int, ...] | None = None
-    embed_ratio: float = 1.0
-    num_heads: int = 2
-    pos_embed: str = "learned"
-    attention: str = "plain"
-    upsample: str = "bilinear"
-    use_sigmoid: bool = True
-    use_exp: bool = True
-    embed_norm: bool = True
-    restore_norm: bool = True
-    pooling: str = "window"
+    nlp: NLPoolOptions = MODEL_NLP_OPTIONS
     pruned_channels: tuple[tuple[str, int], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Plain, flat values (lists, no nested options): what checkpoints and report.json store."""
+        data: dict[str, Any] = {}
+        for field in fields(self):
+            if field.name == "nlp":
+                data |= {key: getattr(self.nlp, key) for key in NLP_OPTION_KEYS}
+            else:
+                data[field.name] = getattr(self, field.name)
         data["patch_sizes"] = list(self.patch_sizes) if self.patch_sizes is not None else None
         data["pruned_channels"] = [[name, kept] for name, kept in self.pruned_channels]
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
+        """Read `to_dict`'s output (missing keys take today's defaults), validated."""
+        known = {f.name for f in fields(cls) if f.name != "nlp"} | set(NLP_OPTION_KEYS)
         unknown = sorted(set(data) - known)
         if unknown:
             raise NlpoolError(f"model config has unknown keys {unknown}: the checkpoint was written by another nlpool version")
@@ -76,29 +78,29 @@ class ModelConfig:
         if data.get("patch_sizes") is not None:
             data["patch_sizes"] = tuple(int(p) for p in data["patch_sizes"])
         data["pruned_channels"] = tuple((str(name), int(kept)) for name, kept in data.get("pruned_channels", ()))
-        return cls(**data).validated()
+        return cls().replace(**data).validated()
 
     def replace(self, **changes: Any) -> ModelConfig:
+        """A copy with `changes`; layer options may be given by their flat names, e.g. `upsample="nearest"`."""
+        layer_changes = {key: changes.pop(key) for key in NLP_OPTION_KEYS if key in changes}
+        if layer_changes:
+            try:
+                changes["nlp"] = replace(changes.get("nlp", self.nlp), **layer_changes)
+            except ValueError as err:
+                raise NlpoolError(f"bad self-attentive pooling option: {err}") from None
         return replace(self, **changes)
+
+    def option(self, key: str) -> Any:
+        """The value of a flat key (as `to_dict` and the CLI flags spell it), wherever the config keeps it."""
+        return getattr(self.nlp, key) if key in NLP_OPTION_KEYS else getattr(self, key)
 
     @property
     def stage_strides(self) -> tuple[int, ...]:
-        return (self.s1, *LATER_STAGE_STRIDES[self.arch])
+        return (self.s1, *get_backbone(self.arch).later_stage_strides)
 
     def nlp_options(self, patch_size: int) -> NLPoolOptions:
-        return NLPoolOptions(
-            patch_size=patch_size,
-            embed_ratio=self.embed_ratio,
-            num_heads=self.num_heads,
-            pos_embed=self.pos_embed,
-            attention=self.attention,
-            upsample=self.upsample,
-            use_sigmoid=self.use_sigmoid,
-            use_exp=self.use_exp,
-            embed_norm=self.embed_norm,
-            restore_norm=self.restore_norm,
-            pooling=self.pooling,
-        )
+        """The options of one stage's self-attentive pooling layer."""
+        return replace(self.nlp, patch_size=patch_size)
 
     def stage_patch_sizes(self) -> tuple[int, ...]:
         """The patch size each stage's self-attentive pooling uses (validated against map sizes)."""
@@ -106,8 +108,7 @@ class ModelConfig:
 
     def validated(self) -> ModelConfig:
         """Return self, or raise NlpoolError with a one-line message naming the bad option and the fix."""
-        if self.arch not in ARCHS:
-            raise NlpoolError(f"unknown architecture {self.arch!r}: use --arch {'|'.join(ARCHS)}")
+        backbone = get_backbone(self.arch)
         if self.pool not in POOL_KINDS:
             raise NlpoolError(f"unknown pooling kind {self.pool!r}: use --pool {'|'.join(POOL_KINDS)}")
         if self.s1 not in S1_CHOICES:
@@ -127,11 +128,10 @@ class ModelConfig:
             raise NlpoolError(f"patch sizes must be >= 1, got {list(self.patch_sizes)}: fix --patch-sizes")
         if any(kept < 1 for _, kept in self.pruned_channels):
             raise NlpoolError(f"pruned_channels {list(self.pruned_channels)} keeps no channel in some unit: keep at least 1 per unit")
-        try:
-            self.nlp_options(1)
-        except ValueError as err:
-            raise NlpoolError(f"bad self-attentive pooling option: {err}") from None
-        first = STEM_STRIDE[self.arch] * self.s1
+        if self.nlp.patch_size != NLPoolOptions.patch_size:
+            # to_dict does not store it, so a checkpoint would silently rebuild a different model
+            raise NlpoolError(f"nlp.patch_size={self.nlp.patch_size} is not used: set per-stage patch sizes with --patch-sizes")
+        first = backbone.stem_stride * self.s1
         if self.input_size % first:
             raise NlpoolError(
                 f"input size {self.input_size} is not divisible by {first} (stem stride x s1={self.s1}),"
@@ -157,10 +157,9 @@ def _largest_divisor_at_most(value: int, limit: int) -> int:
 
 def downsampling_stages(cfg: ModelConfig) -> list[StageSpec]:
     """Map size and effective patch size per stage; raises NlpoolError when the input is too small."""
-    schedule = cfg.patch_sizes or DEFAULT_PATCH_SIZES[cfg.arch]
-    size = (cfg.input_size - 1) // 2 + 1  # stem conv / 2, padding k // 2
-    if cfg.arch == "resnet18":
-        size //= 2  # then max pool 2x2 / 2
+    backbone = get_backbone(cfg.arch)
+    schedule = cfg.patch_sizes or backbone.default_patch_sizes
+    size = cfg.input_size // backbone.stem_stride  # exact: validation requires a multiple of the stem stride
     stages = []
     for index, stride in enumerate(cfg.stage_strides, start=1):
         patch = 0

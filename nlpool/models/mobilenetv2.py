@@ -17,15 +17,11 @@ from nlpool.core.errors import NlpoolError
 
 from ..layers import create_pool
 from .config import ModelConfig, downsampling_stages
+from .helpers import make_divisible
+from .registry import register_backbone
 
-# (expansion t, output channels c, blocks n) per stage; strides come from the config.
+# (expansion t, output channels c, blocks n) per stage; strides come from the config and the registration.
 STAGES = ((1, 16, 1), (6, 24, 2), (6, 32, 3), (6, 64, 4), (6, 96, 3), (6, 160, 3), (6, 320, 1))
-
-
-def make_divisible(value: float, divisor: int = 8) -> int:
-    """Round channels to a multiple of `divisor`, never more than 10 % below `value` (MobileNet rule)."""
-    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def conv_bn_relu6(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -56,6 +52,10 @@ class InvertedResidual(nn.Module):
         return x + self.conv(x) if self.use_residual else self.conv(x)
 
 
+# Authors' "reduced" patch-size schedule: large patches where the maps are large.
+@register_backbone(
+    "mobilenetv2", stem_stride=2, later_stage_strides=(2, 2, 2, 1, 2, 1), default_patch_sizes=(4, 4, 4, 2, 2, 1, 1)
+)
 class MobileNetV2(nn.Module):
     """MobileNetV2 classifier; `features` is a flat Sequential of named units (stem, blocks, pools, head)."""
 

@@ -15,7 +15,8 @@ from nlpool.core.errors import NlpoolError
 
 from ..layers import create_pool
 from .config import ModelConfig, downsampling_stages
-from .mobilenetv2 import make_divisible
+from .helpers import make_divisible
+from .registry import register_backbone
 
 STAGE_CHANNELS = (64, 128, 256, 512)
 BLOCKS_PER_STAGE = 2
@@ -46,6 +47,8 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+# Stem stride 4: conv /2 then max pool /2. Authors' "reduced" patch-size schedule.
+@register_backbone("resnet18", stem_stride=4, later_stage_strides=(2, 2, 2), default_patch_sizes=(4, 2, 1, 1))
 class ResNet18(nn.Module):
     """ResNet18 classifier; `features` is a flat Sequential of named units (stem, blocks, pools)."""
 

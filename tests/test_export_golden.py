@@ -86,3 +86,12 @@ def test_out_of_range_parameters_are_refused():
     assert MAX_WINDOW_ELEMENTS == 64
     with pytest.raises(ValueError, match="fixed-point range"):
         WeightedPoolParams.from_quantization((2, 2), (2, 2), (1e-9, 0), (0.1, 0), (1.0, 0))
+
+
+def test_quantize_multiplier_rounds_a_tie_away_from_zero_as_tflite_does():
+    """(1 + 2^-20)(1 + 2^-11) / 2 has a Q31 mantissa of exactly ...5: TfLiteRound (std::round) goes up."""
+    real = (1 + 2.0**-20) * (1 + 2.0**-11) / 2
+    assert quantize_multiplier(real) == ((1 << 30) + (1 << 19) + (1 << 10) + 1, 0)
+    assert quantize_multiplier(0.0) == (0, 0)
+    assert quantize_multiplier(2.0**-40) == (0, 0)  # every bit would be shifted out
+    assert quantize_multiplier(2.0**40) == (2**31 - 1, 30)  # saturated: a larger left shift overflows int32

@@ -9,8 +9,7 @@ from typing import Any
 import click
 
 from ..layers import POOL_KINDS
-from ..models import PRESETS, backbone_names, get_backbone
-from ..models.config import PLACEMENTS, S1_CHOICES
+from ..models import PLACEMENTS, PRESETS, S1_CHOICES, backbone_names, get_backbone
 from ..summary import format_table, records_as_json, summarize
 from .model_options import model_options, resolve_model
 

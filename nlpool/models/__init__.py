@@ -3,7 +3,7 @@
 Importing this package registers every backbone: each backbone module registers itself on import.
 """
 
-from .config import MODEL_NLP_OPTIONS, ModelConfig, StageSpec, downsampling_stages
+from .config import MODEL_NLP_OPTIONS, PLACEMENTS, S1_CHOICES, ModelConfig, StageSpec, downsampling_stages
 from .helpers import make_divisible
 from .mobilenetv2 import MobileNetV2
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
@@ -13,7 +13,9 @@ from .resnet import ResNet18
 __all__ = [
     "DEFAULT_PRESET",
     "MODEL_NLP_OPTIONS",
+    "PLACEMENTS",
     "PRESETS",
+    "S1_CHOICES",
     "Backbone",
     "MobileNetV2",
     "ModelConfig",

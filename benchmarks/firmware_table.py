@@ -26,13 +26,14 @@ from memory_planner import plan_tflite
 from memory_planner.tflm_model import measure_tflm
 from nlpool.cli.deploy_steps import deploy_steps
 from nlpool.cli.model_options import resolve_model
+from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
 
 TARGET = "cortex-m7"
 SRAM_BYTES = 512 * 1024
 SEED = 0
 CALIB_SAMPLES = 200  # as `nlpool export` by default
-CUSTOM_OP = "NLPOOL_WEIGHTED_POOL"
+
 # label -> model flags (as on the command line); the default preset loads the shipped weights.
 MODELS: dict[str, dict[str, Any]] = {
     "default (MobileNetV2-0.35x, nlp, s1=2, 96 px, shipped weights)": {},
@@ -74,7 +75,7 @@ def measure(label: str, flags: dict[str, Any], out_dir: Path, firmware_inputs: i
     fused = out_dir / "model_int8_fused.tflite"
     ops = report["tflite_int8_fused"]["ops"]
     predicted = plan_tflite(fused).tflm
-    wheel = None if CUSTOM_OP in ops else measure_tflm(fused)
+    wheel = None if OP_NAME in ops else measure_tflm(fused)
     return {"label": label, "ops": sum(ops.values()), "firmware": report["firmware"], "tflm_fork": report.get("tflm", {}),
             "wheel": wheel, "predicted": predicted, "failures": report["failures"]}
 

@@ -27,6 +27,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from nlpool.core.custom_ops import OP_NAME
+
 from .graph import Graph, Op, Tensor
 
 KINDS = {
@@ -213,7 +215,7 @@ def _fold(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs:
     return kept
 
 
-WEIGHTED_POOL = "CUSTOM:NLPOOL_WEIGHTED_POOL"
+WEIGHTED_POOL = f"CUSTOM:{OP_NAME}"
 
 
 def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:

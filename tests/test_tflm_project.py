@@ -156,3 +156,10 @@ def test_a_builtins_only_model_runs_without_the_custom_op(tmp_path):
     assert customs == [] and count == len(calls) == len(set(read_model(model).op_names()))
     inputs = int8_inputs(model, 3)
     np.testing.assert_array_equal(run_host(project.path, [inputs]).outputs[0], aot_outputs(model, tmp_path, inputs)[0])
+
+
+def test_the_tflm_kernel_reads_exactly_the_options_the_contract_defines():
+    """The C++ kernel spells the option keys once more (it must parse them); tie them to the contract."""
+    source = (Path(__file__).resolve().parent.parent / "firmware" / "tflm" / "templates" / "nlpool_weighted_pool_op.cc").read_text()
+    read = set(re.findall(r'ReadInt\(map, "(\w+)"', source)) | set(re.findall(r'map\["(\w+)"\]', source))
+    assert read == {field.name for field in dataclasses.fields(WeightedPoolParams)}

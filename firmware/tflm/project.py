@@ -17,6 +17,7 @@ from pathlib import Path
 
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
+from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, read_model
 
@@ -147,8 +148,9 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
     (root / "main.cc").write_text(_render(
         "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
         resolver_calls=calls, custom_registration=custom))
-    for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.h", "nlpool_weighted_pool_op.cc"):
+    for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.cc"):
         shutil.copy(TEMPLATES / name, root / name)
+    (root / "nlpool_weighted_pool_op.h").write_text(_render("nlpool_weighted_pool_op.h.in", op_name=OP_NAME))
     (root / "kernels").mkdir()
     for name in ("nlpool_weighted_pool.c", "nlpool_weighted_pool.h"):
         shutil.copy(FIRMWARE_DIR / "kernels" / name, root / "kernels" / name)

@@ -48,7 +48,7 @@ def test_not_a_model(tmp_path, content, message):
 def test_truncated_model(tmp_path):
     path = tmp_path / "m.tflite"
     path.write_bytes(MODEL.read_bytes()[: MODEL.stat().st_size // 3])
-    with pytest.raises(TfliteFileError, match="truncated or corrupt|is corrupt"):
+    with pytest.raises(TfliteFileError, match=r"truncated or corrupt|is corrupt"):
         read_model(path)
 
 

@@ -13,6 +13,7 @@ from torch.utils.data import Dataset
 from nlpool.core.errors import NlpoolError
 
 from .augment import eval_transform, train_transform
+from .calibration import CALIB_DATA_SPECS, ExportImages, ImageSet, export_images
 from .folder import ImageFolder
 from .normalize import MEAN, STD, denormalize, normalize
 from .stl10 import STL10
@@ -54,14 +55,18 @@ def open_datasets(spec: str, input_size: int, num_classes: int, seed: int = 0) -
 
 
 __all__ = [
+    "CALIB_DATA_SPECS",
     "DATA_SPECS",
     "MEAN",
     "STD",
     "STL10",
+    "ExportImages",
     "ImageFolder",
+    "ImageSet",
     "SyntheticDataset",
     "denormalize",
     "eval_transform",
+    "export_images",
     "normalize",
     "open_datasets",
     "synthetic_batch",

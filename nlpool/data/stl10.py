@@ -19,6 +19,8 @@ from nlpool.core.errors import NlpoolError
 SIDE = 96
 IMAGE_BYTES = 3 * SIDE * SIDE
 NUM_CLASSES = 10
+# The names in the archive's class_names.txt, in label order.
+STL10_CLASSES = ("airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck")
 LAYOUT = "PATH/stl10_binary/{train,test}_X.bin and {train,test}_y.bin (or those files directly in PATH)"
 
 

@@ -236,6 +236,8 @@ def train(
             "history": history,
             "input_mean": list(MEAN),
             "input_std": list(STD),
+            # index -> name, so an export can label the firmware's outputs (image folders and STL10 have names)
+            **({"classes": list(train_set.classes)} if hasattr(train_set, "classes") else {}),
             **({} if finished else {"optimizer": optimizer.state_dict()}),
             **({"pruning": pruner.state_dict()} if pruner is not None and not finished else {}),
         }

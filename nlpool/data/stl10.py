@@ -55,6 +55,7 @@ class STL10(Dataset):
         self.labels = torch.from_numpy(labels.astype(np.int64) - 1)
         self.transform = transform
         self.num_classes = NUM_CLASSES
+        self.classes = list(STL10_CLASSES)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -6,6 +6,7 @@ Importing this package registers every backbone: each backbone module registers 
 from .config import MODEL_NLP_OPTIONS, PLACEMENTS, S1_CHOICES, ModelConfig, StageSpec, downsampling_stages
 from .helpers import make_divisible
 from .mobilenetv2 import MobileNetV2
+from .pixel_input import PixelInput
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .registry import Backbone, backbone_names, build_model, get_backbone, register_backbone, unregister_backbone
 from .resnet import ResNet18
@@ -19,6 +20,7 @@ __all__ = [
     "Backbone",
     "MobileNetV2",
     "ModelConfig",
+    "PixelInput",
     "ResNet18",
     "StageSpec",
     "backbone_names",

@@ -1,5 +1,5 @@
 /*
- * The one index walk of the generic kernels (ADD, MUL, the TRANSPOSE / STRIDED_SLICE gather).
+ * The one index walk of the generic kernels (ADD, MUL, PAD, the TRANSPOSE / STRIDED_SLICE gather).
  *
  * Shapes are padded to NL_MAX_DIMS dimensions and every input is read through per-dimension
  * element strides (0 along broadcast dimensions, permuted for a transpose, scaled or negative for a
@@ -36,13 +36,16 @@ static inline int32_t nl_odometer_start(nl_odometer_t *it, const int32_t *dims)
 
 /*
  * Advances to the next row: the last outer dimension steps, and any that wraps resets and carries
- * into the one before. `in2_strides` may be NULL for a single input.
+ * into the one before. Either stride array may be NULL (one input, or only the index is needed);
+ * the check folds away once the call is inlined.
  */
 static inline void nl_odometer_next_row(nl_odometer_t *it, const int32_t *dims,
                                         const int32_t *in1_strides, const int32_t *in2_strides)
 {
     for (int k = NL_MAX_DIMS - 2; k >= 0; --k) {
-        it->in1 += in1_strides[k];
+        if (in1_strides != NULL) {
+            it->in1 += in1_strides[k];
+        }
         if (in2_strides != NULL) {
             it->in2 += in2_strides[k];
         }
@@ -50,7 +53,9 @@ static inline void nl_odometer_next_row(nl_odometer_t *it, const int32_t *dims,
             return;
         }
         it->index[k] = 0;
-        it->in1 -= dims[k] * in1_strides[k];
+        if (in1_strides != NULL) {
+            it->in1 -= dims[k] * in1_strides[k];
+        }
         if (in2_strides != NULL) {
             it->in2 -= dims[k] * in2_strides[k];
         }

@@ -113,7 +113,7 @@ def _check_supported(graph: Graph) -> None:
     missing = sorted({op.name for op in graph.operators if op.name not in OPS})
     if missing:
         raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
-                          "export a model without them or add kernels in firmware/kernels")
+                          "export a model without them or add op units (docs/firmware.md, Kernels and op units)")
 
 
 def _activation_tensors(graph: Graph) -> list[int]:

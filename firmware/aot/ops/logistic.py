@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware.aot.graph import Graph, Operator
 from firmware.aot.ops.common import require_int8
 from firmware.aot.ops.unit import I32, I8Array, Kernel, Params, Prepared, register
@@ -26,5 +28,5 @@ def prepare(graph: Graph, op: Operator) -> Prepared:
     """The int8 table the interpreter builds from float sigmoid, for these scales and zero points."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
-    params = LutParams(size=inp.size, table=logistic_table(inp.scale, inp.zero_point, out.scale, out.zero_point))
+    params = LutParams(size=inp.size, table=np.asarray(logistic_table(inp.scale, inp.zero_point, out.scale, out.zero_point)))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware.aot.graph import Graph, Operator
 from firmware.aot.ops.common import require_int8
 from firmware.aot.ops.unit import F32, I32, F32Array, Kernel, Params, Prepared, register
@@ -32,5 +34,5 @@ def prepare(graph: Graph, op: Operator) -> Prepared:
     require_int8(op, inp, out)
     depth = inp.shape[-1]
     params = SoftmaxParams(rows=inp.size // depth, depth=depth, output_zero_point=out.zero_point,
-                           output_scale=float(out.scale), table=softmax_table(inp.scale, op.options.beta))
+                           output_scale=float(out.scale), table=np.asarray(softmax_table(inp.scale, op.options.beta)))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))

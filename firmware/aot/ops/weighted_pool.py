@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from firmware.aot.graph import Graph, Operator
 from firmware.aot.ops.common import require_int8, tensors
 from firmware.aot.ops.unit import I32, I32Array, Kernel, Params, Prepared, TensorArg, UnsupportedOp, register
@@ -63,5 +65,5 @@ def prepare(graph: Graph, op: Operator) -> Prepared:
                                 stride_h=int(opts["stride_h"]), stride_w=int(opts["stride_w"]),
                                 x_zero_point=x.zero_point, out_zero_point=out.zero_point,
                                 out_multiplier=int(opts["out_multiplier"]), out_shift=int(opts["out_shift"]),
-                                table=table)
+                                table=np.asarray(table))
     return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))

@@ -1,10 +1,10 @@
 """What one firmware op is: a typed parameter struct, a Prepare, and one C entry point.
 
-An op unit is a module of this package named after its kernel file in firmware/kernels. It
-declares its parameters once, as a frozen dataclass whose field annotations carry the C types
-(`I32`, `Dims`, `I8Array`, ...); the C `typedef struct` in the generated `nlpool_kernels.h`, the
-static initialiser in model.c and the call are all derived from that class and from one `Kernel`
-(function name, file, tensor arguments). Its `prepare` functions do what TFLite's Prepare does
+An op unit is a module of this package named after its kernel file in firmware/kernels (or after
+a family of kernels, e.g. pool2d). It declares its parameters once, as a frozen dataclass whose
+field annotations carry the C types (`I32`, `Dims`, `I8Array`, ...); the C `typedef struct` in the
+generated `nlpool_kernels.h`, the prototype, the static initialiser in model.c and the call are all
+derived from that class and from one `Kernel` (function name, tensor arguments). Its `prepare` functions do what TFLite's Prepare does
 (validate the op, compute multipliers, padding, tables) and return a `Prepared`: plain values, no C
 text. They are registered by TFLite op name with `@register`.
 """

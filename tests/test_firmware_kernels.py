@@ -9,6 +9,7 @@ weighted-pooling kernel is checked against the NumPy golden model of docs/custom
 from __future__ import annotations
 
 import ctypes
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ pytest.importorskip("ai_edge_litert")
 import tensorflow as tf
 
 from firmware.aot import generate_project
+from firmware.aot.ops.weighted_pool import WeightedPoolParams
 from firmware.run import build_and_run
 from firmware.testing import convert, random_inputs, reference
 
@@ -182,11 +184,25 @@ def test_unsupported_op_is_listed(tmp_path: Path) -> None:
 # NLPOOL_WEIGHTED_POOL: the C kernel against the NumPy golden model (export/golden.py).
 
 
+_CTYPES = {"int32_t": ctypes.c_int32, "const int32_t *": ctypes.POINTER(ctypes.c_int32)}
+
+
 class _WPParams(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_int32) for n in (
-        "batches", "in_h", "in_w", "channels", "out_h", "out_w", "filter_h", "filter_w",
-        "stride_h", "stride_w", "x_zero_point", "out_zero_point", "out_multiplier", "out_shift")] + [
-        ("table", ctypes.POINTER(ctypes.c_int32))]
+    """The C struct as the op unit declares it (the same list the firmware's initialiser uses)."""
+
+    _fields_ = [(name, _CTYPES[ctype.spelling]) for name, ctype in WeightedPoolParams.c_fields()]
+
+
+def test_weighted_pool_unit_matches_the_hand_written_header() -> None:
+    """The op unit mirrors kernels/nlpool_weighted_pool.h (which the TFLM project shares) field for field."""
+    header = (Path(__file__).resolve().parent.parent / "firmware" / "kernels" / "nlpool_weighted_pool.h").read_text()
+    body = re.search(r"typedef struct \{(.*?)\} nlpool_weighted_pool_params_t;", header, re.S).group(1)
+    declared = []
+    for decl in filter(str.strip, re.sub(r"/\*.*?\*/", "", body, flags=re.S).split(";")):
+        const, base, star, names = re.fullmatch(r"\s*(const )?(\w+)\s*(\*?)\s*(.*?)\s*", decl, re.S).groups()
+        declared += [(name.strip(), f"{const or ''}{base}{' *' if star else ''}") for name in names.split(",")]
+    unit = [(name, ctype.spelling.strip()) for name, ctype in WeightedPoolParams.c_fields()]
+    assert declared == unit
 
 
 @pytest.fixture(scope="module")

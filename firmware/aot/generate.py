@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot.ops import EMITTERS, Emitted, UnsupportedOp
+from firmware.aot.ops import OPS, Prepared, UnsupportedOp
+from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
@@ -83,7 +84,7 @@ def _plan_arena(tflite_path: Path, graph: TfliteModel, activations: list[int]) -
 
 
 class _Context:
-    """Implements EmitContext: pointers into the arena or into const arrays."""
+    """Implements c_text.EmitContext: pointers into the arena or into const arrays."""
 
     def __init__(self, graph: TfliteModel, offsets: dict[int, int]) -> None:
         self.graph = graph
@@ -110,10 +111,10 @@ class _Context:
 
 
 def _check_supported(graph: TfliteModel) -> None:
-    missing = sorted({op.name for op in graph.operators if op.name not in EMITTERS})
+    missing = sorted({op.name for op in graph.operators if op.name not in OPS})
     if missing:
         raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
-                          "export a model without them or add kernels in firmware/kernels")
+                          "export a model without them or add op units (docs/firmware.md, Kernels and op units)")
 
 
 def _activation_tensors(graph: TfliteModel) -> list[int]:
@@ -170,21 +171,21 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     activations = _activation_tensors(graph)
     offsets, arena_bytes, lower_bound = _plan_arena(tflite_path, graph, activations)
     ctx = _Context(graph, offsets)
-    emitted: list[tuple[str, Emitted]] = []
+    prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
         try:
-            emitted.append((op.name, EMITTERS[op.name](ctx, op, f"nl_op{op.position}")))
+            prepared.append((op, OPS[op.name](graph, op)))
         except UnsupportedOp as exc:
             raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
     macs = sum(_macs(graph, op) for op in graph.operators)
-    info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [n for n, _ in emitted],
+    info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        [_spec(graph.tensors[i]) for i in graph.inputs],
                        [_spec(graph.tensors[i]) for i in graph.outputs])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        _write_project(tmp, graph, ctx, emitted, info, default_target)
+        _write_project(tmp, graph, ctx, prepared, info, default_target)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
@@ -194,14 +195,15 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     return info
 
 
-def _write_project(root: Path, graph: TfliteModel, ctx: _Context, emitted: list[tuple[str, Emitted]],
+def _write_project(root: Path, graph: TfliteModel, ctx: _Context, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
     (root / "kernels").mkdir()
-    kernels = sorted({e.kernel for _, e in emitted})
-    for name in ["nlpool_fixedpoint.h", "nlpool_kernels.h", "nlpool_weighted_pool.h"]:
+    kernels = {p.kernel for _, p in prepared}
+    for name in [*SHARED_HEADERS, *sorted({k.params.header for k in kernels} - {""})]:
         shutil.copy2(KERNEL_DIR / name, root / "kernels" / name)
-    for k in kernels:
-        shutil.copy2(KERNEL_DIR / f"{k}.c", root / "kernels" / f"{k}.c")
+    (root / "kernels" / KERNEL_HEADER).write_text(kernel_header(kernels))
+    for source in sorted({k.source for k in kernels}):
+        shutil.copy2(KERNEL_DIR / source, root / "kernels" / source)
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -217,7 +219,7 @@ def _write_project(root: Path, graph: TfliteModel, ctx: _Context, emitted: list[
     (root / "Makefile").write_text(makefile)
     (root / "model.h").write_text(_model_h(info))
     (root / "README.md").write_text(_readme(info, default_target))
-    (root / "model.c").write_text(_model_c(graph, ctx, emitted, info))
+    (root / "model.c").write_text(_model_c(graph, ctx, prepared, info))
     data = asdict(info)
     (root / "project.json").write_text(json.dumps(data, indent=2) + "\n")
 
@@ -277,18 +279,20 @@ uint32_t nlpool_model_output_bytes(int index);
 """
 
 
-def _model_c(graph: TfliteModel, ctx: _Context, emitted: list[tuple[str, Emitted]], info: ProjectInfo) -> str:
+def _model_c(graph: TfliteModel, ctx: _Context, prepared: list[tuple[Operator, Prepared]], info: ProjectInfo) -> str:
     lines = ["/* Generated by nlpool from a TFLite model: do not edit. */",
              "#include <stddef.h>", "#include <stdint.h>", "", '#include "model.h"',
-             '#include "nlpool_kernels.h"', '#include "nlpool_weighted_pool.h"', "",
+             f'#include "{KERNEL_HEADER}"', "",
              "/* One arena for every activation, laid out by memory_planner (in-place ops share slots). */",
              f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
              ""]
-    decls = [e.decl for _, e in emitted if e.decl]
+    names = [f"nl_op{op.position}" for op, _ in prepared]
+    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
+    calls = [call(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
     lines += [*ctx.consts, "", *decls, ""]
     lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{"]
-    for name, e in emitted:
-        lines.append(f"    {e.call} /* {name} */")
+    for (op, _), text in zip(prepared, calls, strict=True):
+        lines.append(f"    {text} /* {op.name} */")
     lines += ["}", ""]
     in_off = ", ".join(str(ctx.offsets[i]) for i in graph.inputs)
     out_off = ", ".join(str(ctx.offsets[i]) for i in graph.outputs)

@@ -3,9 +3,9 @@
 
 #include "nlpool_kernels.h"
 
-void nl_reshape(int32_t bytes, const void *in, void *out)
+void nl_reshape(const nl_reshape_params_t *p, const int8_t *in, int8_t *out)
 {
     if (in != out) {
-        memmove(out, in, (size_t)bytes);
+        memmove(out, in, (size_t)p->bytes);
     }
 }

@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware.aot.ops import Kernel, batch_matmul, fully_connected
+from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
 from nlpool.core.custom_ops import OP_NAME
@@ -162,8 +164,9 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
         (root / "host_shims").mkdir()
         for template, kernel in shims.items():
             shutil.copy(TEMPLATES / template, root / "host_shims" / template.removeprefix("host_"))
-            shutil.copy(FIRMWARE_DIR / "kernels" / kernel, root / "host_shims" / kernel)
-        for header in ("nlpool_kernels.h", "nlpool_fixedpoint.h"):
+            shutil.copy(FIRMWARE_DIR / "kernels" / kernel.source, root / "host_shims" / kernel.source)
+        (root / "host_shims" / KERNEL_HEADER).write_text(kernel_header(shims.values()))
+        for header in SHARED_HEADERS:
             shutil.copy(FIRMWARE_DIR / "kernels" / header, root / "host_shims" / header)
     board = BOARDS[target]
     (root / "Makefile").write_text(_render("Makefile.in", target=target, cpu_flags=board.cpu_flags,
@@ -176,17 +179,17 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
         host_shims=_shim_note(shims)))
 
 
-def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, str]:
+def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, Kernel]:
     """Host-only kernels replacing what XMOS's fork lacks or gets wrong: {template: nlpool C kernel}."""
     shims = {}
     if "BATCH_MATMUL" in ops.builtins:
-        shims["host_batch_matmul.cc"] = "batch_matmul.c"
+        shims["host_batch_matmul.cc"] = batch_matmul.KERNEL
     if per_channel_fully_connected(model):
-        shims["host_fully_connected.cc"] = "fully_connected.c"
+        shims["host_fully_connected.cc"] = fully_connected.KERNEL
     return shims
 
 
-def _shim_note(shims: dict[str, str]) -> str:
+def _shim_note(shims: dict[str, Kernel]) -> str:
     if not shims:
         return ""
     names = ", ".join(t.removeprefix("host_").removesuffix(".cc").upper() for t in shims)

@@ -1,0 +1,46 @@
+"""MUL int8 with broadcasting (kernels/mul.c)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware.aot.ops.common import broadcast_strides, pad_dims, require_int8, tensors
+from firmware.aot.ops.unit import I32, OUT, Dims, Kernel, Params, Prepared, TensorArg, register
+from firmware.aot.quant import activation_range
+from nlpool.core.fixedpoint import quantize_multiplier
+from nlpool.core.tflite import Operator, TfliteModel
+
+
+@dataclass(frozen=True)
+class MulParams(Params):
+    """Broadcasting MUL: strides are 0 along broadcast dimensions."""
+
+    out_dims: Dims
+    in1_strides: Dims
+    in2_strides: Dims
+    in1_offset: I32
+    in2_offset: I32
+    output_offset: I32
+    out_mult: I32
+    out_shift: I32
+    act_min: I32
+    act_max: I32
+
+
+KERNEL = Kernel("nl_mul", MulParams, (TensorArg("in1"), TensorArg("in2"), OUT))
+
+
+@register("MUL")
+def prepare(graph: TfliteModel, op: Operator) -> Prepared:
+    """One multiplier for the product of the two input scales over the output scale."""
+    a, b = tensors(graph, op.inputs[:2])
+    out = graph.tensors[op.outputs[0]]
+    require_int8(op, a, b, out)
+    mo, so = quantize_multiplier(a.scale * b.scale / out.scale)
+    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
+    dims = pad_dims(out.shape)
+    params = MulParams(out_dims=dims, in1_strides=broadcast_strides(a.shape, dims),
+                       in2_strides=broadcast_strides(b.shape, dims), in1_offset=-a.zero_point,
+                       in2_offset=-b.zero_point, output_offset=out.zero_point, out_mult=mo, out_shift=so,
+                       act_min=lo, act_max=hi)
+    return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))

@@ -1,0 +1,141 @@
+"""What one firmware op is: a typed parameter struct, a Prepare, and one C entry point.
+
+An op unit is a module of this package named after its kernel file in firmware/kernels (or after
+a family of kernels, e.g. pool2d). It declares its parameters once, as a frozen dataclass whose
+field annotations carry the C types (`I32`, `Dims`, `I8Array`, ...); the C `typedef struct` in the
+generated `nlpool_kernels.h`, the prototype, the static initialiser in model.c and the call are all
+derived from that class and from one `Kernel` (function name, tensor arguments). Its `prepare` functions do what TFLite's Prepare does
+(validate the op, compute multipliers, padding, tables) and return a `Prepared`: plain values, no C
+text. They are registered by TFLite op name with `@register`.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Annotated, ClassVar
+
+import numpy as np
+
+from nlpool.core.tflite import Operator, TfliteModel
+
+
+class UnsupportedOp(Exception):
+    """An op (or an op configuration) the AOT runtime has no kernel for."""
+
+
+@dataclass(frozen=True)
+class CType:
+    """How a parameter field is spelled in C.
+
+    `array` names the length of a fixed array member (e.g. NL_MAX_DIMS); `pointee` marks a pointer
+    to a constant array in flash, whose values the field holds in Python (None renders as NULL).
+    """
+
+    spelling: str
+    array: str = ""
+    pointee: str = ""
+
+
+I32 = Annotated[int, CType("int32_t")]
+F32 = Annotated[float, CType("float")]
+Dims = Annotated[tuple[int, ...], CType("int32_t", array="NL_MAX_DIMS")]
+I8Array = Annotated[np.ndarray, CType("const int8_t *", pointee="int8_t")]
+I32Array = Annotated[np.ndarray, CType("const int32_t *", pointee="int32_t")]
+F32Array = Annotated[np.ndarray, CType("const float *", pointee="float")]
+OptionalI32Array = Annotated[np.ndarray | None, CType("const int32_t *", pointee="int32_t")]
+
+
+class Params:
+    """Base of every kernel's parameter struct; subclasses are frozen dataclasses.
+
+    The C struct name is derived from the class name (`Conv2dParams` -> `nl_conv2d_params_t`)
+    unless `c_name` is given; `header` names a hand-written header that defines the struct instead
+    of the generated one (the weighted-pooling kernel, whose header the TFLM project shares).
+    """
+
+    c_name: ClassVar[str]
+    header: ClassVar[str] = ""
+
+    def __init_subclass__(cls, c_name: str = "", header: str = "", **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.__name__.removesuffix("Params")).lower()
+        cls.c_name = c_name or f"nl_{snake}_params_t"
+        cls.header = header
+
+    @classmethod
+    def c_fields(cls) -> list[tuple[str, CType]]:
+        """(name, C type) of every field, in declaration order (the order of the C struct)."""
+        hints = typing.get_type_hints(cls, include_extras=True)
+        return [(f.name, hints[f.name].__metadata__[0]) for f in fields(cls)]  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TensorArg:
+    """One tensor argument of a kernel function, after the parameter pointer."""
+
+    name: str
+    element: str = "int8_t"
+    output: bool = False
+    many: bool = False  # an array of input pointers (CONCATENATION)
+
+    @property
+    def declaration(self) -> str:
+        """The C parameter declaration, e.g. `const int8_t *in`."""
+        if self.many:
+            return f"const {self.element} *const *{self.name}"
+        return f"{'' if self.output else 'const '}{self.element} *{self.name}"
+
+
+IN = TensorArg("in")
+OUT = TensorArg("out", output=True)
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One C entry point `function(const <params> *p, <tensors>)`, alone in its file of
+    firmware/kernels: the function name without its `nl_` prefix, e.g. nl_conv2d in conv2d.c.
+
+    The function name is the only spelling of the kernel in Python.
+    """
+
+    function: str
+    params: type[Params]
+    tensors: tuple[TensorArg, ...] = (IN, OUT)
+
+    @property
+    def source(self) -> str:
+        """The kernel's C file name in firmware/kernels."""
+        return f"{self.function.removeprefix('nl_')}.c"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """One op ready to be written: its kernel, its parameters and the tensors of each argument.
+
+    `tensors` holds one tensor index per `kernel.tensors` entry (a tuple for a `many` argument).
+    """
+
+    kernel: Kernel
+    params: Params
+    tensors: tuple[int | tuple[int, ...], ...]
+
+
+Prepare = Callable[[TfliteModel, Operator], Prepared]
+
+OPS: dict[str, Prepare] = {}
+
+
+def register(*op_names: str) -> Callable[[Prepare], Prepare]:
+    """Registers `prepare` as the unit of the TFLite ops `op_names` (builtin or custom names)."""
+
+    def add(prepare: Prepare) -> Prepare:
+        for name in op_names:
+            if name in OPS:
+                raise ValueError(f"op {name} registered twice")
+            OPS[name] = prepare
+        return prepare
+
+    return add

@@ -1,7 +1,7 @@
 """AOT firmware vs TFLM on Cortex-M7: arena, flash and instructions per inference, measured and tabulated.
 
-For each model the export pipeline runs as `nlpool export --target cortex-m7 --sram 512k` runs it,
-minus the fidelity step (not measured here): fold, ONNX, onnx2tf int8, fusion, memory plan, AOT
+For each model the export runs as `nlpool export --target cortex-m7 --sram 512k` runs it (the same
+flow, with the PyTorch-agreement bars off): fold, ONNX, onnx2tf int8, fusion, fidelity, memory plan, AOT
 firmware built and run under QEMU (`-icount`: instructions, not cycles), and the TFLM C++ project
 built on the host against XMOS's TFLM fork. On the same fused .tflite, the `tflite_micro` wheel
 (upstream TFLM's host interpreter) gives the real TFLM arena when it can run the model: it has no
@@ -21,13 +21,11 @@ from typing import Any
 
 import torch
 
-from export.pipeline import ExportContext, Step, export_steps, run_pipeline
 from memory_planner import plan_tflite
 from memory_planner.tflm_model import measure_tflm
-from nlpool.cli.deploy_steps import deploy_steps
-from nlpool.cli.model_options import resolve_model
+from nlpool.cli.model_options import RANDOM_WEIGHTS, resolve_model
 from nlpool.core.custom_ops import OP_NAME
-from nlpool.core.errors import NlpoolError
+from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
 
 TARGET = "cortex-m7"
 SRAM_BYTES = 512 * 1024
@@ -42,31 +40,18 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def _guarded_tflm(run):
-    """The TFLM host-project step, but a failure becomes a table entry instead of ending the benchmark."""
-
-    def step(ctx: ExportContext) -> None:
-        try:
-            run(ctx)
-        except NlpoolError as err:
-            ctx.report["tflm"] = {"error": str(err)}
-
-    return step
-
-
 def export(flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[str, Any]:
-    """Run the pipeline for one model into `out_dir`; returns report.json's dict."""
+    """Run the export for one model into `out_dir`; returns report.json's dict plus the failures' messages.
+
+    A failed check (a TFLM host build that differs or fails, say) becomes a table entry instead of
+    ending the benchmark: the flow records it and writes the rest.
+    """
     torch.manual_seed(SEED)  # random-weight models: instruction counts depend a little on the data
     model, cfg, weights = resolve_model(None, None, **flags)
-    ctx = ExportContext(model=model, cfg=cfg, weights=weights, target=TARGET, sram_bytes=SRAM_BYTES,
-                        out_dir=out_dir, calib_samples=CALIB_SAMPLES)
-    ctx.state.update(run_firmware=True, firmware_inputs_count=firmware_inputs, min_top1=0.0, min_cosine=-1.0)
-    steps = [step for step in export_steps() if step.name != "fidelity"]
-    for name, run, title in deploy_steps():
-        steps.append(Step(name, _guarded_tflm(run) if name == "tflm" else run, title))
-    report = run_pipeline(ctx, steps)
-    report["failures"] = [message for _, message in ctx.state.get("failures", [])]
-    return report
+    options = ExportOptions(target=TARGET, sram_bytes=SRAM_BYTES, out_dir=out_dir, calib_samples=CALIB_SAMPLES,
+                            firmware_inputs=firmware_inputs, min_top1=0.0, min_cosine=-1.0)
+    outcome = export_model(ModelToExport(model, cfg, weights, trained=weights != RANDOM_WEIGHTS), options)
+    return {**outcome.report, "failures": [failure.message for failure in outcome.failures]}
 
 
 def measure(label: str, flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[str, Any]:

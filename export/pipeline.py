@@ -1,28 +1,31 @@
-"""The export pipeline: named steps over one shared context, written atomically into the output folder.
+"""export's own steps as typed functions, and the runner that turns a sequence of steps into one output folder.
 
-Each step is a function `step(ctx: ExportContext) -> None` that reads what earlier steps left in the
-context, writes its files into `ctx.work_dir` (recording them in `ctx.artifacts`) and its findings
-under its own key of `ctx.report`. `run_pipeline` runs the steps in order with progress lines, then
-writes report.json and moves the finished folder into place; a failure or an interrupt removes it, so
-the output folder is either the previous complete export or the new complete one, never a mix.
+Each step takes what it needs as typed arguments and returns a frozen result (`ExportData`,
+`FoldResult`, `OnnxResult`, `TfliteResult`, `FusedResult`, `FidelityResult`) that later steps take as
+input, so what flows between steps is visible in their signatures. A result also says what it adds
+to report.json (`report_section`), which files it wrote (`written`) and what to print (`summary`).
 
-Later stages (memory plan, firmware) join by appending steps: the CLI, which may import every package,
-calls `run_pipeline(ctx, [*export_steps(), Step("memory", plan_step, "plan memory"), ...])`.
+`ExportRun` runs steps with progress lines and timing (report.json's `step_seconds`) inside a work
+folder beside the output folder, then writes report.json and moves the folder into place; a failure
+or an interrupt removes it, so the output folder is either the previous complete export or the new
+complete one, never a mix. The full `nlpool export` sequence, which adds the memory plan and the
+firmware (packages this one must not import), is wired in `nlpool.flow.export_flow`.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar
 
-import click
 import numpy as np
 import torch
 from torch import nn
@@ -30,11 +33,10 @@ from tqdm import tqdm
 
 from nlpool.core.tflite import read_model
 from nlpool.data import synthetic_batch
-from nlpool.models import ModelConfig
 
 from .fidelity import fidelity_report, format_table
 from .fold_bn import fold_batchnorm
-from .fusion import fuse_file
+from .fusion import PoolMatch, fuse_file
 from .host_run import HostModel
 from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
 from .outdir import REPORT_FILE, make_work_dir, move_into_place
@@ -46,155 +48,274 @@ DATA_SEED = 0
 # The synthetic task of 10 classes gives the inputs; its labels only mean something to a 10-class model
 # trained on it (the shipped default), which then also gets accuracies in the fidelity report.
 DATA_CLASSES = 10
+# Inputs the folded model and the ONNX file are checked on (a handful is enough to catch a wrong graph).
+CHECK_SAMPLES = 8
 
 
-@dataclass
-class ExportContext:
-    """What every step shares. `work_dir` becomes `out_dir` when all steps succeed."""
+class StepResult:
+    """What every step result can tell the runner; a step with nothing to say keeps these defaults."""
 
-    model: nn.Module
-    cfg: ModelConfig
-    weights: str
-    target: str
-    sram_bytes: int
-    out_dir: Path
-    calib_samples: int = DEFAULT_CALIB_SAMPLES
-    fidelity_samples: int = FIDELITY_SAMPLES
-    work_dir: Path = Path()
-    scratch_dir: Path = Path()  # for side files that are not part of the output (removed at the end)
-    artifacts: dict[str, Path] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)  # in-memory results handed between steps
-    echo: Callable[[str], None] = lambda line: click.echo(line, err=True)
+    def report_section(self) -> dict[str, Any] | None:
+        """This step's entry of report.json (under the step's section key), or None for no entry."""
+        return None
 
-    def example(self) -> torch.Tensor:
-        return torch.zeros(1, 3, self.cfg.input_size, self.cfg.input_size)
+    def written(self) -> tuple[Path, ...]:
+        """Files and folders this step wrote into the work folder, in the order they are announced."""
+        return ()
+
+    def summary(self) -> str | None:
+        """Lines printed under the step's progress line, or None."""
+        return None
 
 
 @dataclass(frozen=True)
-class Step:
-    """`name` keys the step in report.json's step_seconds; `title` is the progress line."""
+class ExportData(StepResult):
+    """Calibration images (train split) and held-out images with labels (val split): disjoint by construction."""
 
-    name: str
-    run: Callable[[ExportContext], None]
-    title: str = ""
+    calibration: torch.Tensor
+    eval_images: torch.Tensor
+    eval_labels: torch.Tensor
+    calibration_source: str
+    eval_source: str
+
+    def report_section(self) -> dict[str, Any]:
+        return {
+            "calibration": {"samples": len(self.calibration), "source": self.calibration_source},
+            "fidelity": {"samples": len(self.eval_images), "source": self.eval_source},
+        }
+
+
+@dataclass(frozen=True)
+class FoldResult(StepResult):
+    """The model with BatchNorm folded into its convolutions, and how closely each folded layer matches."""
+
+    model: nn.Module
+    batchnorms_folded: int
+    max_layer_relative_diff: float
+
+    def report_section(self) -> dict[str, Any]:
+        return {"batchnorms_folded": self.batchnorms_folded, "max_layer_relative_diff": self.max_layer_relative_diff}
+
+
+@dataclass(frozen=True)
+class OnnxResult(StepResult):
+    """The ONNX file and its largest difference from the folded PyTorch model."""
+
+    path: Path
+    max_abs_diff_vs_pytorch: float
+
+    def report_section(self) -> dict[str, Any]:
+        return {"file": self.path.name, "opset": OPSET, "max_abs_diff_vs_pytorch": self.max_abs_diff_vs_pytorch}
+
+    def written(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+
+@dataclass(frozen=True)
+class TfliteResult(StepResult):
+    """The full-integer int8 TFLite file as onnx2tf wrote it."""
+
+    path: Path
+
+    def report_section(self) -> dict[str, Any]:
+        return {"file": self.path.name, "ops": dict(Counter(read_model(self.path).op_names()))}
+
+    def written(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+
+@dataclass(frozen=True)
+class FusedResult(StepResult):
+    """The int8 TFLite file with each weighted pooling replaced by one NLPOOL_WEIGHTED_POOL op."""
+
+    path: Path
+    pools: tuple[PoolMatch, ...]
+
+    def report_section(self) -> dict[str, Any]:
+        return {
+            "file": self.path.name,
+            "custom_ops": len(self.pools),
+            "ops": dict(Counter(read_model(self.path).op_names())),
+            "pools": [
+                {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]}
+                for m in self.pools
+            ],
+        }
+
+    def written(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+
+@dataclass(frozen=True)
+class FidelityResult(StepResult):
+    """ONNX, int8 and fused int8 measured against PyTorch on the held-out images."""
+
+    samples: int
+    source: str
+    metrics: dict[str, dict[str, float]]
+
+    def report_section(self) -> dict[str, Any]:
+        return {"samples": self.samples, "data": self.source, **self.metrics}
+
+    def summary(self) -> str:
+        return format_table(self.metrics, self.samples)
 
 
 def _nhwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def step_data(ctx: ExportContext) -> None:
-    """Calibration images (train split) and fidelity images (val split): disjoint by construction."""
-    ctx.state["calib"], _ = synthetic_batch(ctx.calib_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "train")
-    ctx.state["eval"], ctx.state["eval_labels"] = synthetic_batch(ctx.fidelity_samples, ctx.cfg.input_size, DATA_CLASSES, DATA_SEED, "val")
-    ctx.report["data"] = {
-        "calibration": {"samples": ctx.calib_samples, "source": f"synthetic, seed {DATA_SEED}, train split"},
-        "fidelity": {"samples": ctx.fidelity_samples, "source": f"synthetic, seed {DATA_SEED}, val split"},
-    }
+def prepare_data(input_size: int, calib_samples: int = DEFAULT_CALIB_SAMPLES, fidelity_samples: int = FIDELITY_SAMPLES) -> ExportData:
+    """Calibration images from the train split, fidelity images from the val split of the synthetic set."""
+    calibration, _ = synthetic_batch(calib_samples, input_size, DATA_CLASSES, DATA_SEED, "train")
+    eval_images, eval_labels = synthetic_batch(fidelity_samples, input_size, DATA_CLASSES, DATA_SEED, "val")
+    return ExportData(calibration, eval_images, eval_labels,
+                      f"synthetic, seed {DATA_SEED}, train split", f"synthetic, seed {DATA_SEED}, val split")
 
 
-def step_fold(ctx: ExportContext) -> None:
+def fold_batchnorms(model: nn.Module, data: ExportData) -> FoldResult:
     """Fold BatchNorm into convolutions; every folded layer must equal BN(conv) within 1e-5 of its range."""
-    folded, count, diff = fold_batchnorm(ctx.model, ctx.state["calib"][:8])
-    ctx.state["folded"] = folded
-    ctx.report["fold_bn"] = {"batchnorms_folded": count, "max_layer_relative_diff": diff}
+    folded, count, diff = fold_batchnorm(model, data.calibration[:CHECK_SAMPLES])
+    return FoldResult(folded, count, diff)
 
 
-def step_onnx(ctx: ExportContext) -> None:
+def export_to_onnx(folded: FoldResult, data: ExportData, work_dir: Path) -> OnnxResult:
     """ONNX (opset 17) via onnxsim; ONNX Runtime within 1e-4 of the folded PyTorch model it was exported from."""
-    path = ctx.work_dir / "model.onnx"
-    export_onnx(ctx.state["folded"], ctx.example(), path)
-    diff = check_onnx(path, ctx.state["folded"], ctx.state["calib"][:8])
-    ctx.artifacts["onnx"] = path
-    ctx.report["onnx"] = {"file": path.name, "opset": OPSET, "max_abs_diff_vs_pytorch": diff}
+    path = work_dir / "model.onnx"
+    size = data.calibration.shape[-1]
+    export_onnx(folded.model, torch.zeros(1, 3, size, size), path)
+    return OnnxResult(path, check_onnx(path, folded.model, data.calibration[:CHECK_SAMPLES]))
 
 
-def step_tflite(ctx: ExportContext) -> None:
+def convert_to_int8(onnx: OnnxResult, data: ExportData, work_dir: Path, scratch_dir: Path) -> TfliteResult:
     """Full-integer int8 TFLite through onnx2tf, calibrated on the calibration images."""
-    path = convert_int8(ctx.artifacts["onnx"], ctx.state["calib"], ctx.scratch_dir / "onnx2tf", ctx.work_dir / "model_int8.tflite")
-    ctx.artifacts["tflite_int8"] = path
-    ctx.report["tflite_int8"] = {"file": path.name, "ops": dict(Counter(read_model(path).op_names()))}
+    return TfliteResult(convert_int8(onnx.path, data.calibration, scratch_dir / "onnx2tf", work_dir / "model_int8.tflite"))
 
 
-def step_fuse(ctx: ExportContext) -> None:
+def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
     """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op."""
-    path = ctx.work_dir / "model_int8_fused.tflite"
-    matches = fuse_file(ctx.artifacts["tflite_int8"], path)
-    ctx.artifacts["tflite_int8_fused"] = path
-    ctx.report["tflite_int8_fused"] = {
-        "file": path.name,
-        "custom_ops": len(matches),
-        "ops": dict(Counter(read_model(path).op_names())),
-        "pools": [
-            {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]} for m in matches
-        ],
-    }
+    path = work_dir / "model_int8_fused.tflite"
+    return FusedResult(path, tuple(fuse_file(tflite.path, path)))
 
 
-def step_fidelity(ctx: ExportContext) -> None:
-    """ONNX, int8 and fused int8 against PyTorch on inputs never used for calibration."""
-    images = ctx.state["eval"]
+def measure_fidelity(model: nn.Module, num_classes: int, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,
+                     fused: FusedResult) -> FidelityResult:
+    """ONNX, int8 and fused int8 against PyTorch on inputs never used for calibration.
+
+    Accuracies are only meaningful for a model with the synthetic task's classes, so labels are
+    used only then.
+    """
+    images = data.eval_images
     with torch.no_grad():
-        reference = ctx.model(images).numpy()
+        reference = model(images).numpy()
     nhwc = _nhwc(images)
-    session = onnx_session(ctx.artifacts["onnx"])
+    session = onnx_session(onnx.path)
 
-    def host(key: str) -> Callable[[], np.ndarray]:
-        model = HostModel(ctx.artifacts[key])
-        return lambda: np.concatenate([model.predict(x[None]) for x in tqdm(nhwc, desc=f"  {key}", leave=False, unit="input")])
+    def host(name: str, path: Path) -> Callable[[], np.ndarray]:
+        host_model = HostModel(path)
+        return lambda: np.concatenate([host_model.predict(x[None]) for x in tqdm(nhwc, desc=f"  {name}", leave=False, unit="input")])
 
-    report = fidelity_report(
+    metrics = fidelity_report(
         reference,
         {
             "onnx": lambda: run_onnx(session, images.numpy()),
-            "tflite_int8": host("tflite_int8"),
-            "tflite_int8_fused": host("tflite_int8_fused"),
+            "tflite_int8": host("tflite_int8", tflite.path),
+            "tflite_int8_fused": host("tflite_int8_fused", fused.path),
         },
-        labels=ctx.state["eval_labels"].numpy() if ctx.cfg.num_classes == DATA_CLASSES else None,
+        labels=data.eval_labels.numpy() if num_classes == DATA_CLASSES else None,
     )
-    ctx.report["fidelity"] = {"samples": len(images), "data": ctx.report["data"]["fidelity"]["source"], **report}
-    ctx.echo(format_table(report, len(images)))
+    return FidelityResult(len(images), data.eval_source, metrics)
 
 
-def export_steps() -> list[Step]:
-    """The steps of `nlpool export` this package owns, in order."""
-    return [
-        Step("data", step_data, "calibration and fidelity images (synthetic set)"),
-        Step("fold_bn", step_fold, "fold BatchNorm into convolutions"),
-        Step("onnx", step_onnx, "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
-        Step("tflite_int8", step_tflite, "convert to int8 TFLite with onnx2tf (about a minute)"),
-        Step("fuse", step_fuse, "fuse each weighted pooling into one NLPOOL_WEIGHTED_POOL op"),
-        Step("fidelity", step_fidelity, f"fidelity of ONNX, int8 and fused int8 vs PyTorch ({FIDELITY_SAMPLES} inputs)"),
-    ]
+@dataclass(frozen=True)
+class Step:
+    """`name` keys the step in report.json's step_seconds, `section` keys its findings (the name unless
+    they are about something else, like the fused model), `title` is its progress line."""
+
+    name: str
+    title: str
+    section: str = ""
+
+    @property
+    def report_key(self) -> str:
+        return self.section or self.name
 
 
-def run_pipeline(ctx: ExportContext, steps: list[Step]) -> dict[str, Any]:
-    """Run `steps` in order, then write report.json and move the folder into place; returns the report."""
-    ctx.out_dir = ctx.out_dir.expanduser().absolute()
-    ctx.work_dir = make_work_dir(ctx.out_dir)
-    scratch = tempfile.TemporaryDirectory(prefix="nlpool-export-")
-    ctx.scratch_dir = Path(scratch.name)
-    ctx.report.update(
-        model={**ctx.cfg.to_dict(), "weights": ctx.weights},
-        target=ctx.target,
-        sram_bytes=ctx.sram_bytes,
-        step_seconds={},
-    )
-    total = time.perf_counter()
-    try:
-        for number, step in enumerate(steps, start=1):
-            ctx.echo(f"[{number}/{len(steps)}] {step.title or step.name} ...")
-            start = time.perf_counter()
-            step.run(ctx)
-            seconds = time.perf_counter() - start
-            ctx.report["step_seconds"][step.name] = round(seconds, 2)
-            ctx.echo(f"[{number}/{len(steps)}] done in {seconds:.1f} s")
-        ctx.report["total_seconds"] = round(time.perf_counter() - total, 2)
-        (ctx.work_dir / REPORT_FILE).write_text(json.dumps(ctx.report, indent=2) + "\n")
-        move_into_place(ctx.work_dir, ctx.out_dir)
-        ctx.artifacts = {key: ctx.out_dir / path.relative_to(ctx.work_dir) for key, path in ctx.artifacts.items()}
-    finally:
-        shutil.rmtree(ctx.work_dir, ignore_errors=True)
-        scratch.cleanup()
-    return ctx.report
+R = TypeVar("R", bound=StepResult)
+P = ParamSpec("P")
+
+
+def echo_to_stderr(line: str) -> None:
+    """Progress goes to stderr so stdout holds only the list of written files."""
+    print(line, file=sys.stderr)
+
+
+class ExportRun:
+    """Runs the steps of one export into a work folder and, on `finish`, moves it into place.
+
+    Use as a context manager: leaving the block without `finish` (a step raised, an interrupt)
+    removes the work folder, and the scratch folder (onnx2tf's intermediates) always goes.
+    `steps` lists every step up front so progress lines can say "[3/9]".
+    """
+
+    def __init__(self, out_dir: Path, steps: Sequence[Step], header: dict[str, Any],
+                 echo: Callable[[str], None] = echo_to_stderr) -> None:
+        self.out_dir = out_dir.expanduser().absolute()
+        self.steps = list(steps)
+        self.echo = echo
+        self.report: dict[str, Any] = {**header, "step_seconds": {}}
+        self.work_dir = Path()
+        self.scratch_dir = Path()
+        self._written: list[Path] = []
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._started = 0.0
+
+    def __enter__(self) -> ExportRun:
+        self.work_dir = make_work_dir(self.out_dir)
+        self._scratch = tempfile.TemporaryDirectory(prefix="nlpool-export-")
+        self.scratch_dir = Path(self._scratch.name)
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def run(self, step: Step, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run one step: progress lines, its time in step_seconds, its report section, its files."""
+        number = f"[{self.steps.index(step) + 1}/{len(self.steps)}]"
+        self.echo(f"{number} {step.title} ...")
+        start = time.perf_counter()
+        result = function(*args, **kwargs)
+        section = result.report_section()
+        if section is not None:
+            self.report[step.report_key] = section
+        self._written.extend(result.written())
+        summary = result.summary()
+        if summary:
+            self.echo(summary)
+        seconds = time.perf_counter() - start
+        self.report["step_seconds"][step.name] = round(seconds, 2)
+        self.echo(f"{number} done in {seconds:.1f} s")
+        return result
+
+    def finish(self) -> tuple[list[Path], Path]:
+        """Write report.json and move the folder into place; returns the written paths and report.json's, as
+        they are after the move."""
+        self.report["total_seconds"] = round(time.perf_counter() - self._started, 2)
+        (self.work_dir / REPORT_FILE).write_text(json.dumps(self.report, indent=2) + "\n")
+        move_into_place(self.work_dir, self.out_dir)
+        written = [self.out_dir / path.relative_to(self.work_dir) for path in self._written]
+        return written, self.out_dir / REPORT_FILE
+
+
+EXPORT_STEPS = (
+    Step("data", "calibration and fidelity images (synthetic set)"),
+    Step("fold_bn", "fold BatchNorm into convolutions"),
+    Step("onnx", "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
+    Step("tflite_int8", "convert to int8 TFLite with onnx2tf (about a minute)"),
+    Step("fuse", "fuse each weighted pooling into one NLPOOL_WEIGHTED_POOL op", section="tflite_int8_fused"),
+    Step("fidelity", f"fidelity of ONNX, int8 and fused int8 vs PyTorch ({FIDELITY_SAMPLES} inputs)"),
+)
+"""The steps this package owns, in the order `nlpool export` runs them."""

@@ -33,7 +33,7 @@ class FirmwareRunError(NlpoolError):
 
 
 @dataclass
-class FirmwareResult:
+class FirmwareRun:
     """Outputs and measurements of one run of a project on one target (or the host)."""
 
     target: str
@@ -135,7 +135,7 @@ def default_timeout_s(info: ProjectInfo, inferences: int) -> float:
 
 
 def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | list[np.ndarray],
-                  timeout_s: float | None = None) -> FirmwareResult:
+                  timeout_s: float | None = None) -> FirmwareRun:
     """Build `project_dir` for `target` ("host" or a Cortex-M target) and run every sample.
 
     `inputs` is one array of shape (n, *input_shape) per model input, in the model's dtype. On a
@@ -176,9 +176,9 @@ def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | lis
         outputs = _split_outputs(info, (work / "output.bin").read_bytes(), n, target)
     done = int(stats.group(1))
     if target == HOST:
-        return FirmwareResult(target, outputs, done, info.arena_bytes, None, None, None, None, log)
+        return FirmwareRun(target, outputs, done, info.arena_bytes, None, None, None, None, log)
     ticks = (int(stats.group(2)) << 32) + int(stats.group(3))
     flash, sram = _elf_sizes(exe)
     instructions = round(ticks * BOARDS[target].ns_per_tick / max(done, 1))
-    return FirmwareResult(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
+    return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
                           instructions, log)

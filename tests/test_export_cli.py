@@ -94,29 +94,25 @@ def test_out_that_is_a_foreign_folder_is_not_overwritten(tmp_path, default_check
     assert (out / "notes.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
-def test_failing_step_leaves_no_output(tmp_path, monkeypatch):
+def test_failing_step_leaves_no_output(tmp_path):
     """A step that fails half-way (here: after the ONNX file is written) leaves neither DIR nor its temp."""
     from export import pipeline
 
-    def broken(ctx):
+    def broken(_onnx: pipeline.OnnxResult) -> pipeline.StepResult:
         raise NlpoolError("simulated failure: nothing to fix")
 
-    ctx = pipeline.ExportContext(
-        model=build_model(ModelConfig(input_size=64)).eval(),
-        cfg=ModelConfig(input_size=64),
-        weights="random initialisation",
-        target="cortex-m7",
-        sram_bytes=524288,
-        out_dir=tmp_path / "out",
-        calib_samples=4,
-        fidelity_samples=4,
-        echo=lambda _line: None,
-    )
-    steps = [*pipeline.export_steps()[:3], pipeline.Step("broken", broken)]
-    with pytest.raises(NlpoolError, match="simulated"):
-        pipeline.run_pipeline(ctx, steps)
+    cfg = ModelConfig(input_size=64)
+    data_step, fold_step, onnx_step = pipeline.EXPORT_STEPS[:3]
+    broken_step = pipeline.Step("broken", "a step that fails")
+    run = pipeline.ExportRun(tmp_path / "out", [data_step, fold_step, onnx_step, broken_step], {}, echo=lambda _line: None)
+    with pytest.raises(NlpoolError, match="simulated"), run:
+        data = run.run(data_step, pipeline.prepare_data, cfg.input_size, 4, 4)
+        folded = run.run(fold_step, pipeline.fold_batchnorms, build_model(cfg).eval(), data)
+        onnx = run.run(onnx_step, pipeline.export_to_onnx, folded, data, run.work_dir)
+        assert onnx.path.is_file()
+        run.run(broken_step, broken, onnx)
     assert sorted(p.name for p in tmp_path.iterdir()) == []
-    assert not ctx.work_dir.exists() and not ctx.scratch_dir.exists()
+    assert not run.work_dir.exists() and not run.scratch_dir.exists()
 
 
 def test_new_export_replaces_a_previous_one_whole(tmp_path):

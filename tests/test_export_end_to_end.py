@@ -11,7 +11,10 @@ export whose fused model is no worse than the unfused int8 one.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,8 +33,37 @@ FILES = {
 POOL_OPS = {"LOGISTIC", "EXP", "DIV", "AVERAGE_POOL_2D", "DEQUANTIZE", "QUANTIZE"}
 
 
-def _export(root: Path, cfg: ModelConfig | None) -> tuple[Path, dict]:
-    """Export the default model with its shipped weights (cfg None) or `cfg` with settled random weights."""
+@contextlib.contextmanager
+def _counting_plans_and_builds() -> Iterator[Counter]:
+    """Counts memory plans (wherever they are made) and firmware builds per target during the block."""
+    import firmware.aot.generate
+    import firmware.run
+    import firmware.tflm.project
+    import nlpool.flow.export_flow
+    from memory_planner import plan_tflite
+
+    calls: Counter = Counter()
+
+    def counted_plan(path):
+        calls["plan"] += 1
+        return plan_tflite(path)
+
+    build = firmware.run.build
+
+    def counted_build(project_dir, target):
+        calls[f"build {target}"] += 1
+        return build(project_dir, target)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for module in (nlpool.flow.export_flow, firmware.aot.generate, firmware.tflm.project):
+            patch.setattr(module, "plan_tflite", counted_plan)
+        patch.setattr(firmware.run, "build", counted_build)
+        yield calls
+
+
+def _export(root: Path, cfg: ModelConfig | None) -> tuple[Path, dict, Counter]:
+    """Export the default model with its shipped weights (cfg None) or `cfg` with settled random weights;
+    also returns how often the export planned memory and built each firmware."""
     out = root / "out"
     args = ["export", "--target", "cortex-m7", "--sram", "512k", "--out", str(out)]
     if cfg is not None:
@@ -41,10 +73,11 @@ def _export(root: Path, cfg: ModelConfig | None) -> tuple[Path, dict]:
         # Random weights give near-tied logits, so top-1 flips between int8 and float say nothing about
         # the firmware; the bit-exactness checks still gate, and the cosine bar stays.
         args += ["--checkpoint", str(root / "model.pt"), "--min-top1", "0.9"]
-    code, stdout, stderr = run_cli(args)
+    with _counting_plans_and_builds() as calls:
+        code, stdout, stderr = run_cli(args)
     assert code == 0, stderr
     assert "wrote" in stdout
-    return out, json.loads((out / "report.json").read_text())
+    return out, json.loads((out / "report.json").read_text()), calls
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +97,7 @@ def _nlp_pools(cfg: ModelConfig) -> int:
 
 @pytest.mark.parametrize("which", ["default_export", "resnet_export"])
 def test_export_writes_complete_folder(which, request):
-    out, report = request.getfixturevalue(which)
+    out, report, _ = request.getfixturevalue(which)
     assert {p.name for p in out.iterdir()} == FILES
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left
     cfg = ModelConfig.from_dict({k: v for k, v in report["model"].items() if k != "weights"})
@@ -80,7 +113,7 @@ def test_export_writes_complete_folder(which, request):
 
 @pytest.mark.parametrize("which", ["default_export", "resnet_export"])
 def test_fused_model_is_no_worse_than_unfused_int8(which, request):
-    _, report = request.getfixturevalue(which)
+    _, report, _ = request.getfixturevalue(which)
     fidelity = report["fidelity"]
     assert fidelity["samples"] >= 200
     assert fidelity["onnx"]["max_abs_error"] <= 1e-4 and fidelity["onnx"]["top1_agreement"] == 1.0
@@ -88,7 +121,7 @@ def test_fused_model_is_no_worse_than_unfused_int8(which, request):
 
 
 def test_default_model_fidelity_bars(default_export):
-    _, report = default_export
+    _, report, _ = default_export
     assert report["model"]["weights"].startswith("shipped weights")
     fidelity = report["fidelity"]
     fused = fidelity["tflite_int8_fused"]
@@ -100,7 +133,7 @@ def test_default_model_fidelity_bars(default_export):
 @pytest.mark.parametrize("which", ["default_export", "resnet_export"])
 def test_export_plans_memory_and_runs_both_firmwares(which, request):
     """The one command ends with a memory verdict, the AOT firmware on QEMU and the TFLM project on the host."""
-    out, report = request.getfixturevalue(which)
+    out, report, _ = request.getfixturevalue(which)
     memory = report["memory"]
     assert memory["fits"] and memory["budget_bytes"] == 512 * 1024
     assert 0 < memory["peak_bytes"] <= memory["budget_bytes"] and memory["peak_layer"] and memory["flash_bytes"] > 0
@@ -116,6 +149,13 @@ def test_export_plans_memory_and_runs_both_firmwares(which, request):
     assert "NLPOOL_WEIGHTED_POOL" in tflm["ops"]
 
 
+def test_export_plans_memory_once_and_builds_each_firmware_once(default_export):
+    """One plan for the memory report and both generators; the AOT host run serves the firmware check and the
+    TFLM comparison."""
+    calls = default_export[2]
+    assert calls == {"plan": 1, "build host": 1, "build cortex-m7": 1}
+
+
 def test_default_model_firmware_agrees_with_pytorch(default_export):
     firmware = default_export[1]["firmware"]
     assert firmware["top1_agreement_vs_pytorch"] >= 0.99 and firmware["cosine_vs_pytorch"] >= 0.99
@@ -129,4 +169,5 @@ def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
     assert stderr.strip().splitlines()[-1].startswith("error: over budget") and "65,536 B budget" in stderr
     report = json.loads((out / "report.json").read_text())
     assert report["memory"]["fits"] is False and report["memory"]["peak_bytes"] > 64 * 1024
-    assert report["firmware"]["run"].startswith("skipped") and (out / "memory.png").is_file()
+    assert report["firmware"]["run"] == "skipped: over the SRAM budget" and (out / "memory.png").is_file()
+    assert report["tflm"]["run"] == "skipped: over the SRAM budget"

@@ -20,9 +20,9 @@ if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") 
 import torch
 
 from export.host_run import HostModel
-from export.pipeline import ExportContext, export_steps, run_pipeline
+from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools, prepare_data
 from firmware.aot import generate_project
-from firmware.verify import firmware_report
+from firmware.verify import measure_firmware
 from nlpool.cli.model_options import resolve_model
 
 SRAM = 512 * 1024
@@ -39,12 +39,13 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     flags, samples, targets = MODELS[request.param]
     flags = dict(flags)
     root = tmp_path_factory.mktemp(f"fw_{request.param}")
-    model, cfg, weights = resolve_model(flags.pop("preset"), None, **flags)
-    ctx = ExportContext(model=model, cfg=cfg, weights=weights, target=targets[0], sram_bytes=SRAM,
-                        out_dir=root / "export", calib_samples=8, fidelity_samples=samples, echo=lambda _line: None)
-    run_pipeline(ctx, [s for s in export_steps() if s.name != "fidelity"])
-    fused = ctx.out_dir / "model_int8_fused.tflite"
-    images = ctx.state["eval"]
+    model, cfg, _ = resolve_model(flags.pop("preset"), None, **flags)
+    work = root / "export"
+    work.mkdir()
+    data = prepare_data(cfg.input_size, calib_samples=8, fidelity_samples=samples)
+    onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
+    fused = fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
+    images = data.eval_images
     with torch.no_grad():
         pytorch = model(images).numpy()
     host = HostModel(fused)
@@ -65,7 +66,7 @@ def _agreement(q: np.ndarray, pytorch: np.ndarray, scale: float, zero_point: int
 
 def test_firmware_on_boards_matches_host_and_reference(exported: dict) -> None:
     for target in exported["targets"]:
-        report = firmware_report(exported["project"], target, exported["inputs"], exported["reference"], exported["pytorch"])
+        report = measure_firmware(exported["project"], target, exported["inputs"], exported["reference"], exported["pytorch"]).report
         print(exported["name"], report)
         assert report["bitexact_vs_host"] and report["bitexact_vs_reference"], report
         assert report["inferences"] == len(exported["inputs"])
@@ -76,7 +77,7 @@ def test_firmware_agreement_with_pytorch_is_the_reference_chains(exported: dict)
     """The firmware's top-1 / cosine against PyTorch are exactly the int8 reference chain's (it is
     bit-exact with it). The 99 % / 0.99 bars themselves are asserted on the default model with the
     CLI's calibration in tests/test_export_end_to_end.py; this fixture calibrates on 8 images for speed."""
-    report = firmware_report(exported["project"], "host", exported["inputs"], exported["reference"], exported["pytorch"])
+    report = measure_firmware(exported["project"], "host", exported["inputs"], exported["reference"], exported["pytorch"]).report
     ref_top1, ref_cos = _agreement(exported["reference"], exported["pytorch"], *exported["output_qp"])
     assert report["top1_agreement_vs_pytorch"] == ref_top1 and abs(report["cosine_vs_pytorch"] - ref_cos) < 1e-9
     assert ref_cos >= 0.99, report

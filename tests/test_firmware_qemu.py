@@ -130,17 +130,19 @@ def test_fault_is_reported(tmp_path: Path, small_model: Path, inputs: np.ndarray
 
 
 def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inputs: np.ndarray) -> None:
-    from firmware.verify import firmware_report, format_firmware_table
+    from firmware.verify import format_firmware_table, measure_firmware
+    from nlpool.flow.export_flow import ExportOptions, judge_firmware
 
     generate_project(small_model, tmp_path / "proj", 256 * 1024)
     reference = np.stack([HostModel(small_model).run_quantized(x) for x in inputs])
     spec = HostModel(small_model).output_qp
     pytorch_stand_in = (reference.astype(np.float32) - spec[1]) * spec[0]
-    report = firmware_report(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in)
-    assert report["passed"] and report["bitexact_vs_host"] and report["bitexact_vs_reference"]
+    report = measure_firmware(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in).report
+    passed, _ = judge_firmware(report, ExportOptions("cortex-m7", 256 * 1024, tmp_path / "out"), trained=True)
+    assert passed and report["bitexact_vs_host"] and report["bitexact_vs_reference"]
     assert report["top1_agreement_vs_pytorch"] == 1.0 and report["cosine_vs_pytorch"] > 0.999
     assert report["instructions_per_mac"] > 0 and report["arena_bytes"] >= report["arena_lower_bound_bytes"]
-    table = format_firmware_table(report)
+    table = format_firmware_table(report, passed)
     assert "PASS" in table and "instructions per inference" in table and "cycle" not in table
 
 

@@ -13,7 +13,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("xmos_ai_tools")
 
 from export.host_run import HostModel
-from export.pipeline import ExportContext, export_steps, run_pipeline
+from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools, prepare_data
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
@@ -32,12 +32,12 @@ INFERENCES = 4
 
 def export_fused(root: Path, preset: str, **flags: object) -> Path:
     """export/'s own steps up to the fused model (no fidelity run), as `nlpool export` runs them."""
-    model, cfg, weights = resolve_model(preset, None, **flags)
-    ctx = ExportContext(model=model, cfg=cfg, weights=weights, target="cortex-m7", sram_bytes=4 << 20,
-                        out_dir=root / "export", calib_samples=8, echo=lambda _line: None)
-    steps = [s for s in export_steps() if s.name != "fidelity"]
-    run_pipeline(ctx, steps)
-    return ctx.out_dir / "model_int8_fused.tflite"
+    model, cfg, _ = resolve_model(preset, None, **flags)
+    work = root / "export"
+    work.mkdir()
+    data = prepare_data(cfg.input_size, calib_samples=8)
+    onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
+    return fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

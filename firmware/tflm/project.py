@@ -19,6 +19,7 @@ from firmware.aot.ops import Kernel, batch_matmul, fully_connected
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
+from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, read_model
@@ -69,12 +70,13 @@ def arena_with_margin(predicted_bytes: int, tail_bytes: int | None = None) -> in
 
 def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target: str = "cortex-m7",
                           arena_bytes: int | None = None, sram_budget: int | None = None,
-                          tail_bytes: int | None = None) -> TflmProject:
+                          tail_bytes: int | None = None, plan: MemoryPlan | None = None) -> TflmProject:
     """Writes the project for `fused_tflite` into `out_dir` (replaced as a whole, never half-written).
 
     `arena_bytes` is the planner's prediction of TFLM's arena for this model and `tail_bytes` the
     interpreter-tail part of it (the margin, see ARENA_MARGIN_MIN_BYTES); when `arena_bytes` is
-    omitted both come from `memory_planner.plan_tflite(path).tflm`.
+    omitted both come from `plan.tflm`, the memory plan of this model, which a caller that already has
+    it (`nlpool export`) passes so the model is planned once; without either the model is planned here.
     `sram_budget` bounds the linker script's SRAM assertion (the board's SRAM by default).
     """
     fused_tflite = Path(fused_tflite)
@@ -89,7 +91,8 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
         raise NlpoolError(f"{fused_tflite} still has EXP, which TFLM cannot run in int8: pass model_int8_fused.tflite, "
                           f"where each weighted pooling is one NLPOOL_WEIGHTED_POOL op")
     if arena_bytes is None:
-        arena_bytes, tail_bytes = _planned_arena(fused_tflite)
+        tflm = (plan if plan is not None else plan_tflite(fused_tflite)).tflm
+        arena_bytes, tail_bytes = int(tflm.total_bytes_host), int(tflm.tail_bytes_host)
     predicted = int(arena_bytes)
     arena = arena_with_margin(predicted, tail_bytes)
     board = BOARDS[target]
@@ -111,16 +114,6 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
         raise
     shims = [t.removeprefix("host_").removesuffix(".cc").upper() for t in _host_shims(model, ops)]
     return TflmProject(out_dir, target, ops.names, predicted, arena, shims, files)
-
-
-def _planned_arena(fused_tflite: Path) -> tuple[int, int]:
-    try:
-        from memory_planner import plan_tflite
-    except ImportError as exc:
-        raise NlpoolError("no TFLM arena prediction available (memory_planner.plan_tflite is missing): "
-                          "pass arena_bytes explicitly") from exc
-    tflm = plan_tflite(fused_tflite).tflm
-    return int(tflm.total_bytes_host), int(tflm.tail_bytes_host)
 
 
 def _render(template: str, **values: object) -> str:

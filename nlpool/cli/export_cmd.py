@@ -1,8 +1,9 @@
 """`nlpool export`: model -> ONNX -> int8 TFLite -> fused int8 TFLite -> memory plan -> firmware.
 
-Only wiring: the work is export.pipeline's steps followed by deploy_steps (memory plan, AOT firmware
-on QEMU, TFLM project on the host). Exit codes: 0 all checks pass; 1 a check failed or bad input;
-2 usage error; 3 the model does not fit the SRAM budget (reports are still written).
+Only flags: they become one `ExportOptions`, and `nlpool.flow.export_flow.export_model` does the work
+(export's steps, memory plan, AOT firmware on QEMU, TFLM project on the host). Exit codes: 0 all
+checks pass; 1 a check failed or bad input; 2 usage error; 3 the model does not fit the SRAM budget
+(reports are still written).
 """
 
 from __future__ import annotations
@@ -18,10 +19,9 @@ import click
 
 from firmware.boards import BOARDS
 from nlpool.core.errors import NlpoolError
-from nlpool.core.units import format_size, parse_size
+from nlpool.core.units import parse_size
 
-from .deploy_steps import deploy_steps
-from .model_options import model_options, resolve_model
+from .model_options import RANDOM_WEIGHTS, model_options, resolve_model
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
 
@@ -41,7 +41,7 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+def _size(_context: click.Context, _param: click.Parameter, value: str) -> int:
     try:
         return parse_size(value)
     except NlpoolError as err:
@@ -88,24 +88,24 @@ def export_command(
     out_dir = check_output_dir(out_dir)
     model, cfg, weights = resolve_model(preset, checkpoint, **flags)
     with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
-        from export.pipeline import ExportContext, Step, export_steps, run_pipeline
+        from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
 
-    click.echo(f"exporting {cfg.arch} (width {cfg.width}, pool {cfg.pool}, {cfg.input_size}px) from {weights}", err=True)
-    click.echo(f"target {target}, SRAM budget {format_size(sram_bytes)}", err=True)
-    ctx = ExportContext(
-        model=model, cfg=cfg, weights=weights, target=target, sram_bytes=sram_bytes, out_dir=out_dir, calib_samples=calib_samples
+    options = ExportOptions(
+        target=target,
+        sram_bytes=sram_bytes,
+        out_dir=out_dir,
+        calib_samples=calib_samples,
+        run_firmware=not no_run,
+        firmware_inputs=firmware_inputs,
+        min_top1=min_top1,
+        min_cosine=min_cosine,
     )
-    ctx.state.update(run_firmware=not no_run, firmware_inputs_count=firmware_inputs, min_top1=min_top1, min_cosine=min_cosine)
-    if not no_run:
-        from firmware.run import check_tools
-
-        check_tools(target)  # before the long export: say how to install a missing toolchain or QEMU
-    run_pipeline(ctx, [*export_steps(), *(Step(name, run, title) for name, run, title in deploy_steps())])
-    for path in ctx.artifacts.values():
+    source = ModelToExport(model, cfg, weights, trained=weights != RANDOM_WEIGHTS)
+    outcome = export_model(source, options, echo=lambda line: click.echo(line, err=True))
+    for path in outcome.written:
         click.echo(f"wrote {path}")
-    click.echo(f"wrote {ctx.out_dir / 'report.json'}")
-    failures = ctx.state.get("failures", [])
-    for _, message in failures:
-        click.echo(f"error: {message}", err=True)
-    if failures:
-        click.get_current_context().exit(failures[0][0])
+    click.echo(f"wrote {outcome.report_path}")
+    for failure in outcome.failures:
+        click.echo(f"error: {failure.message}", err=True)
+    if outcome.failures:
+        click.get_current_context().exit(outcome.exit_code)

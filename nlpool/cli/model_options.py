@@ -25,7 +25,7 @@ RANDOM_WEIGHTS = "random initialisation"
 MODEL_FLAGS = ("arch", "width", "pool", "s1", "placement", "input_size", "num_classes", "patch_sizes", "upsample")
 
 
-def _parse_patch_sizes(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+def _parse_patch_sizes(_context: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
     if value is None:
         return None
     try:

@@ -28,7 +28,7 @@ EXIT_OVER_BUDGET = 3
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the live-bytes chart to FILE.png.")
 @click.pass_context
 def plan_command(
-    ctx: click.Context,
+    click_context: click.Context,
     tflite: Path | None,
     sram: str,
     as_json: bool,
@@ -67,4 +67,4 @@ def plan_command(
         click.echo(format_text(plan, budget))
     if not result["fits"]:
         click.echo(f"over budget: {result['message']}", err=True)
-        ctx.exit(EXIT_OVER_BUDGET)
+        click_context.exit(EXIT_OVER_BUDGET)

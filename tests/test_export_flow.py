@@ -1,0 +1,86 @@
+"""The export flow's verdicts: a skipped step names the failure that stopped it, and the user's bars decide.
+
+The generators are replaced by stand-ins, so these run in seconds: what is checked is the flow's
+wiring of failures, not the firmware (tests/test_export_end_to_end.py runs the real thing).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from torch import nn
+
+from export.pipeline import FusedResult, prepare_data
+from firmware.tflm import TflmProject
+from nlpool.core.errors import NlpoolError
+from nlpool.flow import export_flow as flow
+from nlpool.models import ModelConfig
+
+NO_KERNEL = "the AOT runtime has no kernel for op(s) EXP"
+
+
+def _memory(fits: bool) -> flow.MemoryResult:
+    message = "fits: ..." if fits else "does not fit: arena 100 B is 36 B over the 64 B budget"
+    return flow.MemoryResult(plan=SimpleNamespace(), section={"fits": fits, "message": message}, files=())
+
+
+@pytest.fixture
+def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
+    def tflm_project(_fused: Path, out_dir: Path, target: str, **_kwargs: object) -> TflmProject:
+        return TflmProject(Path(out_dir), target, ["CONV_2D"], 1024, 8192)
+
+    monkeypatch.setattr(flow, "generate_tflm_project", tflm_project)
+    return {
+        "source": flow.ModelToExport(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
+        "data": prepare_data(32, 1, 1),
+        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", ()),
+        "options": flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out"),
+        "work": tmp_path,
+    }
+
+
+def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_kernels(*_args: object, **_kwargs: object) -> None:
+        raise NlpoolError(NO_KERNEL)
+
+    monkeypatch.setattr(flow, "generate_project", no_kernels)
+    s, memory = stand_ins, _memory(fits=True)
+    firmware = flow.build_firmware(s["source"], s["data"], s["fused"], memory, s["options"], s["work"], memory.failure)
+    assert firmware.failure is not None and firmware.failure.exit_code == flow.EXIT_CHECK_FAILED
+    assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
+    tflm = flow.build_tflm(s["fused"], memory, firmware, s["options"], s["work"], firmware.failure)
+    assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
+    assert tflm.failure is None and not tflm.report_section()["host_verified"]
+
+
+def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(flow, "generate_project", lambda *_args, **_kwargs: SimpleNamespace(arena_bytes=100))
+    s, memory = stand_ins, _memory(fits=False)
+    assert memory.failure is not None and memory.failure.exit_code == flow.EXIT_OVER_BUDGET
+    firmware = flow.build_firmware(s["source"], s["data"], s["fused"], memory, s["options"], s["work"], memory.failure)
+    assert firmware.failure is None and firmware.report_section()["run"] == "skipped: over the SRAM budget"
+    tflm = flow.build_tflm(s["fused"], memory, firmware, s["options"], s["work"], memory.failure)
+    assert tflm.report_section()["run"] == "skipped: over the SRAM budget"
+
+
+MEASURED = {"bitexact_vs_host": True, "bitexact_vs_reference": True, "top1_agreement_vs_pytorch": 0.95, "cosine_vs_pytorch": 0.995}
+
+
+@pytest.mark.parametrize(
+    ("measured", "min_top1", "trained", "passes"),
+    [
+        (MEASURED, 0.99, True, False),  # below the user's top-1 bar
+        (MEASURED, 0.9, True, True),  # the user lowered the bar
+        (MEASURED, 0.99, False, True),  # random weights: only bit-exactness decides
+        ({**MEASURED, "bitexact_vs_host": False}, 0.9, True, False),
+        ({**MEASURED, "bitexact_vs_reference": False}, 0.9, False, False),
+    ],
+)
+def test_the_firmware_verdict_follows_the_users_bars(tmp_path: Path, measured: dict, min_top1: float, trained: bool,
+                                                     passes: bool) -> None:
+    options = flow.ExportOptions("cortex-m7", 512 << 10, tmp_path, min_top1=min_top1, min_cosine=0.99)
+    passed, bars = flow.judge_firmware(measured, options, trained)
+    assert passed is passes
+    assert bars == ({"min_top1_agreement": min_top1, "min_cosine": 0.99} if trained else flow.RANDOM_WEIGHTS_NOTE)

@@ -50,7 +50,7 @@ def export(flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[s
     model, cfg, weights = resolve_model(None, None, **flags)
     options = ExportOptions(target=TARGET, sram_bytes=SRAM_BYTES, out_dir=out_dir, calib_samples=CALIB_SAMPLES,
                             firmware_inputs=firmware_inputs, min_top1=0.0, min_cosine=-1.0)
-    outcome = export_model(ModelToExport(model, cfg, weights, trained=weights != RANDOM_WEIGHTS), options)
+    outcome = export_model(ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS), options)
     return {**outcome.report, "failures": [failure.message for failure in outcome.failures]}
 
 

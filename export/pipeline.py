@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from nlpool.core.tflite import read_model
-from nlpool.data import synthetic_batch
+from nlpool.data import ExportImages, Normalization
 
 from .fidelity import fidelity_report, format_table
 from .fold_bn import fold_batchnorm
@@ -44,10 +44,7 @@ from .tflite_convert import convert_int8
 
 FIDELITY_SAMPLES = 200
 DEFAULT_CALIB_SAMPLES = 64
-DATA_SEED = 0
-# The synthetic task of 10 classes gives the inputs; its labels only mean something to a 10-class model
-# trained on it (the shipped default), which then also gets accuracies in the fidelity report.
-DATA_CLASSES = 10
+INPUT_FORMATS = ("normalized", "rgb888")
 # Inputs the folded model and the ONNX file are checked on (a handful is enough to catch a wrong graph).
 CHECK_SAMPLES = 8
 
@@ -70,18 +67,24 @@ class StepResult:
 
 @dataclass(frozen=True)
 class ExportData(StepResult):
-    """Calibration images (train split) and held-out images with labels (val split): disjoint by construction."""
+    """Calibration images (train split) and held-out images, with labels when the data has them (val
+    split), disjoint by construction, as the exported network takes them: normalised floats, or 0..255
+    pixel values for an `rgb888` network (which normalises inside)."""
 
     calibration: torch.Tensor
     eval_images: torch.Tensor
-    eval_labels: torch.Tensor
+    eval_labels: torch.Tensor | None
     calibration_source: str
     eval_source: str
+    input_format: str
+    class_names: tuple[str, ...] | None
 
     def report_section(self) -> dict[str, Any]:
         return {
             "calibration": {"samples": len(self.calibration), "source": self.calibration_source},
-            "fidelity": {"samples": len(self.eval_images), "source": self.eval_source},
+            "fidelity": {"samples": len(self.eval_images), "source": self.eval_source, "labelled": self.eval_labels is not None},
+            "input_format": self.input_format,
+            "class_names": list(self.class_names) if self.class_names else None,
         }
 
 
@@ -165,12 +168,24 @@ def _nhwc(images: torch.Tensor) -> np.ndarray:
     return images.permute(0, 2, 3, 1).contiguous().numpy()
 
 
-def prepare_data(input_size: int, calib_samples: int = DEFAULT_CALIB_SAMPLES, fidelity_samples: int = FIDELITY_SAMPLES) -> ExportData:
-    """Calibration images from the train split, fidelity images from the val split of the synthetic set."""
-    calibration, _ = synthetic_batch(calib_samples, input_size, DATA_CLASSES, DATA_SEED, "train")
-    eval_images, eval_labels = synthetic_batch(fidelity_samples, input_size, DATA_CLASSES, DATA_SEED, "val")
-    return ExportData(calibration, eval_images, eval_labels,
-                      f"synthetic, seed {DATA_SEED}, train split", f"synthetic, seed {DATA_SEED}, val split")
+def prepare_data(images: ExportImages, normalization: Normalization, input_format: str = "normalized") -> ExportData:
+    """The user's images as the exported network's input.
+
+    `rgb888`: pixels rounded to the 0..255 levels a camera delivers, and the calibration set gets one
+    black and one white frame, so the int8 input's range is exactly 0..255 (scale 1, zero point -128:
+    the int8 input is pixel - 128).
+    """
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input_format must be one of {INPUT_FORMATS}, got {input_format!r}")
+    if input_format == "rgb888":
+        calibration = torch.round(images.calibration.pixels * 255)
+        shape = (1, *calibration.shape[1:])
+        calibration = torch.cat([calibration, torch.zeros(shape), torch.full(shape, 255.0)])
+        eval_images = torch.round(images.fidelity.pixels * 255)
+    else:
+        calibration, eval_images = normalization.apply(images.calibration.pixels), normalization.apply(images.fidelity.pixels)
+    return ExportData(calibration, eval_images, images.fidelity.labels, images.calibration.source, images.fidelity.source,
+                      input_format, images.class_names)
 
 
 def fold_batchnorms(model: nn.Module, data: ExportData) -> FoldResult:
@@ -198,13 +213,10 @@ def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
     return FusedResult(path, tuple(fuse_file(tflite.path, path)))
 
 
-def measure_fidelity(model: nn.Module, num_classes: int, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,
+def measure_fidelity(model: nn.Module, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,
                      fused: FusedResult) -> FidelityResult:
-    """ONNX, int8 and fused int8 against PyTorch on inputs never used for calibration.
-
-    Accuracies are only meaningful for a model with the synthetic task's classes, so labels are
-    used only then.
-    """
+    """ONNX, int8 and fused int8 against PyTorch on inputs never used for calibration, and each one's
+    accuracy on the data's labels when it has them."""
     images = data.eval_images
     with torch.no_grad():
         reference = model(images).numpy()
@@ -222,7 +234,7 @@ def measure_fidelity(model: nn.Module, num_classes: int, data: ExportData, onnx:
             "tflite_int8": host("tflite_int8", tflite.path),
             "tflite_int8_fused": host("tflite_int8_fused", fused.path),
         },
-        labels=data.eval_labels.numpy() if num_classes == DATA_CLASSES else None,
+        labels=None if data.eval_labels is None else data.eval_labels.numpy(),
     )
     return FidelityResult(len(images), data.eval_source, metrics)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import nn
 
 from nlpool.core.errors import NlpoolError
 
+from .data import Normalization
 from .models import ModelConfig, build_model
 
 FORMAT_VERSION = 1
@@ -63,3 +65,31 @@ def load_model(path: str | Path) -> tuple[nn.Module, ModelConfig]:
     except RuntimeError as err:
         raise NlpoolError(f"checkpoint {path} weights do not fit its own config ({str(err).splitlines()[0][:100]})") from None
     return model.eval(), cfg
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """What a checkpoint says about the data it was trained on: the export calibrates on the same data,
+    normalises the same way and names the classes in the firmware."""
+
+    data: str | None
+    normalization: Normalization
+    class_names: tuple[str, ...] | None
+
+
+def training_record(path: str | Path) -> TrainingRecord:
+    """The training record of a checkpoint (defaults where an older checkpoint has none)."""
+    payload = read_checkpoint(path)
+    settings = payload.get("train")
+    data = settings.get("data") if isinstance(settings, dict) else None
+    mean, std = payload.get("input_mean"), payload.get("input_std")
+    normalization = Normalization()
+    if mean is not None or std is not None:
+        valid = all(isinstance(v, (list, tuple)) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v) for v in (mean, std))
+        if not valid or min(std) <= 0:
+            raise NlpoolError(f"checkpoint {path} has a malformed input_mean/input_std: it was not written by `nlpool train`")
+        normalization = Normalization(tuple(float(x) for x in mean), tuple(float(x) for x in std))
+    names = payload.get("classes")
+    if names is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
+        raise NlpoolError(f"checkpoint {path} has malformed class names: it was not written by `nlpool train`")
+    return TrainingRecord(data if isinstance(data, str) else None, normalization, tuple(names) if names is not None else None)

@@ -61,3 +61,11 @@ def settle_batchnorm(model: nn.Module, input_size: int, seed: int = 0, batch: in
             # turn float rounding into visible differences; trained networks do not look like that
             module.running_var.clamp_(min=min_var)
     return model.eval()
+
+
+def synthetic_export_data(input_size: int, calib_samples: int = 8, fidelity_samples: int = 8, num_classes: int = 10):
+    """export.pipeline.ExportData of the synthetic set, as `nlpool export` prepares it by default."""
+    from export.pipeline import prepare_data
+    from nlpool.data import Normalization, export_images
+
+    return prepare_data(export_images("synthetic", input_size, num_classes, calib_samples, fidelity_samples), Normalization())

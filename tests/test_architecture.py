@@ -36,7 +36,8 @@ OPEN_UNITS = {"nlpool.core", "nlpool", "nlpool.flow"}
 PUBLIC_MODULES = {
     "memory_planner": {"memory_planner"},
     "export": {"export", "export.pipeline", "export.host_run", "export.outdir"},
-    "firmware": {"firmware", "firmware.aot", "firmware.tflm", "firmware.run", "firmware.verify", "firmware.boards"},
+    "firmware": {"firmware", "firmware.aot", "firmware.tflm", "firmware.run", "firmware.verify", "firmware.boards",
+                 "firmware.io_header"},
 }
 
 

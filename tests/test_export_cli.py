@@ -10,6 +10,7 @@ from conftest import run_cli
 from nlpool.checkpoint import save_checkpoint
 from nlpool.core.errors import NlpoolError
 from nlpool.core.units import format_size, parse_size
+from nlpool.data import Normalization, export_images
 from nlpool.models import ModelConfig, build_model
 
 BASE = ["export", "--target", "cortex-m7", "--sram", "512k"]
@@ -106,7 +107,8 @@ def test_failing_step_leaves_no_output(tmp_path):
     broken_step = pipeline.Step("broken", "a step that fails")
     run = pipeline.ExportRun(tmp_path / "out", [data_step, fold_step, onnx_step, broken_step], {}, echo=lambda _line: None)
     with pytest.raises(NlpoolError, match="simulated"), run:
-        data = run.run(data_step, pipeline.prepare_data, cfg.input_size, 4, 4)
+        images = export_images("synthetic", cfg.input_size, cfg.num_classes, 4, 4)
+        data = run.run(data_step, pipeline.prepare_data, images, Normalization())
         folded = run.run(fold_step, pipeline.fold_batchnorms, build_model(cfg).eval(), data)
         onnx = run.run(onnx_step, pipeline.export_to_onnx, folded, data, run.work_dir)
         assert onnx.path.is_file()

@@ -9,10 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
+from conftest import synthetic_export_data
 from torch import nn
 
-from export.pipeline import FusedResult, prepare_data
+from export.pipeline import FusedResult
+from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.tflm import TflmProject
 from nlpool.core.errors import NlpoolError
 from nlpool.flow import export_flow as flow
@@ -33,11 +36,12 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
 
     monkeypatch.setattr(flow, "generate_tflm_project", tflm_project)
     return {
-        "source": flow.ModelToExport(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
-        "data": prepare_data(32, 1, 1),
+        "source": flow.ModelToExport.from_config(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
+        "data": synthetic_export_data(32, 1, 1),
         "fused": FusedResult(tmp_path / "model_int8_fused.tflite", ()),
         "options": flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out"),
         "work": tmp_path,
+        "io": ProjectIO(Rgb888Input(32, 32, np.zeros((3, 256), np.int8), "test"), 10),
     }
 
 
@@ -47,10 +51,11 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
 
     monkeypatch.setattr(flow, "generate_project", no_kernels)
     s, memory = stand_ins, _memory(fits=True)
-    firmware = flow.build_firmware(s["source"], s["data"], s["fused"], memory, s["options"], s["work"], memory.failure)
+    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
+                                   memory.failure)
     assert firmware.failure is not None and firmware.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["options"], s["work"], firmware.failure)
+    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], firmware.failure)
     assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
     assert tflm.failure is None and not tflm.report_section()["host_verified"]
 
@@ -59,9 +64,10 @@ def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkey
     monkeypatch.setattr(flow, "generate_project", lambda *_args, **_kwargs: SimpleNamespace(arena_bytes=100))
     s, memory = stand_ins, _memory(fits=False)
     assert memory.failure is not None and memory.failure.exit_code == flow.EXIT_OVER_BUDGET
-    firmware = flow.build_firmware(s["source"], s["data"], s["fused"], memory, s["options"], s["work"], memory.failure)
+    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
+                                   memory.failure)
     assert firmware.failure is None and firmware.report_section()["run"] == "skipped: over the SRAM budget"
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["options"], s["work"], memory.failure)
+    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], memory.failure)
     assert tflm.report_section()["run"] == "skipped: over the SRAM budget"
 
 

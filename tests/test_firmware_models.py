@@ -12,6 +12,7 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import synthetic_export_data
 
 pytest.importorskip("onnx2tf")
 if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
@@ -20,7 +21,7 @@ if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") 
 import torch
 
 from export.host_run import HostModel
-from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools, prepare_data
+from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
 from firmware.aot import generate_project
 from firmware.verify import measure_firmware
 from nlpool.cli.model_options import resolve_model
@@ -42,7 +43,7 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     model, cfg, _ = resolve_model(flags.pop("preset"), None, **flags)
     work = root / "export"
     work.mkdir()
-    data = prepare_data(cfg.input_size, calib_samples=8, fidelity_samples=samples)
+    data = synthetic_export_data(cfg.input_size, calib_samples=8, fidelity_samples=samples)
     onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
     fused = fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
     images = data.eval_images

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import synthetic_export_data
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("xmos_ai_tools")
 
 from export.host_run import HostModel
-from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools, prepare_data
+from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
@@ -35,7 +36,7 @@ def export_fused(root: Path, preset: str, **flags: object) -> Path:
     model, cfg, _ = resolve_model(preset, None, **flags)
     work = root / "export"
     work.mkdir()
-    data = prepare_data(cfg.input_size, calib_samples=8)
+    data = synthetic_export_data(cfg.input_size, calib_samples=8)
     onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
     return fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
 

@@ -19,6 +19,7 @@ import numpy as np
 from firmware.aot.ops import OPS, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
+from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
@@ -149,12 +150,13 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
 
 
 def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: int,
-                     default_target: str = "cortex-m7", plan: MemoryPlan | None = None) -> ProjectInfo:
+                     default_target: str = "cortex-m7", plan: MemoryPlan | None = None,
+                     io: ProjectIO | None = None) -> ProjectInfo:
     """Write the AOT project for `tflite_path` into `out_dir` (replaced if it exists).
 
     `plan` is memory_planner's plan of this model (`plan_tflite(tflite_path)`): the arena takes its
     offsets. A caller that already has it (`nlpool export`) passes it so the model is planned once;
-    without it the model is planned here.
+    without it the model is planned here. `io` adds `nlpool_io.h` (camera frame to input, class names).
 
     `sram_budget` (bytes) goes into every board's linker script as an ASSERT, so a firmware that
     does not fit fails to link with a message naming the budget. Raises NlpoolError for
@@ -188,6 +190,8 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
         _write_project(tmp, graph, ctx, prepared, info, default_target)
+        if io is not None:
+            io.write(tmp)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)

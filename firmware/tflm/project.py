@@ -18,6 +18,7 @@ from pathlib import Path
 from firmware.aot.ops import Kernel, batch_matmul, fully_connected
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
+from firmware.io_header import ProjectIO
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import OP_NAME
@@ -70,7 +71,8 @@ def arena_with_margin(predicted_bytes: int, tail_bytes: int | None = None) -> in
 
 def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target: str = "cortex-m7",
                           arena_bytes: int | None = None, sram_budget: int | None = None,
-                          tail_bytes: int | None = None, plan: MemoryPlan | None = None) -> TflmProject:
+                          tail_bytes: int | None = None, plan: MemoryPlan | None = None,
+                          io: ProjectIO | None = None) -> TflmProject:
     """Writes the project for `fused_tflite` into `out_dir` (replaced as a whole, never half-written).
 
     `arena_bytes` is the planner's prediction of TFLM's arena for this model and `tail_bytes` the
@@ -102,6 +104,8 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         _write_sources(staging, model, ops, target, predicted, arena)
+        if io is not None:  # camera frame to input, class names
+            io.write(staging)
         (staging / "boards").mkdir()
         shutil.copy(BOARD_DIR / "startup.S", staging / "boards" / "startup.S")
         (staging / "boards" / "link.ld").write_text(linker_script(board, budget, STACK_BYTES, HEAP_BYTES))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware.io_header import ProjectIO
 from firmware.tflm.host import HostRun, run_host
 from firmware.tflm.project import TflmProject, generate_tflm_project
 from memory_planner import MemoryPlan
@@ -55,14 +56,14 @@ def tflm_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarr
 def generate_and_verify(fused_tflite: str | Path, out_dir: str | Path, target: str, inputs: Sequence[np.ndarray],
                         reference: Sequence[np.ndarray], arena_bytes: int | None = None,
                         sram_budget: int | None = None, tail_bytes: int | None = None,
-                        plan: MemoryPlan | None = None) -> tuple[TflmProject, dict[str, object]]:
+                        plan: MemoryPlan | None = None, io: ProjectIO | None = None) -> tuple[TflmProject, dict[str, object]]:
     """Writes the project, builds and runs it on the host, and returns it with its report entry.
 
     `inputs` / `reference` are one array per model input / output with a leading inference axis
     (the AOT host run's outputs on the same inputs). The host build's files are removed afterwards
     so the project folder holds sources only. `plan` is as for `generate_tflm_project`.
     """
-    project = generate_tflm_project(fused_tflite, out_dir, target, arena_bytes, sram_budget, tail_bytes, plan)
+    project = generate_tflm_project(fused_tflite, out_dir, target, arena_bytes, sram_budget, tail_bytes, plan, io)
     try:
         run = run_host(project.path, inputs)
     finally:

@@ -21,7 +21,8 @@ from firmware.boards import BOARDS
 from nlpool.core.errors import NlpoolError
 from nlpool.core.units import parse_size
 
-from .model_options import RANDOM_WEIGHTS, model_options, resolve_model
+from ..checkpoint import training_record
+from .model_options import RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
 
@@ -60,6 +61,11 @@ def _size(_context: click.Context, _param: click.Parameter, value: str) -> int:
     show_default=True,
     help="Output folder; built aside and moved into place when complete.",
 )
+@click.option("--calib-data", metavar="SPEC", default=None,
+              help="Images to calibrate int8 on (train split) and measure fidelity on (val split): synthetic[:N], "
+                   "folder:PATH, stl10:PATH or npy:FILE. Default: the checkpoint's own training data.")
+@click.option("--input-format", type=click.Choice(["normalized", "rgb888"]), default="normalized", show_default=True,
+              help="rgb888: the firmware takes camera pixels (int8 = pixel - 128), the normalisation moves into the network.")
 @click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True, help="Calibration images for int8.")
 @click.option("--no-run", is_flag=True, help="Generate the firmware projects but do not build and run them.")
 @click.option(
@@ -73,6 +79,8 @@ def export_command(
     target: str,
     sram_bytes: int,
     out_dir: Path,
+    calib_data: str | None,
+    input_format: str,
     calib_samples: int,
     no_run: bool,
     firmware_inputs: int,
@@ -94,13 +102,16 @@ def export_command(
         target=target,
         sram_bytes=sram_bytes,
         out_dir=out_dir,
+        calib_data=calib_data,
+        input_format=input_format,
         calib_samples=calib_samples,
         run_firmware=not no_run,
         firmware_inputs=firmware_inputs,
         min_top1=min_top1,
         min_cosine=min_cosine,
     )
-    source = ModelToExport(model, cfg, weights, trained=weights != RANDOM_WEIGHTS)
+    record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
+    source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)
     outcome = export_model(source, options, echo=lambda line: click.echo(line, err=True))
     for path in outcome.written:
         click.echo(f"wrote {path}")

@@ -15,7 +15,7 @@ from nlpool.core.errors import NlpoolError
 from .augment import eval_transform, train_transform
 from .calibration import CALIB_DATA_SPECS, ExportImages, ImageSet, export_images
 from .folder import ImageFolder
-from .normalize import MEAN, STD, denormalize, normalize
+from .normalize import MEAN, STD, Normalization, denormalize, normalize
 from .stl10 import STL10
 from .synthetic import SyntheticDataset, synthetic_batch
 
@@ -63,6 +63,7 @@ __all__ = [
     "ExportImages",
     "ImageFolder",
     "ImageSet",
+    "Normalization",
     "SyntheticDataset",
     "denormalize",
     "eval_transform",

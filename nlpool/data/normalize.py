@@ -1,11 +1,13 @@
-"""The input normalisation every loader applies, kept as constants for the int8 export.
+"""The input normalisation: the statistics training applies, and a typed value the export reads back.
 
-One pair of statistics (ImageNet's) for every dataset, so a checkpoint's expected input is known
-without knowing its data: the export calibrates on normalised inputs and firmware must quantise a
-camera frame the same way.
+Training normalises every dataset with one pair of statistics (ImageNet's) and stores them in the
+checkpoint; the export reads them from there (`Normalization`), so a checkpoint trained with other
+statistics is calibrated and fed the way it was trained.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -25,3 +27,17 @@ def denormalize(images: torch.Tensor) -> torch.Tensor:
     mean = torch.tensor(MEAN, dtype=images.dtype).view(3, 1, 1)
     std = torch.tensor(STD, dtype=images.dtype).view(3, 1, 1)
     return images * std + mean
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel mean and std a network's input was normalised with: x = (pixel / 255 - mean) / std."""
+
+    mean: tuple[float, ...] = MEAN
+    std: tuple[float, ...] = STD
+
+    def apply(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[0, 1] pixels, (3, H, W) or (N, 3, H, W), to the network's input."""
+        mean = torch.tensor(self.mean, dtype=pixels.dtype).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=pixels.dtype).view(-1, 1, 1)
+        return (pixels - mean) / std

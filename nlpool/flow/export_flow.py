@@ -16,7 +16,7 @@ holds the complete evidence; later steps that cannot run say which failure stopp
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +42,16 @@ from export.pipeline import (
     prepare_data,
 )
 from firmware.aot import generate_project
+from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.run import check_tools
 from firmware.tflm import generate_and_verify, generate_tflm_project
 from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_firmware
 from memory_planner import MemoryPlan, plan_tflite, write_reports
+from nlpool.checkpoint import TrainingRecord
 from nlpool.core.errors import NlpoolError
 from nlpool.core.units import format_size
-from nlpool.models import ModelConfig
+from nlpool.data import Normalization, export_images
+from nlpool.models import ModelConfig, PixelInput
 
 EXIT_CHECK_FAILED = 1  # a comparison failed (firmware or TFLM not matching), or a project could not be made
 EXIT_OVER_BUDGET = 3  # same code as `nlpool plan` uses for "does not fit"
@@ -66,11 +69,19 @@ STEPS = (*EXPORT_STEPS, MEMORY, FIRMWARE, TFLM)
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What the user chose for one export (the CLI's flags; the defaults are the CLI's)."""
+    """What the user chose for one export (the CLI's flags; the defaults are the CLI's).
+
+    `calib_data`: a data spec (nlpool.data.CALIB_DATA_SPECS) to calibrate and measure on; None means
+    the model's own training data when it names data that exists, else the synthetic set.
+    `input_format`: `normalized` (the network's float input, quantised) or `rgb888` (camera pixels: the
+    normalisation moves inside the network and the int8 input is pixel - 128).
+    """
 
     target: str
     sram_bytes: int
     out_dir: Path
+    calib_data: str | None = None
+    input_format: str = "normalized"
     calib_samples: int = 200
     run_firmware: bool = True
     firmware_inputs: int = 100
@@ -80,16 +91,38 @@ class ExportOptions:
 
 @dataclass(frozen=True)
 class ModelToExport:
-    """The PyTorch model, its config, where its weights came from (for the report) and whether they are trained.
+    """The PyTorch model and what the export needs to know about it.
 
+    `description` is report.json's `model` section (a preset's config, or what a Python caller says);
+    `training_data`, `normalization` and `class_names` come from the checkpoint's training record.
     Untrained logits are noise around zero: int8 cannot agree with them and that says nothing about
-    the firmware, so the PyTorch-agreement bars only apply to trained weights.
+    the firmware, so the PyTorch-agreement bars only apply to `trained` weights.
     """
 
     model: nn.Module
-    cfg: ModelConfig
+    input_size: int
+    num_classes: int
+    description: dict[str, Any]
     weights: str
     trained: bool
+    normalization: Normalization = field(default_factory=Normalization)
+    class_names: tuple[str, ...] | None = None
+    training_data: str | None = None
+
+    @classmethod
+    def from_config(cls, model: nn.Module, cfg: ModelConfig, weights: str, trained: bool,
+                    record: TrainingRecord | None = None) -> ModelToExport:
+        """A preset or checkpoint model; `record` is its checkpoint's training record when it has one."""
+        extra = {} if record is None else {"normalization": record.normalization, "class_names": record.class_names,
+                                            "training_data": record.data}
+        return cls(model, cfg.input_size, cfg.num_classes, cfg.to_dict(), weights, trained, **extra)
+
+    def title(self) -> str:
+        """One line naming the model for the progress output."""
+        d = self.description
+        if "arch" in d:
+            return f"{d['arch']} (width {d['width']}, pool {d['pool']}, {self.input_size}px)"
+        return f"{d.get('name', type(self.model).__name__)} ({self.input_size}px, {self.num_classes} classes)"
 
 
 @dataclass(frozen=True)
@@ -133,6 +166,7 @@ class FirmwareInputs:
     inputs: np.ndarray
     reference: np.ndarray
     pytorch: np.ndarray
+    labels: np.ndarray | None
 
 
 @dataclass(frozen=True)
@@ -215,46 +249,52 @@ def plan_memory(fused: FusedResult, sram_bytes: int, work_dir: Path) -> MemoryRe
     return MemoryResult(plan, section, tuple(work_dir / f"memory.{suffix}" for suffix in ("md", "json", "png")))
 
 
-def firmware_inputs(model: nn.Module, data: ExportData, fused: FusedResult, count: int) -> FirmwareInputs:
+def firmware_inputs(network: nn.Module, data: ExportData, fused: FusedResult, count: int) -> FirmwareInputs:
     """The first `count` held-out images as the firmware takes them, with both references to compare against."""
     images = data.eval_images[:count]
     with torch.no_grad():
-        pytorch = model(images).numpy()
+        pytorch = network(images).numpy()
     host = HostModel(fused.path)
     inputs = np.stack([host.quantize_input(x[None]) for x in images.permute(0, 2, 3, 1).numpy()])
     reference = np.stack([host.run_quantized(x) for x in inputs])
-    return FirmwareInputs(inputs, reference, pytorch)
+    labels = None if data.eval_labels is None else data.eval_labels[:count].numpy()
+    return FirmwareInputs(inputs, reference, pytorch, labels)
 
 
-def build_firmware(source: ModelToExport, data: ExportData, fused: FusedResult, memory: MemoryResult,
-                   options: ExportOptions, work_dir: Path, blocked_by: Failure | None) -> FirmwareResult:
+def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, fused: FusedResult, memory: MemoryResult,
+                   io: ProjectIO, options: ExportOptions, work_dir: Path, blocked_by: Failure | None) -> FirmwareResult:
     """Generate the AOT C project from the memory plan; unless --no-run or an earlier failure, build it and
     run it on QEMU and on the host, and judge the comparisons."""
     project_dir = work_dir / "firmware_aot"
     try:
-        info = generate_project(fused.path, project_dir, options.sram_bytes, options.target, plan=memory.plan)
+        info = generate_project(fused.path, project_dir, options.sram_bytes, options.target, plan=memory.plan, io=io)
     except NlpoolError as err:  # e.g. ops the kernels do not cover (LIP keeps EXP): keep the rest of the export
         return FirmwareResult(None, {"target": options.target, "generated": False, "error": str(err)},
                               Failure(EXIT_CHECK_FAILED, f"no firmware: {err}", f"firmware generation failed: {err}"))
-    not_run = {"target": options.target, "arena_bytes": info.arena_bytes}
+    not_run = {"target": options.target, "arena_bytes": info.arena_bytes,
+               "input": {"format": options.input_format, "int8_is_pixel_minus_128": io.rgb888.is_pixel_minus_128,
+                         "rgb888_to_input": io.rgb888.description, "header": "nlpool_io.h"}}
     if blocked_by is not None:
         return FirmwareResult(project_dir, {**not_run, "run": f"skipped: {blocked_by.cause}"})
     if not options.run_firmware:
         return FirmwareResult(project_dir, {**not_run, "run": "skipped (--no-run)"})
-    inputs = firmware_inputs(source.model, data, fused, options.firmware_inputs)
+    inputs = firmware_inputs(network, data, fused, options.firmware_inputs)
     try:
         measurement = measure_firmware(project_dir, options.target, inputs.inputs, inputs.reference, inputs.pytorch)
     except NlpoolError as err:  # does not link within the budget, faults, hangs: the evidence is still written
         return FirmwareResult(project_dir, {**not_run, "run": f"failed: {err}"},
                               Failure(EXIT_CHECK_FAILED, f"firmware run failed: {err}", f"the firmware run failed: {err}"))
     passed, bars = judge_firmware(measurement.report, options, source.trained)
-    section = {**measurement.report, "passed": passed, "pytorch_bars": bars}
+    section = {**measurement.report, "passed": passed, "pytorch_bars": bars, "input": not_run["input"], "accuracy_on_labels": None}
+    if inputs.labels is not None:  # int8 logits share one scale, so their arg-max is the dequantised one's
+        predicted = measurement.board.outputs[0].reshape(len(inputs.labels), -1).argmax(axis=1)
+        section["accuracy_on_labels"] = float(np.mean(predicted == inputs.labels))
     failure = None if passed else Failure(EXIT_CHECK_FAILED, "firmware check failed: see the firmware table above and report.json",
                                           "the firmware check failed")
     return FirmwareResult(project_dir, section, failure, inputs, measurement)
 
 
-def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResult, options: ExportOptions,
+def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
                work_dir: Path, blocked_by: Failure | None) -> TflmResult:
     """Generate the TFLM project from the memory plan; when the AOT firmware ran and passed, build it on the
     host against real TFLM and compare with the AOT host run's outputs on the same inputs."""
@@ -262,12 +302,13 @@ def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResul
     try:
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
             why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
-            project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, plan=memory.plan)
+            project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, plan=memory.plan,
+                                            io=io)
             return TflmResult(project_dir, {"host_verified": False, "ops": project.ops, "arena_bytes": project.arena_bytes, "run": why})
         inputs = firmware.inputs.inputs[:TFLM_HOST_INPUTS]
         aot_host = firmware.measurement.host.outputs[0][:TFLM_HOST_INPUTS]
         _, section = generate_and_verify(fused.path, project_dir, options.target, [inputs], [aot_host],
-                                         sram_budget=options.sram_bytes, plan=memory.plan)
+                                         sram_budget=options.sram_bytes, plan=memory.plan, io=io)
     except NlpoolError as err:  # e.g. EXP left in the model, or the host build failing: keep the rest of the export
         return TflmResult(None, {"target": options.target, "error": str(err)},
                           Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
@@ -280,30 +321,87 @@ def _first(*failures: Failure | None) -> Failure | None:
     return next((failure for failure in failures if failure is not None), None)
 
 
+def spec_exists(spec: str) -> bool:
+    """Whether a data spec names data that is there (the synthetic set always is)."""
+    kind, _, arg = spec.partition(":")
+    return kind == "synthetic" or (bool(arg) and Path(arg).exists())
+
+
+def choose_data(options: ExportOptions, source: ModelToExport) -> tuple[str, str | None]:
+    """The data spec to calibrate and measure on, and a warning line when it is not the model's own data."""
+    if options.calib_data is not None:
+        return options.calib_data, None
+    own = source.training_data
+    if own is not None and spec_exists(own):
+        return own, None
+    if not source.trained or (own is not None and own.startswith("synthetic")):
+        return "synthetic", None
+    why = f"its training data {own} is not there" if own else "the model names no training data"
+    return "synthetic", (f"warning: int8 ranges and fidelity come from synthetic images ({why}): "
+                         "pass --calib-data folder:PATH (or stl10:PATH, npy:FILE) with the model's own images")
+
+
+def rgb888_input(fused: FusedResult, data: ExportData, normalization: Normalization) -> Rgb888Input:
+    """The per-channel tables from a camera byte to the fused model's int8 input, computed by the very
+    arithmetic the fidelity chain uses (so a frame fed through them is exactly what was measured)."""
+    host = HostModel(fused.path)
+    if host.input_qp is None:
+        raise NlpoolError(f"{fused.path} has a float input: export it with int8 input quantisation")
+    scale, zero_point = host.input_qp
+    levels = torch.arange(256, dtype=torch.float32).view(1, 1, 256).expand(3, 1, 256)
+    if data.input_format == "rgb888":
+        values, formula = levels, f"round(pixel / {scale:.7g}) + {zero_point}"
+    else:
+        values = normalization.apply(levels / 255)
+        formula = (f"round(((pixel / 255 - mean[c]) / std[c]) / {scale:.7g}) + {zero_point}, mean {list(normalization.mean)},"
+                   f" std {list(normalization.std)}")
+    tables = host.quantize_input(values.numpy()).reshape(3, 256).astype(np.int8)
+    _, height, width, _ = host.input_shape
+    rgb = Rgb888Input(height, width, tables, "")
+    description = "int8 = pixel - 128" if rgb.is_pixel_minus_128 else f"int8 = clamp({formula}, -128, 127)"
+    return replace(rgb, description=description)
+
+
+def exported_network(source: ModelToExport, input_format: str) -> nn.Module:
+    """The network the export converts: the model itself, or with its normalisation inside for rgb888 input."""
+    if input_format == "rgb888":
+        return PixelInput(source.model, source.normalization.mean, source.normalization.std).eval()
+    return source.model
+
+
 def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[str], None] = echo_to_stderr) -> ExportOutcome:
     """Run every step of `nlpool export` into `options.out_dir` (built aside, moved into place when complete).
 
-    Raises NlpoolError for what stops an export (a missing toolchain, a model export cannot handle);
-    checks that fail are returned in `ExportOutcome.failures` with the folder written.
+    Raises NlpoolError for what stops an export (a missing toolchain, bad data, a model export cannot
+    handle); checks that fail are returned in `ExportOutcome.failures` with the folder written.
     """
     if options.run_firmware:
         check_tools(options.target)  # before the long export: say how to install a missing toolchain or QEMU
-    cfg = source.cfg
-    echo(f"exporting {cfg.arch} (width {cfg.width}, pool {cfg.pool}, {cfg.input_size}px) from {source.weights}")
-    echo(f"target {options.target}, SRAM budget {format_size(options.sram_bytes)}")
-    header = {"model": {**cfg.to_dict(), "weights": source.weights}, "target": options.target, "sram_bytes": options.sram_bytes}
+    spec, warning = choose_data(options, source)
+    images = export_images(spec, source.input_size, source.num_classes, options.calib_samples, FIDELITY_SAMPLES)
+    class_names = images.class_names or source.class_names
+    if class_names is not None and len(class_names) != source.num_classes:
+        raise NlpoolError(f"{len(class_names)} class names for a model of {source.num_classes} classes: "
+                          "pass the data the model was trained on")
+    network = exported_network(source, options.input_format)
+    echo(f"exporting {source.title()} from {source.weights}")
+    echo(f"target {options.target}, SRAM budget {format_size(options.sram_bytes)}, data {spec}, input {options.input_format}")
+    if warning:
+        echo(warning)
+    header = {"model": {**source.description, "weights": source.weights}, "target": options.target, "sram_bytes": options.sram_bytes}
     step_data, step_fold, step_onnx, step_tflite, step_fuse, step_fidelity = EXPORT_STEPS
     with ExportRun(options.out_dir, STEPS, header, echo) as run:
         work = run.work_dir
-        data = run.run(step_data, prepare_data, cfg.input_size, options.calib_samples, FIDELITY_SAMPLES)
-        folded = run.run(step_fold, fold_batchnorms, source.model, data)
+        data = run.run(step_data, prepare_data, replace(images, class_names=class_names), source.normalization, options.input_format)
+        folded = run.run(step_fold, fold_batchnorms, network, data)
         onnx = run.run(step_onnx, export_to_onnx, folded, data, work)
         tflite = run.run(step_tflite, convert_to_int8, onnx, data, work, run.scratch_dir)
         fused = run.run(step_fuse, fuse_pools, tflite, work)
-        run.run(step_fidelity, measure_fidelity, source.model, cfg.num_classes, data, onnx, tflite, fused)
+        run.run(step_fidelity, measure_fidelity, network, data, onnx, tflite, fused)
         memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work)
-        firmware = run.run(FIRMWARE, build_firmware, source, data, fused, memory, options, work, memory.failure)
-        tflm = run.run(TFLM, build_tflm, fused, memory, firmware, options, work, _first(memory.failure, firmware.failure))
+        io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
+        firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, work, memory.failure)
+        tflm = run.run(TFLM, build_tflm, fused, memory, firmware, io, options, work, _first(memory.failure, firmware.failure))
         written, report_path = run.finish()
     failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
     return ExportOutcome(run.report, tuple(written), report_path, failures)

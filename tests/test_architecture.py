@@ -29,6 +29,7 @@ UNITS = {
     "firmware": 2,
     "nlpool.flow": 3,
     "nlpool.cli": 4,
+    "nlpool:root": 5,  # the package root file: the user's front door (nlpool.export_model), loaded lazily
 }
 # Units whose first-level modules are public (a library of small modules).
 OPEN_UNITS = {"nlpool.core", "nlpool", "nlpool.flow"}
@@ -42,6 +43,8 @@ PUBLIC_MODULES = {
 
 
 def unit_of(module: str) -> str | None:
+    if module == "nlpool":
+        return "nlpool:root"
     matches = [u for u in UNITS if module == u or module.startswith(u + ".")]
     return max(matches, key=len) if matches else None
 

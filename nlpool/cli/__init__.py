@@ -11,7 +11,7 @@ import click
 
 from nlpool.core.errors import NlpoolError
 
-from .. import __version__
+from ..core import VERSION as __version__
 from .claims_cmd import claims_command
 from .export_cmd import export_command
 from .models_cmd import models_command, summary_command

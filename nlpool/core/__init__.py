@@ -4,3 +4,5 @@ It owns the file format and arithmetic contracts that more than one package read
 one TFLite model reader and writer, the custom ops' contract (names, options, encode/decode),
 TFLite's fixed-point helpers, the project's error type and memory-size units.
 """
+
+VERSION = "0.1.0"  # the distribution's version (pyproject.toml says the same; a test checks)

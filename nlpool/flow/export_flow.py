@@ -341,6 +341,10 @@ def choose_data(options: ExportOptions, source: ModelToExport) -> tuple[str, str
                          "pass --calib-data folder:PATH (or stl10:PATH, npy:FILE) with the model's own images")
 
 
+def _signed(value: int) -> str:
+    return f"+ {value}" if value >= 0 else f"- {-value}"
+
+
 def rgb888_input(fused: FusedResult, data: ExportData, normalization: Normalization) -> Rgb888Input:
     """The per-channel tables from a camera byte to the fused model's int8 input, computed by the very
     arithmetic the fidelity chain uses (so a frame fed through them is exactly what was measured)."""
@@ -350,10 +354,10 @@ def rgb888_input(fused: FusedResult, data: ExportData, normalization: Normalizat
     scale, zero_point = host.input_qp
     levels = torch.arange(256, dtype=torch.float32).view(1, 1, 256).expand(3, 1, 256)
     if data.input_format == "rgb888":
-        values, formula = levels, f"round(pixel / {scale:.7g}) + {zero_point}"
+        values, formula = levels, f"round(pixel / {scale:.7g}) {_signed(zero_point)}"
     else:
         values = normalization.apply(levels / 255)
-        formula = (f"round(((pixel / 255 - mean[c]) / std[c]) / {scale:.7g}) + {zero_point}, mean {list(normalization.mean)},"
+        formula = (f"round(((pixel / 255 - mean[c]) / std[c]) / {scale:.7g}) {_signed(zero_point)}, mean {list(normalization.mean)},"
                    f" std {list(normalization.std)}")
     tables = host.quantize_input(values.numpy()).reshape(3, 256).astype(np.int8)
     _, height, width, _ = host.input_shape

@@ -1,0 +1,216 @@
+"""A user's own data and network: calibration/fidelity images from their specs, camera-frame input,
+class names, and the Python API taking a custom CNN with two SelfAttentivePool layers to firmware."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+import nlpool
+from firmware.io_header import HEADER
+from nlpool.checkpoint import save_checkpoint, training_record
+from nlpool.core.errors import NlpoolError
+from nlpool.data import Normalization, export_images
+from nlpool.layers import SelfAttentivePool
+from nlpool.models import ModelConfig, PixelInput, build_model
+
+SIZE = 32
+CLASSES = ("checker", "disc", "stripes")  # sorted, as class folders are read
+
+
+def render(kind: int, rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    """A dark, low-contrast 'photo' of one of three shapes/textures, with noise (uint8 RGB)."""
+    yy, xx = np.mgrid[:size, :size]
+    base = rng.integers(10, 40, size=3)
+    if kind == 0:
+        step = int(rng.integers(3, 6))
+        mask = ((yy // step) + (xx // step)) % 2 == 0
+    elif kind == 1:
+        cy, cx = rng.integers(12, size - 12, size=2).tolist()
+        r = int(rng.integers(6, 11))
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    else:
+        mask = (xx // int(rng.integers(2, 5))) % 2 == 0
+    image = np.broadcast_to(base, (size, size, 3)).astype(np.float64)
+    image[mask] += rng.integers(25, 50)
+    image += rng.normal(0, 4, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def write_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for split, count in per_class.items():
+        for label, name in enumerate(CLASSES):
+            (root / split / name).mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                suffix = ".png" if i % 2 else ".jpg"
+                Image.fromarray(render(label, rng)).save(root / split / name / f"{i}{suffix}")
+    return root
+
+
+class TinyNet(nn.Module):
+    """A user's own CNN (not a preset) with two self-attentive poolings."""
+
+    def __init__(self, num_classes: int = len(CLASSES)) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            SelfAttentivePool(8, stride=2, patch_size=4, upsample="bilinear"),
+            nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            SelfAttentivePool(16, stride=2, patch_size=2, upsample="bilinear"),
+        )
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean((2, 3), keepdim=True).flatten(1))
+
+
+def test_folder_spec_gives_disjoint_splits_spread_over_classes_with_names(tmp_path):
+    root = write_folder(tmp_path / "shapes", {"train": 6, "val": 4})
+    images = export_images(f"folder:{root}", SIZE, len(CLASSES), calib_samples=9, fidelity_samples=12)
+    assert images.class_names == CLASSES and not images.synthetic
+    assert images.calibration.pixels.shape == (9, 3, SIZE, SIZE) and len(images.fidelity) == 12
+    assert sorted(set(images.calibration.labels.tolist())) == [0, 1, 2]  # evenly spaced, not the first class only
+    assert images.fidelity.labels.tolist() == [i // 4 for i in range(12)]
+    assert float(images.calibration.pixels.min()) >= 0.0 and float(images.calibration.pixels.max()) <= 1.0
+
+
+def test_npy_and_npz_specs(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, size=(10, SIZE, SIZE, 3), dtype=np.uint8)
+    np.save(tmp_path / "frames.npy", frames)
+    np.savez(tmp_path / "labelled.npz", images=frames.transpose(0, 3, 1, 2).astype(np.float32) / 255, labels=np.arange(10) % 3)
+    plain = export_images(f"npy:{tmp_path / 'frames.npy'}", SIZE, 3, 100, 100)
+    assert len(plain.calibration) == 5 and len(plain.fidelity) == 5 and plain.fidelity.labels is None
+    np.testing.assert_allclose(plain.calibration.pixels[1].permute(1, 2, 0).numpy() * 255, frames[2], atol=1e-4)
+    labelled = export_images(f"npy:{tmp_path / 'labelled.npz'}", SIZE, 3, 100, 100)
+    assert labelled.fidelity.labels.tolist() == [1, 0, 2, 1, 0]  # odd images 1, 3, 5, 7, 9
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (np.zeros((4, SIZE, SIZE), np.uint8), "expected \\(N, H, W, 3\\)"),
+        (np.zeros((4, 16, 16, 3), np.uint8), "resize them first"),
+        (np.full((4, SIZE, SIZE, 3), 7.0, np.float32), "pixels in \\[0, 1\\]"),
+        (np.zeros((1, SIZE, SIZE, 3), np.uint8), "at least 2"),
+        (np.zeros((4, SIZE, SIZE, 3), np.int64), "pass uint8"),
+    ],
+)
+def test_bad_npy_data_is_one_clear_error(tmp_path, content, message):
+    np.save(tmp_path / "bad.npy", content)
+    with pytest.raises(NlpoolError, match=message):
+        export_images(f"npy:{tmp_path / 'bad.npy'}", SIZE, 3, 10, 10)
+
+
+def test_bad_specs(tmp_path):
+    with pytest.raises(NlpoolError, match="unknown --calib-data"):
+        export_images("camera", SIZE, 3, 10, 10)
+    with pytest.raises(NlpoolError, match="does not exist"):
+        export_images(f"npy:{tmp_path / 'none.npy'}", SIZE, 3, 10, 10)
+    root = write_folder(tmp_path / "shapes", {"train": 2, "val": 1})
+    with pytest.raises(NlpoolError, match="has 3 classes but the model has 10"):
+        export_images(f"folder:{root}", SIZE, 10, 10, 10)
+
+
+def test_training_record_carries_data_normalisation_and_class_names(tmp_path):
+    cfg = ModelConfig(input_size=64, num_classes=3)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, build_model(cfg), cfg, train={"data": "folder:/x"}, input_mean=[0.5, 0.5, 0.5],
+                    input_std=[0.25, 0.25, 0.25], classes=list(CLASSES))
+    record = training_record(path)
+    assert record.data == "folder:/x" and record.class_names == CLASSES
+    assert record.normalization == Normalization((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    save_checkpoint(path, build_model(cfg), cfg, input_mean=[0.5, 0.5], input_std=[0.25, 0.25, 0.25])
+    with pytest.raises(NlpoolError, match="malformed input_mean"):
+        training_record(path)
+
+
+def test_pixel_input_network_equals_the_model_on_normalised_pixels():
+    torch.manual_seed(0)
+    model = TinyNet().eval()
+    pixels = torch.randint(0, 256, (2, 3, SIZE, SIZE)).float()
+    wrapped = PixelInput(model, Normalization().mean, Normalization().std).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(wrapped(pixels), model(Normalization().apply(pixels / 255)), atol=1e-5, rtol=1e-5)
+
+
+def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: int = 150) -> nn.Module:
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step in range(steps):
+        batch = torch.arange(step * 16, step * 16 + 16) % len(images)
+        loss = nn.functional.cross_entropy(model(images[batch]), labels[batch])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
+    root = write_folder(tmp_path_factory.mktemp("data") / "shapes", {"train": 40, "val": 50})
+    data = export_images(f"folder:{root}", SIZE, len(CLASSES), 120, 150)
+    normalization = Normalization()
+    torch.manual_seed(0)
+    model = _train(TinyNet(), normalization.apply(data.calibration.pixels), data.calibration.labels)
+    return model, root
+
+
+@pytest.mark.skipif(shutil.which("qemu-system-arm") is None, reason="needs qemu-system-arm (scripts/setup.sh)")
+def test_python_api_exports_a_custom_cnn_on_its_own_data_to_firmware(trained, tmp_path):
+    """The custom CNN through every step: calibrated on its folder, bit-exact firmware on QEMU, the
+    int8 accuracy on its own validation split within a point of PyTorch's, class names in the projects."""
+    model, root = trained
+    plan = nlpool.plan_model(model, SIZE, sram="64k")
+    assert plan.fits and plan.peak_bytes > 0 and plan.layers
+    report = nlpool.export_model(model, SIZE, target="cortex-m7", sram="256k", calib=f"folder:{root}",
+                                 out=tmp_path / "out", class_names=CLASSES, firmware_inputs=30)
+    assert report.data["calibration"]["source"].startswith(f"folder {root}")
+    assert report.tflite_int8_fused["custom_ops"] == 2
+    assert report.firmware["bitexact_vs_host"] and report.firmware["bitexact_vs_reference"]
+    fidelity = report.fidelity
+    assert fidelity["pytorch"]["accuracy"] > 0.8  # the tiny net learned the shapes
+
+    assert abs(fidelity["tflite_int8_fused"]["accuracy"] - fidelity["pytorch"]["accuracy"]) <= 0.01
+    assert report.firmware["accuracy_on_labels"] is not None
+    for project in ("firmware_aot", "firmware_tflm"):
+        header = (tmp_path / "out" / project / HEADER).read_text()
+        assert '"checker", "disc", "stripes"' in header
+        assert "2: stripes" in (tmp_path / "out" / project / "README.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a host C compiler")
+def test_rgb888_export_takes_camera_bytes(trained, tmp_path):
+    """--input-format rgb888: the int8 input is pixel - 128 and the C helper maps camera bytes to it;
+    the firmware fed those bytes agrees with the float pipeline fed normalised floats."""
+    model, root = trained
+    report = nlpool.export_model(model, SIZE, target="cortex-m7", sram="256k", calib=f"folder:{root}",
+                                 out=tmp_path / "out", input_format="rgb888", firmware_inputs=60)
+    assert report.firmware["input"]["int8_is_pixel_minus_128"], report.firmware["input"]
+    assert report.firmware["bitexact_vs_reference"] and report.firmware["top1_agreement_vs_pytorch"] >= 0.99
+    frame = np.random.default_rng(1).integers(0, 256, size=SIZE * SIZE * 3, dtype=np.uint8)
+    program = tmp_path / "convert.c"
+    program.write_text(f'#include <stdio.h>\n#include "{HEADER}"\nint main(void) {{ static uint8_t rgb[{frame.size}];'
+                       f" static int8_t input[{frame.size}]; fread(rgb, 1, sizeof rgb, stdin);"
+                       " nlpool_input_from_rgb888(rgb, input); fwrite(input, 1, sizeof input, stdout); return 0; }\n")
+    binary = tmp_path / "convert"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-I", str(tmp_path / "out" / "firmware_aot"), str(program), "-o", str(binary)], check=True)
+    converted = subprocess.run([str(binary)], input=frame.tobytes(), capture_output=True, check=True).stdout
+    np.testing.assert_array_equal(np.frombuffer(converted, np.int8), frame.astype(np.int16) - 128)
+
+
+def test_api_rejects_bad_arguments_in_one_line():
+    with pytest.raises(NlpoolError, match=r"torch\.nn\.Module"):
+        nlpool.plan_model("not a model", SIZE, sram="64k")
+    with pytest.raises(NlpoolError, match="not a memory size"):
+        nlpool.plan_model(TinyNet(), SIZE, sram="lots")
+    with pytest.raises(NlpoolError, match="unknown target"):
+        nlpool.export_model(TinyNet(), SIZE, target="cortex-a53", sram="64k")

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 import nlpool
@@ -18,41 +17,12 @@ from firmware.io_header import HEADER
 from nlpool.checkpoint import save_checkpoint, training_record
 from nlpool.core.errors import NlpoolError
 from nlpool.data import Normalization, export_images
+from nlpool.data.shapes import SHAPE_CLASSES, write_shapes_folder
 from nlpool.layers import SelfAttentivePool
 from nlpool.models import ModelConfig, PixelInput, build_model
 
 SIZE = 32
-CLASSES = ("checker", "disc", "stripes")  # sorted, as class folders are read
-
-
-def render(kind: int, rng: np.random.Generator, size: int = 40) -> np.ndarray:
-    """A dark, low-contrast 'photo' of one of three shapes/textures, with noise (uint8 RGB)."""
-    yy, xx = np.mgrid[:size, :size]
-    base = rng.integers(10, 40, size=3)
-    if kind == 0:
-        step = int(rng.integers(3, 6))
-        mask = ((yy // step) + (xx // step)) % 2 == 0
-    elif kind == 1:
-        cy, cx = rng.integers(12, size - 12, size=2).tolist()
-        r = int(rng.integers(6, 11))
-        mask = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
-    else:
-        mask = (xx // int(rng.integers(2, 5))) % 2 == 0
-    image = np.broadcast_to(base, (size, size, 3)).astype(np.float64)
-    image[mask] += rng.integers(25, 50)
-    image += rng.normal(0, 4, image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def write_folder(root: Path, per_class: dict[str, int], seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for split, count in per_class.items():
-        for label, name in enumerate(CLASSES):
-            (root / split / name).mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                suffix = ".png" if i % 2 else ".jpg"
-                Image.fromarray(render(label, rng)).save(root / split / name / f"{i}{suffix}")
-    return root
+CLASSES = SHAPE_CLASSES
 
 
 class TinyNet(nn.Module):
@@ -73,7 +43,7 @@ class TinyNet(nn.Module):
 
 
 def test_folder_spec_gives_disjoint_splits_spread_over_classes_with_names(tmp_path):
-    root = write_folder(tmp_path / "shapes", {"train": 6, "val": 4})
+    root = write_shapes_folder(tmp_path / "shapes", {"train": 6, "val": 4})
     images = export_images(f"folder:{root}", SIZE, len(CLASSES), calib_samples=9, fidelity_samples=12)
     assert images.class_names == CLASSES and not images.synthetic
     assert images.calibration.pixels.shape == (9, 3, SIZE, SIZE) and len(images.fidelity) == 12
@@ -114,7 +84,7 @@ def test_bad_specs(tmp_path):
         export_images("camera", SIZE, 3, 10, 10)
     with pytest.raises(NlpoolError, match="does not exist"):
         export_images(f"npy:{tmp_path / 'none.npy'}", SIZE, 3, 10, 10)
-    root = write_folder(tmp_path / "shapes", {"train": 2, "val": 1})
+    root = write_shapes_folder(tmp_path / "shapes", {"train": 2, "val": 1})
     with pytest.raises(NlpoolError, match="has 3 classes but the model has 10"):
         export_images(f"folder:{root}", SIZE, 10, 10, 10)
 
@@ -156,7 +126,7 @@ def _train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, steps: 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, Path]:
-    root = write_folder(tmp_path_factory.mktemp("data") / "shapes", {"train": 40, "val": 50})
+    root = write_shapes_folder(tmp_path_factory.mktemp("data") / "shapes", {"train": 40, "val": 50})
     data = export_images(f"folder:{root}", SIZE, len(CLASSES), 120, 150)
     normalization = Normalization()
     torch.manual_seed(0)
@@ -214,3 +184,27 @@ def test_api_rejects_bad_arguments_in_one_line():
         nlpool.plan_model(TinyNet(), SIZE, sram="lots")
     with pytest.raises(NlpoolError, match="unknown target"):
         nlpool.export_model(TinyNet(), SIZE, target="cortex-a53", sram="64k")
+
+
+@pytest.mark.parametrize(
+    ("given", "training_data", "trained", "spec", "warns"),
+    [
+        ("npy:/x.npy", "folder:/absent", True, "npy:/x.npy", False),  # what the user says wins
+        (None, "synthetic:4000", True, "synthetic:4000", False),  # the shipped model's own data
+        (None, "folder:{tmp}", True, "folder:{tmp}", False),  # a checkpoint's folder that is there
+        (None, "folder:/absent/shapes", True, "synthetic", True),  # ... and one that is gone
+        (None, None, True, "synthetic", True),  # a trained model that names no data
+        (None, None, False, "synthetic", False),  # random weights: nothing to calibrate for
+    ],
+)
+def test_export_data_defaults_to_the_models_own_and_warns_otherwise(tmp_path, given, training_data, trained, spec, warns):
+    from nlpool.flow.export_flow import ExportOptions, ModelToExport, choose_data
+
+    def fill(text: str | None) -> str | None:
+        return text.format(tmp=tmp_path) if text else text
+
+    source = ModelToExport(TinyNet(), SIZE, 3, {}, "w", trained, training_data=fill(training_data))
+    chosen, warning = choose_data(ExportOptions("cortex-m7", 1 << 16, tmp_path, calib_data=given), source)
+    assert chosen == fill(spec) and (warning is not None) == warns
+    if warns:
+        assert "--calib-data" in warning and "\n" not in warning

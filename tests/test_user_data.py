@@ -3,6 +3,7 @@ class names, and the Python API taking a custom CNN with two SelfAttentivePool l
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -208,3 +209,26 @@ def test_export_data_defaults_to_the_models_own_and_warns_otherwise(tmp_path, gi
     assert chosen == fill(spec) and (warning is not None) == warns
     if warns:
         assert "--calib-data" in warning and "\n" not in warning
+
+
+def test_train_on_a_folder_then_export_uses_it_and_names_the_classes(tmp_path):
+    """The path every real user takes: `nlpool train --data folder:` then `nlpool export --checkpoint`
+    with no data flag calibrates and measures on that folder, and the class names reach the firmware."""
+    from conftest import run_cli
+
+    root = write_shapes_folder(tmp_path / "shapes", {"train": 6, "val": 4})
+    checkpoint = tmp_path / "shapes.pt"
+    code, _, err = run_cli(["train", "--data", f"folder:{root}", "--input-size", "64", "--num-classes", "3",
+                            "--epochs", "1", "--batch-size", "6", "--out", str(checkpoint)])
+    assert code == 0, err
+    assert training_record(checkpoint).class_names == SHAPE_CLASSES
+    out = tmp_path / "out"
+    code, _, err = run_cli(["export", "--checkpoint", str(checkpoint), "--target", "cortex-m7", "--sram", "512k",
+                            "--out", str(out), "--no-run", "--calib-samples", "8"])
+    assert code == 0, err
+    assert f"data folder:{root}" in err and "warning" not in err
+    report = json.loads((out / "report.json").read_text())
+    assert report["data"]["calibration"]["source"] == f"folder {root}, train split"
+    assert report["data"]["fidelity"]["samples"] == 12 and report["data"]["class_names"] == list(SHAPE_CLASSES)
+    assert "accuracy" in report["fidelity"]["tflite_int8_fused"]
+    assert '"checker", "disc", "stripes"' in (out / "firmware_aot" / HEADER).read_text()

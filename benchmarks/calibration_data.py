@@ -36,10 +36,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="input size in pixels")
     parser.add_argument("--per-class", type=int, default=200, help="training images per class (validation: half)")
     parser.add_argument("--noise", type=float, default=12.0, help="sensor noise std of the rendered photos")
+    parser.add_argument("--contrast", type=int, default=25, help="how many levels brighter the pattern is than its background")
     args = parser.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory(prefix="nlpool-calib-bench-") as tmp:
-        root = write_shapes_folder(Path(tmp) / "shapes", {"train": args.per_class, "val": args.per_class // 2}, noise=args.noise)
+        root = write_shapes_folder(Path(tmp) / "shapes", {"train": args.per_class, "val": args.per_class // 2},
+                                   noise=args.noise, contrast=args.contrast)
         cfg = ModelConfig(input_size=args.size, num_classes=len(SHAPE_CLASSES))
         checkpoint = Path(tmp) / "shapes.pt"
         train(cfg, TrainSettings(data=f"folder:{root}", epochs=args.epochs, batch_size=32, lr=0.02, schedule="cosine"), checkpoint)
@@ -57,8 +59,8 @@ def main() -> None:
             export_model(source, ExportOptions("cortex-m7", 512 << 10, out, calib_data=spec, run_firmware=False), echo=lambda _line: None)
             host = HostModel(out / "model_int8_fused.tflite")
             rows.append((name, accuracy(host.predict(nhwc), labels), accuracy(host.predict(nhwc), pytorch.argmax(axis=1))))
-    print(f"MobileNetV2-0.35x nlp s1=2, {args.size} px, {args.epochs} epochs on {args.per_class} images/class; "
-          f"{len(labels)} validation images")
+    print(f"MobileNetV2-0.35x nlp s1=2, {args.size} px, {args.epochs} epochs on {args.per_class} images/class "
+          f"(noise {args.noise}, contrast {args.contrast}); {len(labels)} validation images")
     print(f"{'calibrated on':<30}{'int8 accuracy':>15}{'top-1 agreement':>17}")
     print(f"{'(PyTorch float)':<30}{accuracy(pytorch, labels) * 100:>14.1f}%{'':>17}")
     for name, acc, agreement in rows:

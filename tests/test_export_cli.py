@@ -163,7 +163,7 @@ def test_a_users_file_named_like_an_export_file_is_refused_up_front(tmp_path):
     out = tmp_path / "out"
     _export_into(out, {"report.json": "old"})
     (out / "memory.md").write_text("the user's own notes")
-    with pytest.raises(NlpoolError, match="holds memory.md, which the earlier export did not write"):
+    with pytest.raises(NlpoolError, match=r"holds memory\.md, which the earlier export did not write"):
         check_output_dir(out)
     assert (out / "memory.md").read_text() == "the user's own notes"
 

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _one_line(message: str) -> str:
+    """Messages are one line on stderr (Click lists choices on several; scripts read the first line only)."""
+    return " ".join(message.split())
+
+
 def _run(argv: list[str] | None) -> None:
     try:
         code = cli.main(args=argv, prog_name="nlpool", standalone_mode=False)
@@ -62,10 +67,10 @@ def _run(argv: list[str] | None) -> None:
         err.show()
         sys.exit(err.exit_code)
     except click.ClickException as err:
-        click.echo(f"error: {err.format_message()}", err=True)
+        click.echo(f"error: {_one_line(err.format_message())}", err=True)
         sys.exit(err.exit_code)
     except NlpoolError as err:
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {_one_line(str(err))}", err=True)
         sys.exit(1)
     except (click.Abort, KeyboardInterrupt) as err:  # Click turns Ctrl-C into Abort; work folders are gone by now
         terminated = isinstance(err, Terminated) or isinstance(err.__cause__, Terminated)

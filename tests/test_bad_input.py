@@ -189,7 +189,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
      "could run code"),
     ("visualize-no-source", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--out", "{ws}/v.png"], 1,
      "exactly one of"),
-    ("visualize-image-missing", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--image", "{ws}/none.png", "--out", "{ws}/v.png"], 1, "does not exist"),
+    ("visualize-image-missing", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--image", "{ws}/none.png", "--out", "{ws}/v.png"], 1,
+     "does not exist"),
     ("visualize-dpi", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--synthetic", "1", "--dpi", "5", "--out", "{ws}/v.png"], 1,
      "--dpi"),
     # .tflite files

@@ -150,10 +150,10 @@ def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
 
 
 def _text(value: object) -> str:
-    """Names are bytes in the schema tree; undecodable bytes are replaced, never fatal."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return "" if value is None else str(value)
+    """Names are bytes in the schema tree; undecodable bytes and control characters (a newline would split
+    a one-line error, or a generated C comment) are replaced, never fatal."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else ("" if value is None else str(value))
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _ints(values: object) -> tuple[int, ...]:

@@ -216,7 +216,7 @@ CASES: list[tuple[str, list[str], int, str]] = [
           ("input-size", "33", 1, "not divisible"), ("input-size", "abc", 2, "--input-size"), ("input-size", "9" * 30, 1, "outside"),
           ("s1", "3", 1, "s1 must be 1, 2 or 4"), ("width", "0", 1, "width multiplier"), ("width", "nan", 1, "width multiplier"),
           ("width", "inf", 1, "width multiplier"), ("width", "wide", 2, "--width"), ("pool", "median", 1, "unknown pooling"),
-          ("arch", "vgg", 1, "vgg"), ("placement", "middle", 1, "placement"), ("num-classes", "1", 1, "at least 2 classes"),
+          ("arch", "vgg", 1, "vgg"), ("placement", "middle", 1, "placement"), ("num-classes", "1", 1, "classes must be in 2..65536"),
           ("patch-sizes", "a,b", 2, "--patch-sizes"), ("patch-sizes", "0,1", 2, "--patch-sizes"), ("patch-sizes", "1,1", 1, "patch sizes"),
           ("upsample", "cubic", 1, "upsample"), ("model", "huge", 1, "huge"))],
     ("summary-input-size", ["summary", "--input-size", "4096"], 1, "outside 1..2048"),

@@ -18,6 +18,10 @@ PLACEMENTS = ("inner", "outer")
 # No microcontroller holds a larger input (2048 x 2048 x 3 int8 is 12 MiB), and PyTorch would need
 # gigabytes to calibrate on it: refused here, before any network is built.
 MAX_INPUT_SIZE = 2048
+# Bounds on what a (possibly corrupted) checkpoint can ask us to allocate: far above any real model.
+MAX_CLASSES = 1 << 16
+MAX_HEADS = 64
+MAX_EMBED_RATIO = 16.0
 S1_CHOICES = (1, 2, 4)
 
 # The layer options a config carries, under the flat names to_dict writes and checkpoints store. The
@@ -130,8 +134,11 @@ class ModelConfig:
             raise NlpoolError(f"unknown placement {self.placement!r}: use --placement inner|outer")
         if not 0 < self.width <= 4:
             raise NlpoolError(f"width multiplier must be in (0, 4], got {self.width}: use e.g. --width 0.35")
-        if self.num_classes < 2:
-            raise NlpoolError(f"need at least 2 classes, got {self.num_classes}: use --num-classes K with K >= 2")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise NlpoolError(f"the number of classes must be in 2..{MAX_CLASSES}, got {self.num_classes}: use --num-classes K")
+        if not (1 <= self.nlp.num_heads <= MAX_HEADS and 0 < self.nlp.embed_ratio <= MAX_EMBED_RATIO):
+            raise NlpoolError(f"num_heads {self.nlp.num_heads} / embed_ratio {self.nlp.embed_ratio} are outside 1..{MAX_HEADS} /"
+                              f" (0, {MAX_EMBED_RATIO}]: the checkpoint is corrupt, or pass values in range")
         if self.patch_sizes is not None and len(self.patch_sizes) != len(self.stage_strides):
             raise NlpoolError(
                 f"{self.arch} has {len(self.stage_strides)} stages but {len(self.patch_sizes)} patch sizes were given:"
@@ -139,8 +146,9 @@ class ModelConfig:
             )
         if self.patch_sizes is not None and min(self.patch_sizes) < 1:
             raise NlpoolError(f"patch sizes must be >= 1, got {list(self.patch_sizes)}: fix --patch-sizes")
-        if any(kept < 1 for _, kept in self.pruned_channels):
-            raise NlpoolError(f"pruned_channels {list(self.pruned_channels)} keeps no channel in some unit: keep at least 1 per unit")
+        if any(not 1 <= kept <= MAX_CLASSES for _, kept in self.pruned_channels):
+            raise NlpoolError(f"pruned_channels {list(self.pruned_channels)[:4]} keeps no channel (or an impossible number) in some"
+                              " unit: keep 1 or more per unit")
         if self.nlp.patch_size != NLPoolOptions.patch_size:
             # to_dict does not store it, so a checkpoint would silently rebuild a different model
             raise NlpoolError(f"nlp.patch_size={self.nlp.patch_size} is not used: set per-stage patch sizes with --patch-sizes")

@@ -205,3 +205,27 @@ def test_work_and_scratch_folders_of_dead_runs_are_removed_at_the_next_run(tmp_p
         (folder / "file").write_text("x")
     removed = clean_stale_runs(out)
     assert removed == [stale] and live.is_dir() and foreign.is_dir()
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """`timeout`, CI cancellation and `docker stop` send SIGTERM: one line, exit 143, no work or scratch folder left."""
+    import signal
+    import tempfile
+    import time
+
+    from conftest import NLPOOL_SCRIPT
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(NLPOOL_SCRIPT), *BASE, "--no-run", "--input-size", "64", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    assert any(p.name.endswith(".partial") for p in tmp_path.iterdir()), "the export never started its work folder"
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)") and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not [p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(f"nlpool-export-nlpool-{process.pid}-")]

@@ -76,7 +76,8 @@ def _totals(plan: MemoryPlan, budget_bytes: int) -> list[tuple[str, str]]:
 def format_text(plan: MemoryPlan, budget_bytes: int) -> str:
     """A terminal table, one row per op step, and the totals."""
     header = f"{'step':>4}  {'op':<24} {'layer':<44} {'output':<18} {'live bytes':>12} {'budget':>7}"
-    lines = [f"memory plan of {plan.graph.name} (int8 activations, {plan.best.alignment}-byte aligned)", header, "-" * len(header)]
+    title = f"memory plan of {plan.graph.name} ({plan.graph.activation_types()} activations, {plan.best.alignment}-byte aligned)"
+    lines = [title, header, "-" * len(header)]
     for r in plan.layers:
         shape = "x".join(map(str, r.output_shape))
         mark = "  <- peak" if r.peak else ""
@@ -93,7 +94,8 @@ def format_markdown(plan: MemoryPlan, budget_bytes: int) -> str:
     lines = [
         f"# Memory report: {plan.graph.name}",
         "",
-        "Int8 activations; live bytes = activation bytes resident while the op runs. Offsets are 16-byte aligned.",
+        f"{plan.graph.activation_types()} activations; live bytes = activation bytes resident while the op runs."
+        " Offsets are 16-byte aligned.",
         "",
         "| quantity | value |",
         "|---|---|",
@@ -140,7 +142,7 @@ def plot_png(plan: MemoryPlan, budget_bytes: int, path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("op step (execution order)")
     ax.set_ylabel("KiB")
-    ax.set_title(f"{plan.graph.name}: int8 activations live per step")
+    ax.set_title(f"{plan.graph.name}: {plan.graph.activation_types()} activations live per step")
     ax.set_ylim(0, max(max(live, default=0), budget_bytes / 1024, plan.peak_bytes / 1024) * 1.25)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

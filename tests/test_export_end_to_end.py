@@ -28,7 +28,7 @@ from nlpool.models import ModelConfig, build_model
 
 FILES = {
     "model.onnx", "model_int8.tflite", "model_int8_fused.tflite", "report.json",
-    "memory.md", "memory.json", "memory.png", "firmware_aot", "firmware_tflm",
+    "memory.md", "memory.json", "memory.png", "firmware_aot", "firmware_tflm", "nlpool_manifest.json",
 }
 POOL_OPS = {"LOGISTIC", "EXP", "DIV", "AVERAGE_POOL_2D", "DEQUANTIZE", "QUANTIZE"}
 

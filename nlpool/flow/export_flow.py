@@ -42,6 +42,7 @@ from export.pipeline import (
     prepare_data,
 )
 from firmware.aot import generate_project
+from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.run import check_tools
 from firmware.tflm import generate_and_verify, generate_tflm_project
@@ -87,6 +88,7 @@ class ExportOptions:
     firmware_inputs: int = 100
     min_top1: float = 0.99  # firmware vs PyTorch top-1 agreement needed to pass (trained weights only)
     min_cosine: float = 0.99  # firmware vs PyTorch cosine needed to pass (trained weights only)
+    keep_failed: bool = False  # let a failed export replace a passing earlier one (its evidence is otherwise dropped)
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ class ExportOutcome:
 
     report: dict[str, Any]
     written: tuple[Path, ...]
-    report_path: Path
+    report_path: Path | None  # None when the export failed and the passing earlier export was kept
     failures: tuple[Failure, ...]
 
     @property
@@ -379,6 +381,13 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     Raises NlpoolError for what stops an export (a missing toolchain, bad data, a model export cannot
     handle); checks that fail are returned in `ExportOutcome.failures` with the folder written.
     """
+    problem = check_sram_budget(options.target, options.sram_bytes)
+    if problem is not None:
+        raise NlpoolError(problem)
+    input_bytes = 3 * source.input_size * source.input_size
+    if input_bytes > options.sram_bytes:
+        raise NlpoolError(f"the {source.input_size}x{source.input_size}x3 int8 input alone needs {format_size(input_bytes)}, more than"
+                          f" the --sram budget of {format_size(options.sram_bytes)}: use a smaller --input-size or a larger budget")
     if options.run_firmware:
         check_tools(options.target)  # before the long export: say how to install a missing toolchain or QEMU
     spec, warning = choose_data(options, source)
@@ -406,6 +415,11 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
         firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, work, memory.failure)
         tflm = run.run(TFLM, build_tflm, fused, memory, firmware, io, options, work, _first(memory.failure, firmware.failure))
-        written, report_path = run.finish()
-    failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
+        failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
+        placed = run.finish(passed=not failures, keep_failed=options.keep_failed)
+    if placed is None:
+        kept = Failure(failures[0].exit_code, f"the passing earlier export in {options.out_dir} was kept and this failed one"
+                       " discarded: pass --keep-failed to replace it with the failed export's evidence", "")
+        return ExportOutcome(run.report, (), None, (*failures, kept))
+    written, report_path = placed
     return ExportOutcome(run.report, tuple(written), report_path, failures)

@@ -52,7 +52,7 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
     tflm = flow.build_tflm(s["fused"], memory, firmware, s["options"], s["work"], firmware.failure)
     assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
-    assert tflm.failure is None and not tflm.report_section()["host_verified"]
+    assert tflm.failure is None and not tflm.report_section()["target_verified"]
 
 
 def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -135,3 +135,28 @@ def test_make_picks_the_cmsis_nn_kernel_where_there_is_one(tmp_path):
     dry = subprocess.run([make, "-n", "tflm-lib", f"TFLM_DIR={TREES['reference']}", "TFLM_OBJ_DIR=obj"],
                          cwd=project.path, capture_output=True, text=True, check=True).stdout
     assert "kernels/conv.cc" in dry and "cmsis_nn" not in dry
+
+
+@needs_trees
+def test_a_tflite_micro_checkout_layout_builds_from_its_downloads_folder(tmp_path):
+    """The same sources, laid out as a checkout: TFLM's Makefile present, third-party code in downloads/."""
+    tf = pytest.importorskip("tensorflow")
+    from firmware.testing import convert
+    from firmware.tflm import generate_tflm_project
+
+    checkout = tmp_path / "tflite-micro"
+    shutil.copytree(Path(TREES["cmsis-nn"]) / "tensorflow", checkout / "tensorflow", symlinks=True,
+                    copy_function=os.symlink)
+    make_dir = checkout / "tensorflow/lite/micro/tools/make"
+    make_dir.mkdir(parents=True, exist_ok=True)
+    (make_dir / "Makefile").write_text("# stands in for TFLM's Makefile\n")
+    (make_dir / "downloads").symlink_to(Path(TREES["cmsis-nn"]) / "third_party")
+    tree = find_tree(checkout)
+    assert tree.third_party == make_dir.resolve() / "downloads" and tree.kernels == "cmsis-nn"
+    model = tmp_path / "add.tflite"
+    model.write_bytes(convert(tf.add, [(1, 4, 4, 2), (1, 4, 4, 2)], np.random.default_rng(0)))
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m55", arena_bytes=16 << 10)
+    dry = subprocess.run(["make", "-n", "tflm-lib", f"TFLM_DIR={checkout}", "TFLM_OBJ_DIR=obj"],
+                         cwd=project.path, capture_output=True, text=True, check=True).stdout
+    assert f"-I{checkout}/tensorflow/lite/micro/tools/make/downloads/flatbuffers/include" in dry
+    assert "kernels/cmsis_nn/add.cc" in dry and "-mcpu=cortex-m55" in dry

@@ -277,7 +277,8 @@ def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResul
         build = build_for_target(project_dir, options.target, tree)
         run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs)
     except NlpoolError as err:  # e.g. EXP left in the model, a bad tree, the build failing: keep the rest of the export
-        return TflmResult(None, {"target_verified": False, "target": options.target, "error": str(err)},
+        written = project_dir if (project_dir / "Makefile").is_file() else None  # the sources, to debug the build
+        return TflmResult(written, {"target_verified": False, "target": options.target, "error": str(err)},
                           Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
     finally:
         shutil.rmtree(project_dir / "build", ignore_errors=True)  # the output folder keeps sources only

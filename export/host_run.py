@@ -6,15 +6,19 @@ same buffers, that run's ops, its boundary tensors as inputs and outputs) execut
 interpreter, and each custom op is evaluated by the golden NumPy model between them. A model without
 custom ops is a single segment, i.e. exactly the plain interpreter.
 
-The interpreter runs TFLite's *reference* kernels: they are the integer semantics TFLM and the
-firmware's kernels reproduce, and the default XNNPACK delegate computes int8 BATCH_MATMUL wrongly
-(ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmul).
+Two interpreters can run the builtin segments. `kernels="tflite"` (the default, for fidelity):
+LiteRT's *reference* kernels (the default XNNPACK delegate computes int8 BATCH_MATMUL wrongly,
+ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmul). `kernels="tflm"`:
+upstream TFLM's interpreter and reference kernels (the `tflite-micro` wheel), the arithmetic of the
+device that nlpool's firmware reproduces bit for bit; it differs from LiteRT's on a few ops
+(docs/rounding.md) and has no int8 EXP, so it runs fused models only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -24,10 +28,32 @@ from nlpool.core.tflite import NUMPY_DTYPES, TfliteModel, model_bytes, read_mode
 
 from .golden import weighted_pool
 
+TFLM_ARENA_BYTES = 64 << 20  # the host TFLM interpreter's arena: far above any model nlpool exports
+Kernels = Literal["tflite", "tflm"]
+
+
+class _TflmSegment:
+    """A builtin segment in TFLM's host interpreter, behind the LiteRT calls `run_quantized` makes."""
+
+    def __init__(self, content: bytes, inputs: list[int], outputs: list[int]) -> None:
+        from tflite_micro import runtime
+
+        self._interpreter = runtime.Interpreter.from_bytes(content, arena_size=TFLM_ARENA_BYTES)
+        self._inputs, self._outputs = inputs, outputs
+
+    def set_tensor(self, index: int, value: np.ndarray) -> None:
+        self._interpreter.set_input(value, self._inputs.index(index))
+
+    def invoke(self) -> None:
+        self._interpreter.invoke()
+
+    def get_tensor(self, index: int) -> np.ndarray:
+        return self._interpreter.get_output(self._outputs.index(index)).copy()
+
 
 @dataclass
 class _Segment:
-    interpreter: Interpreter | None = None  # builtin run
+    interpreter: Interpreter | _TflmSegment | None = None  # builtin run
     params: WeightedPoolParams | None = None  # custom op
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
@@ -36,8 +62,9 @@ class _Segment:
 class HostModel:
     """A TFLite model (builtins plus NLPOOL_WEIGHTED_POOL) executable on the host, batch of 1 per call."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, kernels: Kernels = "tflite") -> None:
         model = read_model(path)
+        self.kernels = kernels
         graph = model.raw.subgraphs[0]
         self.input_index, self.output_index = model.inputs[0], model.outputs[0]
         input_tensor = model.tensors[self.input_index]
@@ -63,7 +90,7 @@ class HostModel:
                 params = WeightedPoolParams.from_flexbuffer(op.custom_options)
                 self.segments.append(_Segment(params=params, inputs=list(op.inputs), outputs=[op.outputs[0]]))
             else:
-                self.segments.append(self._builtin_segment(model, graph, run, read_after))
+                self.segments.append(self._builtin_segment(model, graph, run, read_after, kernels))
 
     @staticmethod
     def _reads_after(graph: schema.SubGraphT) -> list[set[int]]:
@@ -75,7 +102,8 @@ class HostModel:
         return sets
 
     @staticmethod
-    def _builtin_segment(model: TfliteModel, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]]) -> _Segment:
+    def _builtin_segment(model: TfliteModel, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]],
+                         kernels: Kernels) -> _Segment:
         produced = {int(t) for i in run for t in graph.operators[i].outputs}
         inputs = []
         for i in run:
@@ -89,6 +117,8 @@ class HostModel:
         raw = model.raw
         part.version, part.operatorCodes, part.buffers, part.subgraphs = raw.version, raw.operatorCodes, raw.buffers, [sub]
         part.description = b"nlpool host segment"
+        if kernels == "tflm":
+            return _Segment(interpreter=_TflmSegment(model_bytes(part), inputs, outputs), inputs=inputs, outputs=outputs)
         interpreter = Interpreter(
             model_content=model_bytes(part),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,

@@ -93,7 +93,7 @@ def test_the_firmware_verdict_follows_the_users_bars(tmp_path: Path, measured: d
 
 
 def _ran_firmware() -> flow.FirmwareResult:
-    inputs = flow.FirmwareInputs(np.zeros((2, 4), np.int8), np.zeros((2, 3), np.int8), np.zeros((2, 3), np.float32))
+    inputs = flow.FirmwareInputs(np.zeros((2, 4), np.int8), np.zeros((2, 3), np.int8), np.zeros((2, 3), np.float32), None)
     measurement = SimpleNamespace(board=SimpleNamespace(outputs=[np.zeros((2, 3), np.int8)]))
     return flow.FirmwareResult(None, {}, None, inputs, measurement)
 

@@ -102,7 +102,7 @@ def test_without_a_tflm_tree_the_target_run_is_skipped_with_how_to_get_one(stand
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NLPOOL_TFLM_DIR", raising=False)
     s = stand_ins
-    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), s["options"], s["work"], None)
+    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), s["io"], s["options"], s["work"], None)
     assert tflm.failure is None and not tflm.report_section()["target_verified"]
     assert tflm.report_section()["run"].startswith("skipped: no TFLM source tree; get a TFLM source tree")
     assert "--tflm-dir" in tflm.summary() and "NLPOOL_TFLM_DIR" in tflm.summary()
@@ -111,6 +111,6 @@ def test_without_a_tflm_tree_the_target_run_is_skipped_with_how_to_get_one(stand
 def test_a_folder_that_is_no_tflm_tree_fails_the_step_with_one_line(stand_ins: dict, tmp_path: Path) -> None:
     s = stand_ins
     options = flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out", tflm_dir=tmp_path)
-    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), options, s["work"], None)
+    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), s["io"], options, s["work"], None)
     assert tflm.failure is not None and tflm.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert "is not a TFLM source tree" in tflm.failure.message and "\n" not in tflm.failure.message

@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from nlpool.core.errors import NlpoolError
-from nlpool.data import MEAN, STD, STL10, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
+from nlpool.data import MEAN, STD, STL10, DetailDataset, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
 from nlpool.data.augment import eval_transform, random_resized_crop, train_transform
+from nlpool.data.detail import GAP_PLACES, KEY_COLOURS, RING_COLOUR, render_detail, ring_mask, ring_side
 from nlpool.data.synthetic import PALETTE, render_sample
 
 
@@ -51,6 +52,61 @@ def test_synthetic_labels_cover_all_classes_and_reject_odd_counts():
         SyntheticDataset(10, 32, num_classes=7)
     with pytest.raises(NlpoolError, match="unknown synthetic split"):
         SyntheticDataset(10, 32, split="test")
+
+
+def _white_ring_gaps(image: torch.Tensor) -> list[int]:
+    """The gap places of the two white rings, read from the pixels against every template."""
+    near = ((image - torch.tensor(RING_COLOUR).view(3, 1, 1)) ** 2).sum(0) < 0.05  # white +- jitter
+    # A ring is one flat colour, so each of its pixels equals a neighbour exactly; noisy background pixels never do.
+    flat = torch.zeros_like(near)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        flat |= (image == image.roll((dy, dx), (1, 2))).all(0)
+    points = (near & flat).nonzero()
+    side = ring_side(image.shape[-1])
+    first = (points - points[0]).abs().amax(1) < side  # the rings are S / 2 apart
+    places = []
+    for ring in (points[first], points[~first]):
+        top, left = ring.amin(0).tolist()
+        assert (ring.amax(0) - ring.amin(0)).tolist() == [side - 1, side - 1]  # a gap never removes a whole side
+        crop = torch.zeros(side, side, dtype=torch.bool)
+        crop[ring[:, 0] - top, ring[:, 1] - left] = True
+        matches = [p for p in range(len(GAP_PLACES)) if torch.equal(crop, ring_mask(side, p))]
+        assert len(matches) == 1, matches
+        places.append(matches[0])
+    return places
+
+
+def test_detail_label_is_the_square_colour_and_whether_the_white_gaps_are_on_the_same_side():
+    square = 128 // 8
+    for index in range(30):
+        image, label = render_detail(0, "train", index, 128, 10)
+        colour = torch.tensor(KEY_COLOURS[label // 2]).view(3, 1, 1)
+        filled = torch.nn.functional.avg_pool2d(((((image - colour) ** 2).sum(0) < 0.05).float())[None, None], square, 1)
+        assert filled.max() == 1, index  # a whole square of the label's colour
+        first, second = _white_ring_gaps(image)
+        assert second == (first if label % 2 else (first + 2) % 4), (index, first, second, label)  # else the opposite side
+
+
+def test_detail_rings_are_thin_and_their_gaps_differ_only_in_where_they_are():
+    side = ring_side(128)
+    assert side == 6
+    masks = [ring_mask(side, p) for p in range(len(GAP_PLACES))]
+    assert len({m.numpy().tobytes() for m in masks}) == len(GAP_PLACES)
+    assert {int(m.sum()) for m in masks} == {4 * side - 4 - 2}  # every gap removes 2 pixels of the stroke
+    assert torch.equal(masks[0].flip(0), masks[2]) and torch.equal(masks[1].flip(1), masks[3])  # top/bottom, right/left: mirror images
+
+
+def test_detail_is_deterministic_split_disjoint_and_balanced():
+    train, val = open_datasets("detail:300", 64, 10, seed=2)
+    assert isinstance(train, DetailDataset) and (len(train), len(val)) == (300, 75)
+    assert torch.equal(train[7][0], DetailDataset(300, 64, 10, 2, "train")[7][0])
+    assert not torch.equal(train[0][0], val[0][0]) and not torch.equal(train[0][0], SyntheticDataset(1, 64, 10, 2, "train")[0][0])
+    counts = torch.bincount(torch.tensor([train[i][1] for i in range(300)]), minlength=10)
+    assert (counts > 10).all(), counts
+    with pytest.raises(NlpoolError, match="even number of classes"):
+        DetailDataset(10, 128, num_classes=9)
+    with pytest.raises(NlpoolError, match="at least 64x64"):
+        DetailDataset(10, 32)
 
 
 def test_augmentation_shapes_and_range():
@@ -150,3 +206,5 @@ def test_unknown_data_spec():
         open_datasets("imagenet", 32, 10)
     with pytest.raises(NlpoolError, match="synthetic:N"):
         open_datasets("synthetic:many", 32, 10)
+    with pytest.raises(NlpoolError, match="detail:N"):
+        open_datasets("detail:many", 128, 10)

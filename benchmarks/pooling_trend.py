@@ -39,7 +39,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-METHODS = ("strided", "lip", "gaussian", "rnnpool", "nlp", "nlp+prune2x")
+METHODS = ("strided", "avg", "lip", "gaussian", "rnnpool", "nlp", "nlp+prune2x")
 S1_VALUES = (1, 2, 4)
 QUICK = {"train_size": 512, "epochs": 3, "batch_size": 16, "lr": 0.02}
 FULL = {"train_size": 8000, "epochs": 30, "batch_size": 64, "lr": 0.01}
@@ -59,6 +59,7 @@ class Plan:
     epochs: int
     batch_size: int
     lr: float
+    device: str = "auto"
 
 
 def model_config(method: str, s1: int, input_size: int, num_classes: int = 10):
@@ -71,7 +72,7 @@ def train_one(run: Run, plan: Plan, workdir: str) -> dict:
     """One training run in a worker process; returns its final validation accuracy and the final config."""
     import torch
 
-    from nlpool.train import TrainSettings, train
+    from nlpool.train import Runtime, TrainSettings, train
 
     torch.set_num_threads(1)
     cfg = model_config(run.method, run.s1, plan.input_size)
@@ -82,12 +83,14 @@ def train_one(run: Run, plan: Plan, workdir: str) -> dict:
     out = Path(workdir) / f"{run.method}_s1{run.s1}_seed{run.seed}.pt"
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        payload = train(cfg, settings, out)
+        payload = train(cfg, settings, out, runtime=Runtime(plan.device))
     return {
         **asdict(run),
         "val_acc": payload["history"][-1]["val_acc"],
         "train_acc": payload["history"][-1]["train_acc"],
         "seconds": time.perf_counter() - start,
+        "images_per_s": statistics.median(h["images_per_s"] for h in payload["history"]),
+        "device": payload["history"][-1]["device"],
         "config": payload["config"],
     }
 
@@ -132,8 +135,8 @@ def format_table(results: list[dict], peaks: dict[tuple[str, int], int], title: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small settings that finish in < 30 min on 2 idle cores")
-    parser.add_argument("--data", default="synthetic", help="synthetic (default) or stl10:PATH")
-    parser.add_argument("--train-size", type=int, help="synthetic training images (validation: a quarter)")
+    parser.add_argument("--data", default="detail", help="detail (default: the fine-detail task), synthetic, or stl10:PATH")
+    parser.add_argument("--train-size", type=int, help="detail / synthetic training images (validation: a quarter)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
@@ -141,7 +144,8 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=128)
     parser.add_argument("--methods", default=",".join(METHODS), help=f"subset of {','.join(METHODS)}")
     parser.add_argument("--s1", default=",".join(map(str, S1_VALUES)), help="subset of 1,2,4")
-    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one thread each)")
+    parser.add_argument("--workers", type=int, default=2, help="runs in parallel (one CPU thread each; they share the GPU)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CUDA GPU when present")
     parser.add_argument("--json", type=Path, help="write every run's result here, updated as runs finish")
     parser.add_argument("--report", type=Path, help="only print the table of a --json file (e.g. of an interrupted run)")
     args = parser.parse_args()
@@ -152,8 +156,9 @@ def main() -> None:
 
     base = QUICK if args.quick else FULL
     train_size = args.train_size or base["train_size"]
-    data = f"synthetic:{train_size}" if args.data == "synthetic" else args.data
-    plan = Plan(data, args.input_size, args.epochs or base["epochs"], args.batch_size or base["batch_size"], args.lr or base["lr"])
+    data = f"{args.data}:{train_size}" if args.data in ("detail", "synthetic") else args.data
+    plan = Plan(data, args.input_size, args.epochs or base["epochs"], args.batch_size or base["batch_size"], args.lr or base["lr"],
+                args.device)
     methods = [m for m in args.methods.split(",") if m]
     s1_values = [int(s) for s in args.s1.split(",") if s]
     unknown = sorted(set(methods) - set(METHODS)) + [s for s in s1_values if s not in S1_VALUES]
@@ -176,7 +181,7 @@ def main() -> None:
             result = future.result()
             results.append(result)
             tqdm.write(f"{result['method']:<12} s1={result['s1']} seed={result['seed']}: top-1 {100 * result['val_acc']:.1f} %"
-                       f" ({result['seconds']:.0f} s)")
+                       f" ({result['seconds']:.0f} s on {result['device']}, {result['images_per_s']:.0f} images/s)")
             if args.json:
                 args.json.write_text(json.dumps({"title": title, "plan": asdict(plan), "results": results}, indent=1))
     print()

@@ -15,6 +15,7 @@ alike and the ratio stays meaningful even when the absolute numbers do not.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -75,7 +76,8 @@ def measure(place: Placement, batch_size: int, rounds: int, steps: int) -> None:
             run["train"].append(train_rate(run["model"], run["optimizer"], images, labels, steps, place))
             run["eval"].append(eval_rate(run["model"], images, steps, place))
 
-    where = torch.cuda.get_device_name(place.device) if place.is_cuda else f"CPU, {torch.get_num_threads()} thread(s), fp32"
+    load = ", load average {:.1f} {:.1f} {:.1f} on {} cores".format(*os.getloadavg(), os.cpu_count())  # how busy the machine was
+    where = torch.cuda.get_device_name(place.device) if place.is_cuda else f"CPU, {torch.get_num_threads()} thread(s), fp32{load}"
     layout = ", bf16 autocast, channels_last" if place.is_cuda else ""
     print(f"{where}{layout}: default model ({base.arch} width {base.width}, s1={base.s1}, {base.input_size}x{base.input_size}),"
           f" batch {batch_size}, median of {rounds} rounds x {steps} batches")

@@ -10,7 +10,7 @@ from PIL import Image
 from nlpool.core.errors import NlpoolError
 from nlpool.data import MEAN, STD, STL10, DetailDataset, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
 from nlpool.data.augment import eval_transform, random_resized_crop, train_transform
-from nlpool.data.detail import GAP_PLACES, KEY_COLOURS, RING_COLOUR, render_detail, ring_mask, ring_side
+from nlpool.data.detail import GAP_PLACES, TOP, render_detail, ring_mask, ring_side
 from nlpool.data.synthetic import PALETTE, render_sample
 
 
@@ -54,46 +54,42 @@ def test_synthetic_labels_cover_all_classes_and_reject_odd_counts():
         SyntheticDataset(10, 32, split="test")
 
 
-def _white_ring_gaps(image: torch.Tensor) -> list[int]:
-    """The gap places of the two white rings, read from the pixels against every template."""
-    near = ((image - torch.tensor(RING_COLOUR).view(3, 1, 1)) ** 2).sum(0) < 0.05  # white +- jitter
+def _ring_gap(image: torch.Tensor, colour: tuple[float, float, float]) -> int:
+    """The gap place of the one flat mark drawn in `colour`, read from the pixels against both templates."""
+    near = ((image - torch.tensor(colour).view(3, 1, 1)) ** 2).sum(0) < 0.05  # the colour +- jitter
     # A ring is one flat colour, so each of its pixels equals a neighbour exactly; noisy background pixels never do.
     flat = torch.zeros_like(near)
     for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
         flat |= (image == image.roll((dy, dx), (1, 2))).all(0)
     points = (near & flat).nonzero()
     side = ring_side(image.shape[-1])
-    first = (points - points[0]).abs().amax(1) < side  # the rings are S / 2 apart
-    places = []
-    for ring in (points[first], points[~first]):
-        top, left = ring.amin(0).tolist()
-        assert (ring.amax(0) - ring.amin(0)).tolist() == [side - 1, side - 1]  # a gap never removes a whole side
-        crop = torch.zeros(side, side, dtype=torch.bool)
-        crop[ring[:, 0] - top, ring[:, 1] - left] = True
-        matches = [p for p in range(len(GAP_PLACES)) if torch.equal(crop, ring_mask(side, p))]
-        assert len(matches) == 1, matches
-        places.append(matches[0])
-    return places
+    top, left = points.amin(0).tolist()
+    crop = torch.zeros(side, side, dtype=torch.bool)
+    crop[points[:, 0] - top, points[:, 1] - left] = True
+    matches = [p for p in range(len(GAP_PLACES)) if torch.equal(crop, ring_mask(side, p))]
+    assert len(matches) == 1, matches
+    return matches[0]
 
 
-def test_detail_label_is_the_square_colour_and_whether_the_white_gaps_are_on_the_same_side():
+def test_detail_label_is_the_square_colour_and_the_gap_side_of_the_ring_of_that_colour():
     square = 128 // 8
     for index in range(30):
         image, label = render_detail(0, "train", index, 128, 10)
-        colour = torch.tensor(KEY_COLOURS[label // 2]).view(3, 1, 1)
-        filled = torch.nn.functional.avg_pool2d(((((image - colour) ** 2).sum(0) < 0.05).float())[None, None], square, 1)
-        assert filled.max() == 1, index  # a whole square of the label's colour
-        first, second = _white_ring_gaps(image)
-        assert second == (first if label % 2 else (first + 2) % 4), (index, first, second, label)  # else the opposite side
+        colour = PALETTE[label // 2]
+        filled = (((image - torch.tensor(colour).view(3, 1, 1)) ** 2).sum(0) < 0.05).float()
+        square_at = torch.nn.functional.avg_pool2d(filled[None, None], square, 1)[0, 0]
+        assert square_at.max() == 1, index  # a whole square of the label's colour
+        y, x = divmod(int(square_at.argmax()), square_at.shape[1])
+        image[:, y : y + square, x : x + square] = torch.rand(3, square, square)  # hide the square: the one ring of its colour is left
+        assert _ring_gap(image, colour) == (TOP if label % 2 else 1 - TOP), (index, label)
 
 
 def test_detail_rings_are_thin_and_their_gaps_differ_only_in_where_they_are():
     side = ring_side(128)
     assert side == 6
-    masks = [ring_mask(side, p) for p in range(len(GAP_PLACES))]
-    assert len({m.numpy().tobytes() for m in masks}) == len(GAP_PLACES)
-    assert {int(m.sum()) for m in masks} == {4 * side - 4 - 2}  # every gap removes 2 pixels of the stroke
-    assert torch.equal(masks[0].flip(0), masks[2]) and torch.equal(masks[1].flip(1), masks[3])  # top/bottom, right/left: mirror images
+    top, bottom = (ring_mask(side, p) for p in range(len(GAP_PLACES)))
+    assert int(top.sum()) == int(bottom.sum()) == 4 * side - 4 - 2  # each gap removes 2 pixels of the stroke
+    assert torch.equal(top.flip(0), bottom)  # mirror images: the same local features, in other places
 
 
 def test_detail_is_deterministic_split_disjoint_and_balanced():

@@ -1,27 +1,27 @@
-"""A seeded benchmark task with headroom: fine detail, a relation between distant marks, distractors.
+"""A seeded benchmark task with headroom: fine detail, read where a distant mark says, among distractors.
 
 The synthetic task (`synthetic.py`) saturates: its marks are S/8 wide, survive any early pooling, and
 every pooling method reaches 97-100 % at every s1 on a GPU. This task is built so that aggressive
 early down-sampling *destroys* half of what the label depends on.
 
 Each image is a noisy grey background with a filled square of side S/8 in one of K = num_classes / 2
-key colours (as in the synthetic task), and `2 + DISTRACTORS` small rings ("Landolt C" marks): hollow
+key colours (as in the synthetic task), and `1 + DISTRACTORS` small rings ("Landolt C" marks): hollow
 squares of side G (G = S/20, at least 5 pixels) drawn with a one-pixel stroke and a gap of G/3 pixels
-cut into the middle of one side. Two rings are white, their centres at least S/2 apart; the others
-are distractors in other colours with random gaps. The second white ring's gap is on the same side as
-the first's or, with probability 1/2, on the opposite side (top <-> bottom, left <-> right), and
+cut into the middle of their top or their bottom side. One ring has the square's colour, its centre at
+least S/2 from the square's; the distractor rings have other colours (other key colours included) and
+random gaps. The label is
 
-    label = 2 * (the square's colour) + (1 if the white rings' gaps are on the same side else 0)
+    label = 2 * (the square's colour) + (1 if the ring of that colour has its gap at the top else 0)
 
-Why pooling can lose it: a gap at the top and a gap at the bottom of a ring look the same in a 3x3
+Why pooling can lose it: a gap at the top and a gap at the bottom of a ring look the same in any 3x3
 window (two line ends facing each other along a horizontal stroke); only where they sit relative to
-the rest of a 6-pixel ring tells them apart. Since mismatched rings have their gaps on opposite sides,
-the two white rings always have the same bag of local features: a stride-8 average of the stem's
-features (s1 = 4) mixes a ring into one or two cells and keeps which *axis* its gap is on but not which
-side, and a strided convolution skips most pixels altogether. The colour half of the label stays easy
-at any stride (a model that only reads it tops out at 50 %), so every model learns something and what
-separates s1 = 1 from s1 = 4 is the fine detail. The match bit needs both far-apart rings resolved and
-compared, with distractors of the same shape that only their colour rules out. Chance is 1 / num_classes.
+the rest of a 6-pixel ring tells them apart. A stride-8 average of the stem's features (s1 = 4) mixes
+a ring into one or two cells and keeps that it has a gap on a horizontal stroke, but not which one;
+a strided convolution skips most pixels altogether. The colour half of the label stays easy at any
+stride (a model that only reads it tops out at 50 %), so every model learns something and what
+separates s1 = 1 from s1 = 4 is the fine detail. Which ring to read is decided by the distant square:
+the same ring, with the same gap, is the answer in one image and a distractor in the next.
+Chance is 1 / num_classes.
 
 Samples are generated on the fly from (seed, split, index) like the synthetic task (a different
 stream, so the two tasks never share images); the "train" and "val" splits of one seed never overlap.
@@ -41,11 +41,9 @@ from .synthetic import PALETTE
 
 SPLITS = ("train", "val")
 # Where the gap of a ring is cut: (row, column) of its centre on a unit square, (0, 0) = top left.
-# Side k and side k + 2 are opposite: top, right, bottom, left.
-GAP_PLACES = ((0.0, 0.5), (0.5, 1.0), (1.0, 0.5), (0.5, 0.0))
-RING_COLOUR = (1.00, 1.00, 1.00)  # white: the two rings that count
-KEY_COLOURS = tuple(c for c in PALETTE if c != RING_COLOUR)[:6]  # the square's colour: one of the first K
-MAX_CLASSES = 2 * len(KEY_COLOURS)
+GAP_PLACES = ((0.0, 0.5), (1.0, 0.5))  # top, bottom
+TOP = 0
+MAX_CLASSES = 2 * len(PALETTE)
 DISTRACTORS = 3
 NOISE_STD = 0.08
 MIN_SIZE = 64
@@ -84,7 +82,7 @@ def _positions(
     count: int, size: int, side: int, square: tuple[tuple[int, int], int], gen: torch.Generator
 ) -> list[tuple[int, int]]:
     """Top-left corners of `count` rings that keep 2 pixels from each other and from the square
-    (`square` = its top-left corner and side); the first two centres are at least S / 2 apart.
+    (`square` = its top-left corner and side); the first one's centre is at least S / 2 from the square's.
 
     Placed one at a time, each by rejection sampling against those already placed (cheap: the marks
     cover a few percent of the image).
@@ -93,7 +91,7 @@ def _positions(
     (sy, sx), square_side = square
     while len(corners) < count:
         y, x = torch.randint(1, size - side, (2,), generator=gen).tolist()
-        if len(corners) == 1 and (y - corners[0][0]) ** 2 + (x - corners[0][1]) ** 2 < (size / 2) ** 2:
+        if not corners and (y + side / 2 - sy - square_side / 2) ** 2 + (x + side / 2 - sx - square_side / 2) ** 2 < (size / 2) ** 2:
             continue
         if sy - side - 2 < y < sy + square_side + 2 and sx - side - 2 < x < sx + square_side + 2:
             continue
@@ -105,29 +103,23 @@ def _positions(
 def render_detail(seed: int, split: str, index: int, image_size: int, num_classes: int) -> tuple[torch.Tensor, int]:
     """One un-normalised image in [0, 1], (3, S, S) float32, and its label."""
     gen = torch.Generator().manual_seed(_sample_seed(seed, split, index))
-    keys = num_classes // 2
-    colour = int(torch.randint(0, keys, (1,), generator=gen))
-    match = int(torch.randint(0, 2, (1,), generator=gen))
-    place = int(torch.randint(0, len(GAP_PLACES), (1,), generator=gen))
-    other = place if match else (place + 2) % len(GAP_PLACES)  # the opposite side: the same local features
+    colour = int(torch.randint(0, num_classes // 2, (1,), generator=gen))
+    places = torch.randint(0, len(GAP_PLACES), (1 + DISTRACTORS,), generator=gen).tolist()
     grey = 0.3 + 0.4 * torch.rand(1, generator=gen)
     image = grey + NOISE_STD * torch.randn(3, image_size, image_size, generator=gen)
     square = max(3, image_size // 8)
     sy, sx = torch.randint(0, image_size - square + 1, (2,), generator=gen).tolist()
     side = ring_side(image_size)
-    corners = _positions(2 + DISTRACTORS, image_size, side, ((sy, sx), square), gen)
-    others = [c for c in PALETTE if c not in KEY_COLOURS[:keys] and c != RING_COLOUR]  # never the square's or white
-    distractor_colours = torch.randint(0, len(others), (DISTRACTORS,), generator=gen).tolist()
-    distractor_places = torch.randint(0, len(GAP_PLACES), (DISTRACTORS,), generator=gen).tolist()
-    colours = [RING_COLOUR, RING_COLOUR, *(others[c] for c in distractor_colours)]
-    places = [place, other, *distractor_places]
+    corners = _positions(1 + DISTRACTORS, image_size, side, ((sy, sx), square), gen)
+    others = [c for c in range(len(PALETTE)) if c != colour]  # distractors: any other colour, other key colours included
+    colours = [colour, *(others[i] for i in torch.randint(0, len(others), (DISTRACTORS,), generator=gen).tolist())]
     jitter = 0.05 * torch.randn(len(corners) + 1, 3, 1, generator=gen)
-    image[:, sy : sy + square, sx : sx + square] = torch.tensor(KEY_COLOURS[colour]).view(3, 1, 1) + jitter[-1].view(3, 1, 1)
-    for (y, x), rgb, gap, shift in zip(corners, colours, places, jitter[:-1], strict=True):
+    image[:, sy : sy + square, sx : sx + square] = torch.tensor(PALETTE[colour]).view(3, 1, 1) + jitter[-1].view(3, 1, 1)
+    for (y, x), ring_colour, gap, shift in zip(corners, colours, places, jitter[:-1], strict=True):
         mask = ring_mask(side, gap)
         patch = image[:, y : y + side, x : x + side]
-        patch[:, mask] = (torch.tensor(rgb).view(3, 1) + shift).expand(3, int(mask.sum()))
-    return image.clamp_(0, 1), 2 * colour + match
+        patch[:, mask] = (torch.tensor(PALETTE[ring_colour]).view(3, 1) + shift).expand(3, int(mask.sum()))
+    return image.clamp_(0, 1), 2 * colour + int(places[0] == TOP)
 
 
 class DetailDataset(Dataset):

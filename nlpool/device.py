@@ -10,7 +10,7 @@ its CPU fallback differ only in the ways written here:
 - CPU threads default to ONE per process unless the user asked otherwise (`--threads N`, or
   OMP_NUM_THREADS / MKL_NUM_THREADS in the environment). PyTorch's own default, one per core, falls off
   a cliff as soon as anything else uses the cores: its threads spin waiting for each other (measured
-  in docs/training.md: 9x slower on a shared 2-core machine).
+  in docs/training.md: 3-9x slower on a shared 2-core machine).
 """
 
 from __future__ import annotations

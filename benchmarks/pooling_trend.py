@@ -1,6 +1,6 @@
 """The paper's Table 2 in miniature: MobileNetV2-0.35x top-1 per pooling method and s1, with planned peak memory.
 
-    .venv/bin/python benchmarks/pooling_trend.py --quick --methods strided,avg,nlp --seeds 2 --workers 1 --json trend.json
+    .venv/bin/python benchmarks/pooling_trend.py --quick --methods strided,avg,lip,nlp --seeds 2 --workers 1 --json trend.json
     .venv/bin/python benchmarks/pooling_trend.py                         # full mode: for a GPU (see below)
     .venv/bin/python benchmarks/pooling_trend.py --data synthetic|stl10:/path/to/stl10_binary [--quick]
 
@@ -19,7 +19,7 @@ a map at least as large as its stride, so all three columns see the same images.
 
 Modes (per run):
     --quick  detail:1000 (250 validation images), 6 epochs, batch 32, lr 0.005 cosine: the scale a shared
-             2-core CPU allows (about 6 minutes per method and seed under load); too few image passes to
+             2-core CPU allows (measured: about 4 minutes per method and seed under load); too few passes to
              learn the task's fine half, so it shows the pipeline and the colour half, not the trend.
     full     detail:8000 (2000 validation images), 20 epochs, batch 128, lr 0.02 cosine: the recipe that
              trained the synthetic task on an H200 in about a minute per run; hours per run on a CPU.

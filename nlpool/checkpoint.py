@@ -24,11 +24,26 @@ from .models import ModelConfig, build_model
 FORMAT_VERSION = 1
 
 
+def _on_cpu(value: Any) -> Any:
+    """`value` with every tensor in it (nested dicts, lists, tuples) copied to the CPU, exactly."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().contiguous()
+    if isinstance(value, dict):
+        return {key: _on_cpu(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_on_cpu(item) for item in value)
+    return value
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, **extra: Any) -> None:
-    """Write {format, config, model, **extra} to `path` via a temporary file and an atomic rename."""
+    """Write {format, config, model, **extra} to `path` via a temporary file and an atomic rename.
+
+    Tensors are stored on the CPU whatever device trained them, so a checkpoint written on a GPU loads
+    on any machine and resumes on either (the optimiser moves its state to its parameters' device).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT_VERSION, "config": cfg.to_dict(), "model": model.state_dict(), **extra}
+    payload = _on_cpu({"format": FORMAT_VERSION, "config": cfg.to_dict(), "model": model.state_dict(), **extra})
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -10,9 +10,17 @@ fully determines epoch k + 1, and `--resume` reproduces an uninterrupted run bit
 killed mid-epoch loses only that epoch: the checkpoint on disk is always the last complete one,
 because it is replaced atomically.
 
+Devices (`nlpool.device`): `Runtime.device` "auto" trains on the CUDA GPU when there is one, with
+bf16 autocast and channels_last; the CPU path is unchanged fp32. The runtime is *how* a run executes,
+not what it computes, so it is not checked on resume: a run started on a GPU can be resumed on a CPU
+and the other way round (checkpoints hold CPU tensors). Exact resume is bit-exact on the CPU; on CUDA
+the data order, augmentation and learning rates are exact and the weights agree to rounding
+(`Placement.make_deterministic` says why).
+
 Several processes: launch with `torchrun --nproc-per-node N -m nlpool.cli train ...`; each process
-trains on a 1/N shard of every epoch with DistributedDataParallel over gloo (CPU), --batch-size is the
-global batch, and rank 0 alone writes the (same format) checkpoint.
+trains on a 1/N shard of every epoch with DistributedDataParallel over NCCL on GPUs (one GPU per
+process) or gloo on CPUs, --batch-size is the global batch, and rank 0 alone writes the (same format)
+checkpoint.
 """
 
 from __future__ import annotations
@@ -36,12 +44,14 @@ from nlpool.core.errors import NlpoolError
 
 from .checkpoint import read_checkpoint, save_checkpoint
 from .data import MEAN, STD, open_datasets
+from .device import Placement, one_thread_worker, resolve_device
 from .models import ModelConfig, build_model
 from .prune import ChannelPruner, finish_pruning
 
 SCHEDULES = ("step", "cosine")
 STEP_MILESTONES = (0.6, 0.8, 0.9)  # fractions of the run where the step schedule divides lr by 5
 STEP_FACTOR = 0.2
+CPU = torch.device("cpu")
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,27 @@ class TrainSettings:
         return self
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """How a run executes (not checked on resume): the --device, and DataLoader worker processes.
+
+    `workers` None: none on the CPU (rendering or decoding in the training process is cheaper than
+    competing with it for the cores), 4 on CUDA (the GPU would otherwise wait for images). With real
+    images (augmented), the worker count decides which random stream each image's augmentation draws
+    from: resume with the same --workers to stay exact.
+    """
+
+    device: str = "auto"
+    workers: int | None = None
+
+    def loader_workers(self, placement: Placement) -> int:
+        if self.workers is not None:
+            if self.workers < 0:
+                raise NlpoolError(f"--workers must be >= 0, got {self.workers}")
+            return self.workers
+        return 4 if placement.is_cuda else 0
+
+
 def lr_at(settings: TrainSettings, epoch: int) -> float:
     """Learning rate of 0-based `epoch`: step (lr / 5 at 60, 80 and 90 % of the run) or cosine to 0."""
     if settings.schedule == "cosine":
@@ -89,26 +120,31 @@ class Distributed:
 
     rank: int = 0
     world_size: int = 1
+    device: torch.device = CPU
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
 
-def init_distributed() -> Distributed:
-    """Join the gloo process group when started by torchrun (it sets WORLD_SIZE and RANK)."""
+def init_distributed(device: str = "auto") -> Distributed:
+    """This process's device; under torchrun (it sets WORLD_SIZE, RANK, LOCAL_RANK) also join the process
+    group: NCCL when the processes train on GPUs (GPU LOCAL_RANK each), gloo on CPUs."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    chosen = resolve_device(device, int(os.environ.get("LOCAL_RANK", "0")) if world_size > 1 else 0)
     if world_size == 1:
-        return Distributed()
+        return Distributed(device=chosen)
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return Distributed(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    return Distributed(dist.get_rank(), dist.get_world_size(), chosen)
 
 
 def _all_reduce(values: list[float], ddp: Distributed) -> list[float]:
     if ddp.world_size == 1:
         return values
-    tensor = torch.tensor(values, dtype=torch.float64)
+    tensor = torch.tensor(values, dtype=torch.float64, device=ddp.device)  # NCCL reduces GPU tensors only
     dist.all_reduce(tensor)
     return tensor.tolist()
 
@@ -117,10 +153,13 @@ def _all_reduce(values: list[float], ddp: Distributed) -> list[float]:
 def evaluate(model: nn.Module, dataset: Dataset, batch_size: int, ddp: Distributed = Distributed()) -> tuple[float, float]:
     """(mean cross-entropy, top-1 accuracy) over `dataset`, each process scoring its own shard."""
     shard = Subset(dataset, range(ddp.rank, len(dataset), ddp.world_size))
+    place = Placement(ddp.device)
     model.eval()
     loss_sum = correct = count = 0.0
-    for images, labels in DataLoader(shard, batch_size=batch_size):
-        logits = model(images)
+    for images, labels in DataLoader(shard, batch_size=batch_size, pin_memory=place.is_cuda):
+        images, labels = place.images(images), place.labels(labels)
+        with place.autocast():
+            logits = model(images).float()
         loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         correct += (logits.argmax(1) == labels).sum().item()
         count += len(labels)
@@ -148,6 +187,7 @@ def train(
     out: str | Path,
     resume: bool = False,
     init_weights: dict[str, torch.Tensor] | None = None,
+    runtime: Runtime = Runtime(),
 ) -> dict[str, Any]:
     """Train `cfg` as `settings` say, writing `out` after every epoch; returns the final checkpoint dict.
 
@@ -156,27 +196,33 @@ def train(
     The final checkpoint drops the optimiser state: it is only needed to continue an unfinished run.
     """
     cfg, settings, out = cfg.validated(), settings.validated(), Path(out)
-    ddp = init_distributed()
+    ddp = init_distributed(runtime.device)
+    place = Placement(ddp.device)
+    workers = runtime.loader_workers(place)
     if settings.batch_size % ddp.world_size:
         raise NlpoolError(f"--batch-size {settings.batch_size} is not divisible by {ddp.world_size} processes: pick a multiple")
-    torch.use_deterministic_algorithms(True)
+    determinism = place.make_deterministic()
 
     train_set, val_set = open_datasets(settings.data, cfg.input_size, cfg.num_classes, settings.seed)
     local_batch = settings.batch_size // ddp.world_size
     if len(train_set) < settings.batch_size:
         raise NlpoolError(f"{settings.data} has {len(train_set)} training images, fewer than --batch-size {settings.batch_size}")
     sampler = DistributedSampler(train_set, ddp.world_size, ddp.rank, shuffle=True, seed=settings.seed, drop_last=True)
-    loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, drop_last=True)
+    loader = DataLoader(
+        train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
+        num_workers=workers, pin_memory=place.is_cuda, worker_init_fn=one_thread_worker if workers else None,
+    )  # workers restart every epoch, seeded from the epoch's generator below: resume stays exact
 
     torch.manual_seed(settings.seed)
     model = build_model(cfg)
     if init_weights is not None:
         model.load_state_dict(init_weights)
+    place.model(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
     pruner = None
     if settings.prune > 1:  # masks from the F-norm of the initial (or fine-tuned) weights, regrown during training
         pruner = ChannelPruner.for_training(model, settings.prune, settings.prune_stages, settings.epochs, len(loader))
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | str]] = []
     start_epoch = 0
     if resume and out.is_file():
         payload = read_checkpoint(out)
@@ -191,7 +237,11 @@ def train(
         optimizer.load_state_dict(payload["optimizer"])
         if pruner is not None:
             pruner.load_state_dict(payload["pruning"])
-    net = DistributedDataParallel(model) if ddp.world_size > 1 else model
+    net = DistributedDataParallel(model, device_ids=[ddp.device] if place.is_cuda else None) if ddp.world_size > 1 else model
+    if ddp.is_main:
+        layout = ", bf16 autocast, channels_last" if place.is_cuda else ""
+        tqdm.write(f"training on {ddp.device}{layout}, {torch.get_num_threads()} CPU thread(s), {workers} loader worker(s);"
+                   f" resume: {determinism}")
 
     payload: dict[str, Any] = {}
     for epoch in range(start_epoch, settings.epochs):
@@ -205,7 +255,9 @@ def train(
         start = time.perf_counter()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not ddp.is_main, dynamic_ncols=True)
         for images, labels in bar:
-            logits = net(images)
+            images, labels = place.images(images), place.labels(labels)
+            with place.autocast():
+                logits = net(images).float()
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -229,6 +281,7 @@ def train(
                 "val_loss": val_loss,
                 "val_acc": val_acc,
                 "images_per_s": seen / elapsed,
+                "device": ddp.device.type,
             }
         )
         finished = epoch + 1 == settings.epochs
@@ -244,6 +297,7 @@ def train(
             **({"pruning": pruner.state_dict()} if pruner is not None and not finished else {}),
         }
         if finished and pruner is not None:  # the smaller network, checked against the masked one on validation images
+            model.to("cpu", memory_format=torch.contiguous_format)  # the smaller network is built on the CPU
             model, cfg = finish_pruning(pruner, cfg, next(iter(DataLoader(val_set, batch_size=min(16, len(val_set)))))[0])
         if ddp.is_main:
             save_checkpoint(out, model, cfg, **payload)
@@ -253,4 +307,4 @@ def train(
             )
     if ddp.world_size > 1:
         dist.barrier()
-    return {"config": cfg.to_dict(), "model": model.state_dict(), **payload}
+    return {"config": cfg.to_dict(), "model": {name: value.cpu() for name, value in model.state_dict().items()}, **payload}

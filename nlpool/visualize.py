@@ -139,7 +139,7 @@ def compute_maps(model: nn.Module, cfg: ModelConfig, images: torch.Tensor, targe
                 pi = unit.pool_weights(inputs[name]).mean(1, keepdim=True)
                 weight_ranges = list(zip(pi.flatten(1).min(1).values.tolist(), pi.flatten(1).max(1).values.tolist(), strict=True))
                 weights = F.interpolate(_normalise(pi[:, 0])[:, None], size=(size, size), mode="nearest")[:, 0]
-            maps.append(LayerMaps(name, inputs[name].shape[-1], cam, weights, weight_ranges))
+            maps.append(LayerMaps(name, inputs[name].shape[-1], cam.cpu(), None if weights is None else weights.cpu(), weight_ranges))
     title = f"{cfg.arch}-{cfg.width}x {cfg.pool} s1={cfg.s1} ({cfg.placement})"
     return ModelMaps(title, predictions.tolist(), targets.tolist(), maps)
 

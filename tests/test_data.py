@@ -8,8 +8,9 @@ import torch
 from PIL import Image
 
 from nlpool.core.errors import NlpoolError
-from nlpool.data import MEAN, STD, STL10, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
+from nlpool.data import MEAN, STD, STL10, DetailDataset, ImageFolder, SyntheticDataset, denormalize, open_datasets, synthetic_batch
 from nlpool.data.augment import eval_transform, random_resized_crop, train_transform
+from nlpool.data.detail import GAP_PLACES, TOP, render_detail, ring_mask, ring_side
 from nlpool.data.synthetic import PALETTE, render_sample
 
 
@@ -51,6 +52,57 @@ def test_synthetic_labels_cover_all_classes_and_reject_odd_counts():
         SyntheticDataset(10, 32, num_classes=7)
     with pytest.raises(NlpoolError, match="unknown synthetic split"):
         SyntheticDataset(10, 32, split="test")
+
+
+def _ring_gap(image: torch.Tensor, colour: tuple[float, float, float]) -> int:
+    """The gap place of the one flat mark drawn in `colour`, read from the pixels against both templates."""
+    near = ((image - torch.tensor(colour).view(3, 1, 1)) ** 2).sum(0) < 0.05  # the colour +- jitter
+    # A ring is one flat colour, so each of its pixels equals a neighbour exactly; noisy background pixels never do.
+    flat = torch.zeros_like(near)
+    for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+        flat |= (image == image.roll((dy, dx), (1, 2))).all(0)
+    points = (near & flat).nonzero()
+    side = ring_side(image.shape[-1])
+    top, left = points.amin(0).tolist()
+    crop = torch.zeros(side, side, dtype=torch.bool)
+    crop[points[:, 0] - top, points[:, 1] - left] = True
+    matches = [p for p in range(len(GAP_PLACES)) if torch.equal(crop, ring_mask(side, p))]
+    assert len(matches) == 1, matches
+    return matches[0]
+
+
+def test_detail_label_is_the_square_colour_and_the_gap_side_of_the_ring_of_that_colour():
+    square = 128 // 8
+    for index in range(30):
+        image, label = render_detail(0, "train", index, 128, 10)
+        colour = PALETTE[label // 2]
+        filled = (((image - torch.tensor(colour).view(3, 1, 1)) ** 2).sum(0) < 0.05).float()
+        square_at = torch.nn.functional.avg_pool2d(filled[None, None], square, 1)[0, 0]
+        assert square_at.max() == 1, index  # a whole square of the label's colour
+        y, x = divmod(int(square_at.argmax()), square_at.shape[1])
+        image[:, y : y + square, x : x + square] = torch.rand(3, square, square)  # hide the square: the one ring of its colour is left
+        assert _ring_gap(image, colour) == (TOP if label % 2 else 1 - TOP), (index, label)
+
+
+def test_detail_rings_are_thin_and_their_gaps_differ_only_in_where_they_are():
+    side = ring_side(128)
+    assert side == 6
+    top, bottom = (ring_mask(side, p) for p in range(len(GAP_PLACES)))
+    assert int(top.sum()) == int(bottom.sum()) == 4 * side - 4 - 2  # each gap removes 2 pixels of the stroke
+    assert torch.equal(top.flip(0), bottom)  # mirror images: the same local features, in other places
+
+
+def test_detail_is_deterministic_split_disjoint_and_balanced():
+    train, val = open_datasets("detail:300", 64, 10, seed=2)
+    assert isinstance(train, DetailDataset) and (len(train), len(val)) == (300, 75)
+    assert torch.equal(train[7][0], DetailDataset(300, 64, 10, 2, "train")[7][0])
+    assert not torch.equal(train[0][0], val[0][0]) and not torch.equal(train[0][0], SyntheticDataset(1, 64, 10, 2, "train")[0][0])
+    counts = torch.bincount(torch.tensor([train[i][1] for i in range(300)]), minlength=10)
+    assert (counts > 10).all(), counts
+    with pytest.raises(NlpoolError, match="even number of classes"):
+        DetailDataset(10, 128, num_classes=9)
+    with pytest.raises(NlpoolError, match="at least 64x64"):
+        DetailDataset(10, 32)
 
 
 def test_augmentation_shapes_and_range():
@@ -150,3 +202,5 @@ def test_unknown_data_spec():
         open_datasets("imagenet", 32, 10)
     with pytest.raises(NlpoolError, match="synthetic:N"):
         open_datasets("synthetic:many", 32, 10)
+    with pytest.raises(NlpoolError, match="detail:N"):
+        open_datasets("detail:many", 128, 10)

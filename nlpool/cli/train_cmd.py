@@ -11,8 +11,10 @@ from nlpool.core.errors import NlpoolError
 
 from ..checkpoint import load_model
 from ..data import DATA_SPECS
+from ..device import configure_threads
 from ..prune import parse_ratio, parse_stages
-from ..train import SCHEDULES, TrainSettings, train
+from ..train import SCHEDULES, Runtime, TrainSettings, train
+from .device_options import device_options
 from .model_options import MODEL_FLAGS, config_from_flags, model_options
 
 
@@ -29,14 +31,18 @@ from .model_options import MODEL_FLAGS, config_from_flags, model_options
 @click.option("--resume", is_flag=True, help="Continue the run in --out exactly where its last complete epoch ended.")
 @click.option("--prune", "prune_ratio", default=None, help="Channel pruning, e.g. 2x: keep half the hidden channels (docs/pruning.md).")
 @click.option("--prune-stages", default="1", show_default=True, help="Stages to prune (stage k ends at the k-th pooling layer): 1, 1,2 ...")
+@device_options
+@click.option("--workers", type=int, default=None, help="DataLoader worker processes (default: 0 on the CPU, 4 on a GPU).")
 def train_command(
     data: str, epochs: int, out: Path, batch_size: int, lr: float, seed: int, schedule: str, resume: bool,
-    prune_ratio: str | None, prune_stages: str, preset: str | None, checkpoint: Path | None, **flags: Any,
+    prune_ratio: str | None, prune_stages: str, device: str, threads: int | None, workers: int | None,
+    preset: str | None, checkpoint: Path | None, **flags: Any,
 ) -> None:
     """Train a model; --checkpoint starts from a checkpoint's weights (and model) instead of random ones.
 
-    Several processes (DDP, gloo on CPU): torchrun --nproc-per-node 2 --no-python nlpool train ...
+    Several processes (DDP: NCCL on GPUs, gloo on CPUs): torchrun --nproc-per-node 2 --no-python nlpool train ...
     """
+    configure_threads(threads)
     init_weights = None
     if checkpoint is not None:
         if preset is not None or any(flags.get(name) is not None for name in MODEL_FLAGS):
@@ -47,4 +53,4 @@ def train_command(
         cfg = config_from_flags(preset, **flags)
     prune = {"prune": parse_ratio(prune_ratio), "prune_stages": parse_stages(prune_stages)} if prune_ratio is not None else {}
     settings = TrainSettings(data=data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, schedule=schedule, **prune)
-    train(cfg, settings, out, resume=resume, init_weights=init_weights)
+    train(cfg, settings, out, resume=resume, init_weights=init_weights, runtime=Runtime(device, workers))

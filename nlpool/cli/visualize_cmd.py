@@ -10,7 +10,9 @@ from nlpool.core.errors import NlpoolError
 
 from ..checkpoint import load_model
 from ..data import denormalize, eval_transform, synthetic_batch
+from ..device import configure_threads, resolve_device
 from ..visualize import DEFAULT_DPI, compute_maps, draw_figure, load_image, save_figure
+from .device_options import device_options
 
 
 @click.command("visualize")
@@ -24,17 +26,20 @@ from ..visualize import DEFAULT_DPI, compute_maps, draw_figure, load_image, save
 @click.option("--target-class", type=int, default=None, help="Class whose gradient Grad-CAM follows (default: the predicted one).")
 @click.option("--dpi", type=int, default=DEFAULT_DPI, show_default=True, help="Pixels per inch of the PNG (cells are 1.6 in).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="PNG file to write.")
+@device_options
 def visualize_command(
     checkpoint: Path, checkpoint_lip: Path | None, image: Path | None, synthetic: int | None, seed: int,
-    target_class: int | None, dpi: int, out: Path,
+    target_class: int | None, dpi: int, out: Path, device: str, threads: int | None,
 ) -> None:
-    """Overlay each pooling layer's Grad-CAM and pooling weights pi on the input."""
+    """Overlay each pooling layer's Grad-CAM and pooling weights pi on the input (fp32 on any device)."""
     if (image is None) == (synthetic is None):
         raise NlpoolError("pass exactly one of --image PATH or --synthetic N")
     if synthetic is not None and not 1 <= synthetic <= 16:
         raise NlpoolError(f"--synthetic {synthetic}: show between 1 and 16 images")
     if not 20 <= dpi <= 600:
         raise NlpoolError(f"--dpi {dpi} is outside 20..600: use e.g. --dpi 100")
+    configure_threads(threads)
+    chosen = resolve_device(device)
     raw = load_image(image) if image is not None else None
     pictures, panels, labels = [], [], []
     for path in (checkpoint, checkpoint_lip):
@@ -47,7 +52,7 @@ def visualize_command(
         else:
             inputs, truth = synthetic_batch(synthetic, cfg.input_size, cfg.num_classes, seed, "val")
             labels.append(truth.tolist())
-        panels.append(compute_maps(model, cfg, inputs, target_class))
+        panels.append(compute_maps(model.to(chosen), cfg, inputs.to(chosen), target_class))
         pictures.append(denormalize(inputs))
     written = save_figure(draw_figure(pictures, panels, labels, dpi), out)
     for panel in panels:

@@ -277,16 +277,16 @@ def checkpoint_mutant(seed_bytes: bytes, seed: int, index: int) -> bytes:
     for _ in range(int(rng.integers(1, 3))):
         kind = int(rng.integers(7))
         config, weights = payload.get("config"), payload.get("model")
-        if kind == 0 and isinstance(config, dict):  # a config value of the wrong type or range
+        if kind == 0 and isinstance(config, dict) and config:  # a config value of the wrong type or range
             config[str(_pick(rng, sorted(config)))] = _pick(rng, odd_values)
-        elif kind == 1 and isinstance(config, dict):  # a config key dropped or unknown
+        elif kind == 1 and isinstance(config, dict) and config:  # a config key dropped or unknown
             if rng.random() < 0.5:
                 config.pop(str(_pick(rng, sorted(config))))
             else:
                 config[str(_pick(rng, ("depth", "1", "input-size")))] = 1
         elif kind == 2:  # the config or the weights replaced whole
             payload[str(_pick(rng, ("config", "model")))] = _pick(rng, odd_values)
-        elif kind == 3 and isinstance(weights, dict):  # a weight reshaped, retyped, dropped or poisoned
+        elif kind == 3 and isinstance(weights, dict) and weights:  # a weight reshaped, retyped, dropped or poisoned
             name = str(_pick(rng, sorted(weights)))
             edit = int(rng.integers(4))
             if edit == 0:

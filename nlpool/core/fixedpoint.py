@@ -74,3 +74,22 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int)
     if shifted.size and (shifted.max() > INT32_MAX or shifted.min() < INT32_MIN):
         raise OverflowError("x << left shift leaves int32: the requantisation parameters are out of range")
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5  # TFLite's reference int8 SOFTMAX: input differences in Q5.26
+
+
+def softmax_fixed_params(in_scale: float, beta: float) -> tuple[int, int, int]:
+    """(input multiplier, input left shift, diff_min) of TFLite's reference int8 SOFTMAX Prepare.
+
+    beta * scale scaled to Q5.26 (capped at the largest int32) as a multiplier >= 1, and the
+    smallest input difference that still contributes: anything further below the row maximum
+    has an exp that rounds to zero.
+    """
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    real = min(float(beta) * float(np.float32(in_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    multiplier, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise ValueError(f"softmax input scale {in_scale} x beta {beta} is too small for the fixed-point softmax")
+    radius = math.floor(((1 << bits) - 1) * (1 << (31 - bits)) / (1 << shift))
+    return multiplier, shift, -radius

@@ -292,3 +292,11 @@ class AttentionParams:
 
 # Every custom op nlpool writes, by custom code, with the class that encodes and decodes its options.
 CUSTOM_OPS: dict[str, type[WeightedPoolParams] | type[AttentionParams]] = {OP_NAME: WeightedPoolParams, ATTENTION_OP_NAME: AttentionParams}
+
+
+def scratch_bytes(name: str, options: bytes | bytearray | np.ndarray) -> int:
+    """Bytes of scratch memory the kernel of custom op `name` needs besides its tensors, for a memory
+    plan that must hold it (0 for ops without scratch). Raises CustomOptionsError on bad options."""
+    if name == ATTENTION_OP_NAME:
+        return AttentionParams.from_flexbuffer(options).scratch_bytes()
+    return 0

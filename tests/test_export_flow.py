@@ -38,7 +38,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {
         "source": flow.ModelToExport.from_config(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
         "data": synthetic_export_data(32, 1, 1),
-        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", ()),
+        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", (), (), (), tmp_path / "model_int8_fused_tflm.tflite"),
         "options": flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out"),
         "work": tmp_path,
         "io": ProjectIO(Rgb888Input(32, 32, np.zeros((3, 256), np.int8), "test"), 10),
@@ -55,7 +55,7 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
                                    memory.failure)
     assert firmware.failure is not None and firmware.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], firmware.failure)
+    tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], firmware.failure)
     assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
     assert tflm.failure is None and not tflm.report_section()["host_verified"]
 
@@ -67,7 +67,7 @@ def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkey
     firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
                                    memory.failure)
     assert firmware.failure is None and firmware.report_section()["run"] == "skipped: over the SRAM budget"
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], memory.failure)
+    tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], memory.failure)
     assert tflm.report_section()["run"] == "skipped: over the SRAM budget"
 
 

@@ -4,8 +4,9 @@ One explicit sequence of typed steps over every package: export's own steps (`ex
 then the memory plan, the AOT firmware and the TFLM project, which need memory_planner and firmware
 and so live here, above all of them. The user's choices arrive as one `ExportOptions`; each step
 returns a frozen result that the next steps take as arguments, so the fused model is planned once
-(`MemoryResult.plan`, handed to both generators) and the AOT host run's outputs are what the TFLM host
-build is compared with.
+(`MemoryResult.plan`, handed to the AOT generator; the TFLM project runs the model without
+NLPOOL_ATTENTION, `FusedResult.tflm_path`, which its generator plans once) and the AOT host run's outputs are what
+the TFLM host build is compared with.
 
 A step that finds a failed check (over budget, firmware not generated, not bit-exact or below the
 user's bars, TFLM not matching) returns it as a `Failure` and the export goes on, so the output folder
@@ -137,7 +138,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class MemoryResult(StepResult):
-    """The one memory plan of the fused model (both generators take it) and its verdict against the budget."""
+    """The one memory plan of the fused model (the AOT generator takes it) and its verdict against the budget."""
 
     plan: MemoryPlan
     section: dict[str, Any]
@@ -294,21 +295,25 @@ def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, 
     return FirmwareResult(project_dir, section, failure, inputs, measurement)
 
 
-def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
+def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
                work_dir: Path, blocked_by: Failure | None) -> TflmResult:
-    """Generate the TFLM project from the memory plan; when the AOT firmware ran and passed, build it on the
-    host against real TFLM and compare with the AOT host run's outputs on the same inputs."""
+    """Generate the TFLM project for the model with only the weighted poolings fused, from its memory plan;
+    when the AOT firmware ran and passed, build it on the host against real TFLM and compare with the AOT
+    host run's outputs on the same inputs (the attention op is bit-exact with the ops TFLM runs instead)."""
     project_dir = work_dir / "firmware_tflm"
     try:
+        # The TFLM project runs the model without NLPOOL_ATTENTION (no TFLM kernel for it yet), which the
+        # generator plans itself: the fused model's plan is not this model's.
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
             why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
-            project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, plan=memory.plan,
-                                            io=io)
-            return TflmResult(project_dir, {"host_verified": False, "ops": project.ops, "arena_bytes": project.arena_bytes, "run": why})
+            project = generate_tflm_project(fused.tflm_path, project_dir, options.target, sram_budget=options.sram_bytes, io=io)
+            return TflmResult(project_dir, {"file": fused.tflm_path.name, "host_verified": False, "ops": project.ops,
+                                            "arena_bytes": project.arena_bytes, "run": why})
         inputs = firmware.inputs.inputs[:TFLM_HOST_INPUTS]
         aot_host = firmware.measurement.host.outputs[0][:TFLM_HOST_INPUTS]
-        _, section = generate_and_verify(fused.path, project_dir, options.target, [inputs], [aot_host],
-                                         sram_budget=options.sram_bytes, plan=memory.plan, io=io)
+        _, section = generate_and_verify(fused.tflm_path, project_dir, options.target, [inputs], [aot_host],
+                                         sram_budget=options.sram_bytes, io=io)
+        section = {"file": fused.tflm_path.name, **section}
     except NlpoolError as err:  # e.g. EXP left in the model, or the host build failing: keep the rest of the export
         return TflmResult(None, {"target": options.target, "error": str(err)},
                           Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
@@ -405,7 +410,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work)
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
         firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, work, memory.failure)
-        tflm = run.run(TFLM, build_tflm, fused, memory, firmware, io, options, work, _first(memory.failure, firmware.failure))
+        tflm = run.run(TFLM, build_tflm, fused, firmware, io, options, work, _first(memory.failure, firmware.failure))
         written, report_path = run.finish()
     failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
     return ExportOutcome(run.report, tuple(written), report_path, failures)

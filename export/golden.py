@@ -9,12 +9,16 @@ which is also TFLM's.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from nlpool.core.custom_ops import ADD_LEFT_SHIFT, SOFTMAX_OUTPUT_OFFSET, STEP_ADD, AttentionParams, WeightedPoolParams
-from nlpool.core.fixedpoint import multiply_by_quantized_multiplier, rounding_divide_by_pot
+from nlpool.core.fixedpoint import (
+    multiply_by_quantized_multiplier,
+    rounding_divide_by_pot,
+    saturating_shift_left,
+    softmax_exp,
+    srdhm,
+)
 
 INT32_MAX = 2**31 - 1
 
@@ -128,42 +132,6 @@ def attention(params: AttentionParams, tokens: np.ndarray, pos_table: np.ndarray
     return out.reshape(tokens.shape)
 
 
-# gemmlowp's exp barrel shifter: exp(-2^k) in Q0.31 for the bits 2^k of a Q5.26 difference (k = -2..4)
-_EXP_BARREL = tuple((26 + k, round(math.exp(-(2.0**k)) * 2**31)) for k in range(-2, 5))
-_INT32_MIN = -(2**31)
-
-
-def _srdhm(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
-    """SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays (element-wise b)."""
-    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
-    ab = a * b
-    total = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
-    out = np.sign(total) * (np.abs(total) // np.int64(1 << 31))
-    return np.where((a == _INT32_MIN) & (b == _INT32_MIN), INT32_MAX, out)
-
-
-def _saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
-    return np.clip(np.asarray(x, dtype=np.int64) << exponent, _INT32_MIN, INT32_MAX)
-
-
-def _exp_on_negative_values(a: np.ndarray) -> np.ndarray:
-    """exp(a) in Q0.31 for a <= 0 in Q5.26: a Taylor polynomial on [-1/4, 0) times barrel factors."""
-    quarter = np.int64(1 << 24)
-    a_mod = (a & (quarter - 1)) - quarter  # in [-1/4, 0)
-    x = (a_mod << 5) + np.int64(1 << 28)  # Q0.31, + 1/8: the expansion point
-    x2 = _srdhm(x, x)
-    x3 = _srdhm(x2, x)
-    x4 = _srdhm(x2, x2)
-    x4_over_4 = rounding_divide_by_pot(x4, 2)
-    poly = rounding_divide_by_pot(_srdhm(x4_over_4 + x3, 715827883) + x2, 1)  # 715827883: 1/3 in Q0.31
-    exp_minus_eighth = np.int64(1895147668)  # exp(-1/8) in Q0.31
-    result = exp_minus_eighth + _srdhm(exp_minus_eighth, x + poly)
-    remainder = a_mod - a
-    for bit, factor in _EXP_BARREL:
-        result = np.where(remainder & np.int64(1 << bit), _srdhm(result, factor), result)
-    return np.where(a == 0, INT32_MAX, result)
-
-
 def _reciprocal(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(1 / total in Q0.31 scaled into [1/2, 1), bits over unit) for a Q12.19 sum: gemmlowp's
     one_over_one_plus_x_for_x_in_0_1, three Newton-Raphson steps in Q2.29."""
@@ -173,11 +141,11 @@ def _reciprocal(total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shifted_minus_one = ((total << headroom) & np.int64(0xFFFFFFFF)) - np.int64(1 << 31)
     sum_ = shifted_minus_one + INT32_MAX
     half_denominator = np.sign(sum_ + np.where(sum_ >= 0, 1, -1)) * (np.abs(sum_ + np.where(sum_ >= 0, 1, -1)) // 2)
-    x = np.int64(1515870810) + _srdhm(half_denominator, -1010580540)  # 48/17 - 32/17 d, Q2.29
+    x = np.int64(1515870810) + srdhm(half_denominator, -1010580540)  # 48/17 - 32/17 d, Q2.29
     for _ in range(3):
-        one_minus = np.int64(1 << 29) - _srdhm(half_denominator, x)
-        x = x + _saturating_shift_left(_srdhm(x, one_minus), 2)
-    return _saturating_shift_left(x >> 1, 2), bits_over_unit
+        one_minus = np.int64(1 << 29) - srdhm(half_denominator, x)
+        x = x + saturating_shift_left(srdhm(x, one_minus), 2)
+    return saturating_shift_left(x >> 1, 2), bits_over_unit
 
 
 def softmax_reference(scores: np.ndarray, multiplier: int, left_shift: int, diff_min: int) -> np.ndarray:
@@ -186,11 +154,11 @@ def softmax_reference(scores: np.ndarray, multiplier: int, left_shift: int, diff
     rows = scores.reshape(-1, scores.shape[-1]).astype(np.int64)
     diff = rows - rows.max(axis=1, keepdims=True)
     used = diff >= diff_min
-    exps = _exp_on_negative_values(_srdhm(_saturating_shift_left(diff, left_shift), multiplier))
+    exps = softmax_exp(diff, multiplier, left_shift)
     total = np.where(used, rounding_divide_by_pot(exps, 12), 0).sum(axis=1, keepdims=True)
     scale, bits_over_unit = _reciprocal(total)
     out = np.empty_like(rows)
     for r in range(rows.shape[0]):
-        out[r] = rounding_divide_by_pot(_srdhm(exps[r], int(scale[r, 0])), int(bits_over_unit[r, 0]) + 31 - 8)
+        out[r] = rounding_divide_by_pot(srdhm(exps[r], int(scale[r, 0])), int(bits_over_unit[r, 0]) + 31 - 8)
     out = np.where(used, out - 128, -128)
     return np.clip(out, -128, 127).astype(np.int8).reshape(scores.shape)

@@ -2,7 +2,7 @@
  * Integer evaluation of NLPOOL_ATTENTION exactly as export/golden.py's attention() computes it,
  * streamed one query row at a time (docs/custom_op.md). The softmax is TFLite's reference int8
  * SOFTMAX in gemmlowp fixed point (what TFLM runs too), not the float exp table of softmax.c: the
- * unfused graph's bytes depend on it.
+ * unfused graph's bytes depend on it. Its exps come from a Prepare-time table of the same values.
  */
 #include "nlpool_attention.h"
 
@@ -78,30 +78,6 @@ static int32_t saturating_shift_left(int64_t x, int32_t exponent)
     return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
 }
 
-/* exp(a) in Q0.31 for a <= 0 in Q5.26: a polynomial around -1/8 on [-1/4, 0), then one factor
- * exp(-2^k) (Q0.31) for every bit 2^k of the remaining whole quarters. */
-static int32_t exp_on_negative_values(int32_t a)
-{
-    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
-    const int32_t quarter = 1 << 24;
-    const int32_t a_mod = (a & (quarter - 1)) - quarter;
-    const int32_t x = a_mod * 32 + (1 << 28);
-    const int32_t x2 = nl_srdhm(x, x);
-    const int32_t x3 = nl_srdhm(x2, x);
-    const int32_t x4 = nl_srdhm(x2, x2);
-    const int32_t x4_over_4 = nl_rdbpot(x4, 2);
-    const int32_t poly = nl_rdbpot(nl_srdhm(x4_over_4 + x3, 715827883) + x2, 1); /* 715827883: 1/3 */
-    const int32_t exp_minus_eighth = 1895147668;
-    int32_t result = exp_minus_eighth + nl_srdhm(exp_minus_eighth, x + poly);
-    const int32_t remainder = a_mod - a;
-    for (int32_t k = 0; k < 7; ++k) {
-        if (remainder & (1 << (24 + k))) {
-            result = nl_srdhm(result, barrel[k]);
-        }
-    }
-    return a == 0 ? INT32_MAX : result;
-}
-
 /* 1 / total in Q0.31 scaled into [1/2, 1) and the bits it was scaled by, for a Q12.19 sum > 0:
  * three Newton-Raphson steps in Q2.29 from 48/17 - 32/17 d. */
 static int32_t reciprocal(int32_t total, int32_t *bits_over_unit)
@@ -122,13 +98,9 @@ static int32_t reciprocal(int32_t total, int32_t *bits_over_unit)
     return saturating_shift_left(x >> 1, 2);
 }
 
-static int32_t softmax_exp(const nlpool_attention_params_t *p, int32_t diff)
-{
-    return exp_on_negative_values(nl_srdhm(saturating_shift_left(diff, p->softmax_left_shift), p->softmax_multiplier));
-}
-
-/* In place over one row of n scores; the exp is computed twice (sum, then output) as TFLite's
- * reference kernel does, so no int32 row is needed. */
+/* In place over one row of n scores. The exp of a difference is looked up in the table Prepare
+ * computed with TFLite's fixed-point exp (nlpool.core.fixedpoint.softmax_exp_table): the same
+ * value the reference kernel evaluates, twice per score, with a polynomial. */
 static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t n)
 {
     int32_t max_val = -128;
@@ -139,7 +111,7 @@ static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t
     for (int32_t m = 0; m < n; ++m) {
         const int32_t diff = row[m] - max_val;
         if (diff >= p->softmax_diff_min) {
-            total += nl_rdbpot(softmax_exp(p, diff), SOFTMAX_ACCUM_BITS);
+            total += nl_rdbpot(p->softmax_exp_table[-diff], SOFTMAX_ACCUM_BITS);
         }
     }
     int32_t bits_over_unit;
@@ -149,7 +121,7 @@ static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t
         const int32_t diff = row[m] - max_val;
         int32_t q = -128;
         if (diff >= p->softmax_diff_min) {
-            q = nl_rdbpot(nl_srdhm(softmax_exp(p, diff), scale), exponent) - 128;
+            q = nl_rdbpot(nl_srdhm(p->softmax_exp_table[-diff], scale), exponent) - 128;
         }
         row[m] = nl_sat_i8(q);
     }

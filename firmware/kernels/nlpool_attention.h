@@ -42,7 +42,8 @@ typedef struct {
     const int8_t *k_consts;
     const int8_t *v_consts;
     int32_t score_lhs_offset, score_rhs_offset, score_multiplier, score_shift, score_output_offset;
-    int32_t softmax_multiplier, softmax_left_shift, softmax_diff_min;
+    const int32_t *softmax_exp_table;         /* 256: exp of a score difference of -i in Q0.31 */
+    int32_t softmax_diff_min;                 /* differences below it contribute nothing */
     int32_t mix_lhs_offset, mix_rhs_offset, mix_multiplier, mix_shift, mix_output_offset;
     const int8_t *out_weights;                /* (E, E) */
     const int32_t *out_bias;                  /* E, or NULL */

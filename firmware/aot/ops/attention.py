@@ -3,7 +3,8 @@
 Its struct is defined by the hand-written kernels/nlpool_attention.h, which a TFLM custom kernel
 can share; `AttentionParams` mirrors it field for field (tests/test_attention_kernel.py checks
 that). Prepare decodes the options through the contract (nlpool.core.custom_ops), checks them
-against the tensors and binds the op's constant tensors; the kernel's scratch is planned by
+against the tensors, binds the op's constant tensors and tabulates the softmax's fixed-point exp
+(256 values: the exp depends only on the score's difference to its row maximum); the kernel's scratch is planned by
 memory_planner in the arena, and its size is the contract's `scratch_bytes()`.
 """
 
@@ -28,6 +29,7 @@ from firmware.aot.ops.unit import (
     register,
 )
 from nlpool.core import custom_ops
+from nlpool.core.fixedpoint import softmax_exp_table
 from nlpool.core.tflite import Operator, TfliteModel
 
 # The fixed-point softmax divides by 2^(bits over unit + 23), which must stay within 31 bits: its
@@ -69,8 +71,7 @@ class AttentionParams(Params, c_name="nlpool_attention_params_t", header="nlpool
     score_multiplier: I32
     score_shift: I32
     score_output_offset: I32
-    softmax_multiplier: I32
-    softmax_left_shift: I32
+    softmax_exp_table: I32Array
     softmax_diff_min: I32
     mix_lhs_offset: I32
     mix_rhs_offset: I32
@@ -111,7 +112,7 @@ class AttentionParams(Params, c_name="nlpool_attention_params_t", header="nlpool
                    qkv_shift=np.asarray(o.qkv_shift, dtype=np.int32), **branches,
                    score_lhs_offset=o.score_lhs_offset, score_rhs_offset=o.score_rhs_offset,
                    score_multiplier=o.score_multiplier, score_shift=o.score_shift, score_output_offset=o.score_output_offset,
-                   softmax_multiplier=o.softmax_multiplier, softmax_left_shift=o.softmax_left_shift,
+                   softmax_exp_table=softmax_exp_table(o.softmax_multiplier, o.softmax_left_shift),
                    softmax_diff_min=o.softmax_diff_min, mix_lhs_offset=custom_ops.SOFTMAX_OUTPUT_OFFSET,
                    mix_rhs_offset=o.mix_rhs_offset, mix_multiplier=o.mix_multiplier, mix_shift=o.mix_shift,
                    mix_output_offset=o.mix_output_offset, out_weights=flat(out_weights, np.int8),

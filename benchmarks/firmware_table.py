@@ -2,11 +2,11 @@
 
 For each model the export runs as `nlpool export --target cortex-m7 --sram 512k` runs it (the same
 flow, with the PyTorch-agreement bars off): fold, ONNX, onnx2tf int8, fusion, fidelity, memory plan, AOT
-firmware built and run under QEMU (`-icount`: instructions, not cycles), and the TFLM C++ project
-built on the host against XMOS's TFLM fork. On the same fused .tflite, the `tflite_micro` wheel
-(upstream TFLM's host interpreter) gives the real TFLM arena when it can run the model: it has no
-`NLPOOL_WEIGHTED_POOL` kernel, so for self-attentive pooling only the fork build (which registers
-nlpool's kernel) and the planner's prediction are available. Prints one Markdown table.
+firmware built and run under QEMU (`-icount`: instructions, not cycles), and, with NLPOOL_TFLM_DIR
+set, the TFLM project built against that upstream TFLM tree and run on the target (its real arena).
+On the same fused .tflite, the `tflite_micro` wheel (upstream TFLM's 64-bit host interpreter) gives
+TFLM's host arena when it can run the model (it has no `NLPOOL_WEIGHTED_POOL` kernel). Prints one
+Markdown table.
 
     .venv/bin/python benchmarks/firmware_table.py [--firmware-inputs N] [--keep DIR]
 """
@@ -61,7 +61,7 @@ def measure(label: str, flags: dict[str, Any], out_dir: Path, firmware_inputs: i
     ops = report["tflite_int8_fused"]["ops"]
     predicted = plan_tflite(fused).tflm
     wheel = None if OP_NAME in ops else measure_tflm(fused)
-    return {"label": label, "ops": sum(ops.values()), "firmware": report["firmware"], "tflm_fork": report.get("tflm", {}),
+    return {"label": label, "ops": sum(ops.values()), "firmware": report["firmware"], "tflm": report.get("tflm", {}),
             "wheel": wheel, "predicted": predicted, "failures": report["failures"]}
 
 
@@ -73,26 +73,27 @@ def format_row(r: dict[str, Any]) -> str:
     fw = r["firmware"]
     arena, lower = fw["arena_bytes"], fw["arena_lower_bound_bytes"]
     pred = r["predicted"]
-    fork_used = r["tflm_fork"].get("host_arena_used_bytes")
-    fork = _b(fork_used) if fork_used else "failed (error below)"
+    target_used = r["tflm"].get("target_arena_used_bytes")
+    target = _b(target_used) if target_used else "not run (see below)"
     if r["wheel"] is not None:
         wheel = f"{r['wheel']['total']:,} (head {r['wheel']['head']:,} + tail {r['wheel']['tail']:,})"
         ratio = f"{arena / r['wheel']['total']:.3f} (wheel)"
     else:
         wheel = "n/a (custom op)"
-        ratio = f"{arena / fork_used:.3f} (fork)" if fork_used else "n/a"
+        ratio = f"{arena / target_used:.3f} (target)" if target_used else "n/a"
     instructions = fw["instructions_per_inference"]
     return (
         f"| {r['label']} | {r['ops']} | {fw['macs_per_inference'] / 1e6:.2f} M | {arena:,} | {lower:,} | {arena / lower:.3f}"
-        f" | {wheel} | {fork} | {pred.total_bytes_host:,} (head {pred.head_bytes:,} + tail est. {pred.tail_bytes_host:,})"
+        f" | {wheel} | {target} | {pred.total_bytes_target:,} (head {pred.head_bytes:,} + 32-bit tail {pred.tail_bytes_target:,})"
         f" | {ratio} | {_b(fw['flash_bytes'])} | {instructions / 1e6:.2f} M | {instructions / fw['macs_per_inference']:.2f} |"
     )
 
 
 HEADER = (
     "| model | ops | MACs | AOT arena (B) | planner lower bound (B) | AOT / lower bound"
-    " | TFLM arena, real: tflite_micro wheel, 64-bit host (B) | TFLM arena, real: XMOS fork host build with nlpool's custom op (B)"
-    " | TFLM arena, predicted by the planner (B) | AOT / TFLM real | flash (B) | instructions / inference (cortex-m7, QEMU -icount)"
+    " | TFLM arena, real: tflite_micro wheel, 64-bit host (B) | TFLM arena, real: upstream TFLM on the target (QEMU, B)"
+    " | TFLM arena on the target, predicted by the planner (B) | AOT / TFLM real | flash (B)"
+    " | instructions / inference (cortex-m7, QEMU -icount)"
     " | instructions / MAC |\n" + "| --- " * 13 + "|"
 )
 
@@ -115,8 +116,8 @@ def main() -> None:
         fw = r["firmware"]
         print(f"\n{r['label']}: AOT firmware on {fw['inferences']} inputs, bit-exact vs host build {fw['bitexact_vs_host']},"
               f" vs reference {fw['bitexact_vs_reference']}; SRAM used {fw['sram_used_bytes']:,} B"
-              + (f"; TFLM fork build bit-exact with AOT: {r['tflm_fork']['host_verified']}" if "host_verified" in r["tflm_fork"] else "")
-              + (f"; TFLM fork build failed: {r['tflm_fork']['error']}" if "error" in r["tflm_fork"] else "")
+              + (f"; TFLM ({r['tflm']['kernels']}) on the target: max |diff| vs AOT {r['tflm']['max_abs_diff_vs_aot']}"
+                 if r["tflm"].get("target_verified") else f"; TFLM on the target: {r['tflm'].get('run', r['tflm'].get('error'))}")
               + "".join(f"; FAILED: {message}" for message in r["failures"]))
 
 

@@ -480,7 +480,7 @@ class _Block:
         )
 
 
-def find_attention_blocks(model: schema.ModelT, subgraph: int = 0, fc_double_rounding: bool = False) -> AttentionFusion:
+def find_attention_blocks(model: schema.ModelT, subgraph: int = 0, fc_double_rounding: bool = True) -> AttentionFusion:
     """Every attention block of a subgraph that matches, and a reason for each SOFTMAX-between-
     BATCH_MATMULs that does not."""
     view = GraphView(model, subgraph)
@@ -520,8 +520,12 @@ def _constant_tensor(model: schema.ModelT, graph: schema.SubGraphT, values: np.n
     return len(graph.tensors) - 1
 
 
-def fuse_attention(model: schema.ModelT, fc_double_rounding: bool = False) -> AttentionFusion:
-    """Replace every matching attention block of every subgraph by one NLPOOL_ATTENTION op (in place)."""
+def fuse_attention(model: schema.ModelT, fc_double_rounding: bool = True) -> AttentionFusion:
+    """Replace every matching attention block of every subgraph by one NLPOOL_ATTENTION op (in place).
+
+    `fc_double_rounding`: the op's FULLY_CONNECTED steps round twice, as upstream TFLM and nlpool's
+    firmware do (the default, what `nlpool export` writes), or once, as the host TFLite interpreter does
+    (docs/rounding.md); the fused op is bit-exact with the unfused graph under that arithmetic."""
     results = [find_attention_blocks(model, index, fc_double_rounding) for index in range(len(model.subgraphs))]
     for graph, result in zip(model.subgraphs, results, strict=True):
         replacement = {}

@@ -6,16 +6,26 @@ same buffers, that run's ops, its boundary tensors as inputs and outputs) execut
 interpreter, and each custom op is evaluated by the golden NumPy model between them. A model without
 custom ops is a single segment, i.e. exactly the plain interpreter.
 
-The interpreter runs TFLite's *reference* kernels: they are the integer semantics TFLM and the
-firmware's kernels reproduce, and the default XNNPACK delegate computes int8 BATCH_MATMUL wrongly
-(ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmul).
+Two interpreters can run the builtin segments. `kernels="tflite"` (the default, for fidelity):
+LiteRT's *reference* kernels (the default XNNPACK delegate computes int8 BATCH_MATMUL wrongly,
+ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmul). `kernels="tflm"`:
+upstream TFLM's interpreter and reference kernels (the `tflite-micro` wheel), the arithmetic of the
+device that nlpool's firmware reproduces bit for bit; it differs from LiteRT's on a few ops
+(docs/rounding.md) and has no int8 EXP, so it runs fused models only.
+
+The custom ops follow the same choice: NLPOOL_ATTENTION stands for a block of builtin ops, whose
+FULLY_CONNECTED steps round once in LiteRT and twice in TFLM. With `kernels="tflm"` its golden model
+rounds as the op's options say (`fc_double_rounding`, 1 in every export: what the C kernel does);
+with `kernels="tflite"` it rounds once, so a fused model's fidelity is the unfused graph's under
+LiteRT, bit for bit, as for every other op.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -27,32 +37,58 @@ from .golden import attention, weighted_pool
 
 CustomKernel = Callable[[dict[int, np.ndarray]], np.ndarray]
 
+TFLM_ARENA_BYTES = 64 << 20  # the host TFLM interpreter's arena: far above any model nlpool exports
+Kernels = Literal["tflite", "tflm"]
+
+
+class _TflmSegment:
+    """A builtin segment in TFLM's host interpreter, behind the LiteRT calls `run_quantized` makes."""
+
+    def __init__(self, content: bytes, inputs: list[int], outputs: list[int]) -> None:
+        from tflite_micro import runtime
+
+        self._interpreter = runtime.Interpreter.from_bytes(content, arena_size=TFLM_ARENA_BYTES)
+        self._inputs, self._outputs = inputs, outputs
+
+    def set_tensor(self, index: int, value: np.ndarray) -> None:
+        self._interpreter.set_input(value, self._inputs.index(index))
+
+    def invoke(self) -> None:
+        self._interpreter.invoke()
+
+    def get_tensor(self, index: int) -> np.ndarray:
+        return self._interpreter.get_output(self._outputs.index(index)).copy()
+
 
 @dataclass
 class _Segment:
-    interpreter: Interpreter | None = None  # builtin run
+    interpreter: Interpreter | _TflmSegment | None = None  # builtin run
     kernel: CustomKernel | None = None  # custom op: reads the values computed so far, returns its output
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
 
 
-def _custom_kernel(model: TfliteModel, op: Operator) -> CustomKernel:
+def _custom_kernel(model: TfliteModel, op: Operator, kernels: Kernels) -> CustomKernel:
     """The golden model of one custom op, with its options decoded once and constants bound."""
     if op.name == OP_NAME:
         pool = WeightedPoolParams.from_flexbuffer(op.custom_options)
         x, r = op.inputs[:2]
         return lambda values: weighted_pool(pool, values[x], values[r])
     params = AttentionParams.from_flexbuffer(op.custom_options)
+    if kernels == "tflite":
+        params = replace(params, fc_double_rounding=0)  # LiteRT's FULLY_CONNECTED rounds once
     tokens, *consts = op.inputs
     data = [model.tensors[t].data if t >= 0 else None for t in consts]
-    return lambda values: attention(params, values[tokens], *data)
+    shape = model.tensors[op.outputs[0]].shape  # N x E elements like the tokens, not always their shape
+    return lambda values: attention(params, values[tokens], *data).reshape(shape)
 
 
 class HostModel:
     """A TFLite model (builtins plus nlpool's custom ops) executable on the host, batch of 1 per call."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, kernels: Kernels = "tflite") -> None:
         model = read_model(path)
+        self.kernels = kernels
         graph = model.raw.subgraphs[0]
         self.input_index, self.output_index = model.inputs[0], model.outputs[0]
         input_tensor = model.tensors[self.input_index]
@@ -75,9 +111,9 @@ class HostModel:
             if isinstance(run, int):
                 op = model.operators[run]
                 self.custom_ops += 1
-                self.segments.append(_Segment(kernel=_custom_kernel(model, op), inputs=list(op.inputs), outputs=[op.outputs[0]]))
+                self.segments.append(_Segment(kernel=_custom_kernel(model, op, kernels), inputs=list(op.inputs), outputs=[op.outputs[0]]))
             else:
-                self.segments.append(self._builtin_segment(model, graph, run, read_after))
+                self.segments.append(self._builtin_segment(model, graph, run, read_after, kernels))
 
     @staticmethod
     def _reads_after(graph: schema.SubGraphT) -> list[set[int]]:
@@ -89,7 +125,8 @@ class HostModel:
         return sets
 
     @staticmethod
-    def _builtin_segment(model: TfliteModel, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]]) -> _Segment:
+    def _builtin_segment(model: TfliteModel, graph: schema.SubGraphT, run: list[int], read_after: list[set[int]],
+                         kernels: Kernels) -> _Segment:
         produced = {int(t) for i in run for t in graph.operators[i].outputs}
         inputs = []
         for i in run:
@@ -103,6 +140,8 @@ class HostModel:
         raw = model.raw
         part.version, part.operatorCodes, part.buffers, part.subgraphs = raw.version, raw.operatorCodes, raw.buffers, [sub]
         part.description = b"nlpool host segment"
+        if kernels == "tflm":
+            return _Segment(interpreter=_TflmSegment(model_bytes(part), inputs, outputs), inputs=inputs, outputs=outputs)
         interpreter = Interpreter(
             model_content=model_bytes(part),
             experimental_op_resolver_type=OpResolverType.BUILTIN_REF,

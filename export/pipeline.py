@@ -6,9 +6,10 @@ input, so what flows between steps is visible in their signatures. A result also
 to report.json (`report_section`), which files it wrote (`written`) and what to print (`summary`).
 
 `ExportRun` runs steps with progress lines and timing (report.json's `step_seconds`) inside a work
-folder beside the output folder, then writes report.json and moves the folder into place; a failure
-or an interrupt removes it, so the output folder is either the previous complete export or the new
-complete one, never a mix. The full `nlpool export` sequence, which adds the memory plan and the
+folder beside the output folder, then writes report.json and the manifest and moves the folder into
+place (`outdir`); a failure or an interrupt removes it, so the output folder holds the previous complete
+export or the new complete one, never a mix, and never loses a file nlpool did not write. The full
+`nlpool export` sequence, which adds the memory plan and the
 firmware (packages this one must not import), is wired in `nlpool.flow.export_flow`.
 """
 
@@ -31,6 +32,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nlpool.core import VERSION
+from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import read_model, write_model
 from nlpool.data import ExportImages, Normalization
 
@@ -40,7 +43,7 @@ from .fold_bn import fold_batchnorm
 from .fusion import PoolMatch, fuse_file
 from .host_run import HostModel
 from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
-from .outdir import REPORT_FILE, make_work_dir, move_into_place
+from .outdir import REPORT_FILE, make_scratch_dir, make_work_dir, move_into_place, write_manifest
 from .tflite_convert import convert_int8
 
 FIDELITY_SAMPLES = 200
@@ -229,13 +232,13 @@ def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
     model), then every attention block into one NLPOOL_ATTENTION op; a block that does not match keeps
     its ops and the report says why.
 
-    The attention op's FULLY_CONNECTED steps round once (`fc_double_rounding=False`), as the AOT
-    runtime's kernels/fully_connected.c and the TFLite interpreter do, so the fused op is bit-exact
-    with the unfused graph it replaces on either runtime of this branch."""
+    The attention op's FULLY_CONNECTED steps round twice (`fc_double_rounding=True`), as the AOT
+    runtime's kernels/fully_connected.c and upstream TFLM do (docs/rounding.md), so the fused op is
+    bit-exact with the unfused graph it replaces as TFLM runs it (`HostModel(kernels="tflm")`)."""
     tflm_path = work_dir / "model_int8_fused_tflm.tflite"
     pools = tuple(fuse_file(tflite.path, tflm_path))
     model = read_model(tflm_path).raw
-    attention = fuse_attention(model, fc_double_rounding=False)
+    attention = fuse_attention(model, fc_double_rounding=True)
     path = work_dir / "model_int8_fused.tflite"
     write_model(model, path)
     return FusedResult(path, pools, attention.matches, attention.skipped, tflm_path)
@@ -307,20 +310,24 @@ class ExportRun:
         self.work_dir = Path()
         self.scratch_dir = Path()
         self._written: list[Path] = []
-        self._scratch: tempfile.TemporaryDirectory[str] | None = None
         self._started = 0.0
 
     def __enter__(self) -> ExportRun:
         self.work_dir = make_work_dir(self.out_dir)
-        self._scratch = tempfile.TemporaryDirectory(prefix="nlpool-export-")
-        self.scratch_dir = Path(self._scratch.name)
+        try:
+            self.scratch_dir = make_scratch_dir()
+        except OSError as err:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+            raise NlpoolError(f"cannot create a scratch folder in {tempfile.gettempdir()} ({err.strerror}): set TMPDIR to a writable folder"
+                              ) from None
         self._started = time.perf_counter()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
-        shutil.rmtree(self.work_dir, ignore_errors=True)
-        if self._scratch is not None:
-            self._scratch.cleanup()
+        if self.work_dir.exists():
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        if self.scratch_dir.exists():
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
 
     def run(self, step: Step, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run one step: progress lines, its time in step_seconds, its report section, its files."""
@@ -340,12 +347,15 @@ class ExportRun:
         self.echo(f"{number} done in {seconds:.1f} s")
         return result
 
-    def finish(self) -> tuple[list[Path], Path]:
-        """Write report.json and move the folder into place; returns the written paths and report.json's, as
-        they are after the move."""
+    def finish(self, passed: bool = True, keep_failed: bool = False) -> tuple[list[Path], Path] | None:
+        """Write report.json and the manifest and move the folder into place; returns the written paths and
+        report.json's, as they are after the move, or None when a failed export (`passed` False) was not
+        allowed to replace a passing one (see `outdir.move_into_place`)."""
         self.report["total_seconds"] = round(time.perf_counter() - self._started, 2)
         (self.work_dir / REPORT_FILE).write_text(json.dumps(self.report, indent=2) + "\n")
-        move_into_place(self.work_dir, self.out_dir)
+        write_manifest(self.work_dir, passed, VERSION)
+        if not move_into_place(self.work_dir, self.out_dir, passed, keep_failed):
+            return None
         written = [self.out_dir / path.relative_to(self.work_dir) for path in self._written]
         return written, self.out_dir / REPORT_FILE
 

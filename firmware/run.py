@@ -112,7 +112,38 @@ def _split_outputs(info: ProjectInfo, raw: bytes, n: int, target: str) -> list[n
     return outs
 
 
-def _elf_sizes(elf: Path) -> tuple[int, int]:
+def run_executable(exe: Path, target: str, payload: bytes, timeout_s: float, what: str) -> tuple[str, bytes]:
+    """Run a host executable or a Cortex-M ELF (under QEMU, `-icount shift=0`) on `payload` as input.bin.
+
+    Returns the console log and output.bin's bytes; a fault exception, a non-zero exit or a hang
+    beyond `timeout_s` raises FirmwareRunError (`what` names the work in the timeout message).
+    """
+    with tempfile.TemporaryDirectory(prefix=f"nlpool-run-{target}-") as tmp:
+        work = Path(tmp)
+        (work / "input.bin").write_bytes(payload)
+        if target == HOST:
+            cmd = [str(exe.resolve())]
+        else:
+            cmd = ["qemu-system-arm", "-M", BOARDS[target].machine, "-nographic", "-monitor", "none",
+                   "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+                   "-kernel", str(exe.resolve())]
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired as exc:
+            raise FirmwareRunError(f"{target} firmware did not finish within {timeout_s:g} s (hang, or "
+                                   f"{what} are too slow): raise the timeout or find the hang") from exc
+        log = proc.stdout + proc.stderr
+        if proc.returncode == FAULT_EXIT_STATUS or "NLPOOL_FAULT" in log:
+            raise FirmwareRunError(f"{target} firmware crashed with a fault exception (HardFault or "
+                                   f"bus/usage fault) during the run: {log.strip().splitlines()[-1]}")
+        if proc.returncode != 0:
+            last = log.strip().splitlines()[-1] if log.strip() else "no output"
+            raise FirmwareRunError(f"{target} firmware exited with status {proc.returncode}: {last}")
+        output = work / "output.bin"
+        return log, output.read_bytes() if output.exists() else b""
+
+
+def elf_sizes(elf: Path) -> tuple[int, int]:
     """(flash bytes, SRAM bytes used) from the linked ELF's sections and __sram_used symbol."""
     sizes = subprocess.run(["arm-none-eabi-size", "-A", str(elf)], capture_output=True, text=True,
                            check=True).stdout
@@ -149,36 +180,16 @@ def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | lis
     if timeout_s is None:
         timeout_s = default_timeout_s(info, n)
     exe = build(project_dir, target)
-    with tempfile.TemporaryDirectory(prefix=f"nlpool-run-{target}-") as tmp:
-        work = Path(tmp)
-        (work / "input.bin").write_bytes(payload)
-        if target == HOST:
-            cmd = [str(exe.resolve())]
-        else:
-            cmd = ["qemu-system-arm", "-M", BOARDS[target].machine, "-nographic", "-monitor", "none",
-                   "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
-                   "-kernel", str(exe.resolve())]
-        try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=timeout_s)
-        except subprocess.TimeoutExpired as exc:
-            raise FirmwareRunError(f"{target} firmware did not finish within {timeout_s:g} s (hang, or "
-                                   f"{n} inferences are too slow): raise the timeout or find the hang") from exc
-        log = proc.stdout + proc.stderr
-        if proc.returncode == FAULT_EXIT_STATUS or "NLPOOL_FAULT" in log:
-            raise FirmwareRunError(f"{target} firmware crashed with a fault exception (HardFault or "
-                                   f"bus/usage fault) during the run: {log.strip().splitlines()[-1]}")
-        if proc.returncode != 0:
-            last = log.strip().splitlines()[-1] if log.strip() else "no output"
-            raise FirmwareRunError(f"{target} firmware exited with status {proc.returncode}: {last}")
-        stats = _STATS.search(log)
-        if stats is None:
-            raise FirmwareRunError(f"{target} firmware printed no NLPOOL_STATS line: {log.strip()[-200:]}")
-        outputs = _split_outputs(info, (work / "output.bin").read_bytes(), n, target)
+    log, raw = run_executable(exe, target, payload, timeout_s, f"{n} inferences")
+    stats = _STATS.search(log)
+    if stats is None:
+        raise FirmwareRunError(f"{target} firmware printed no NLPOOL_STATS line: {log.strip()[-200:]}")
+    outputs = _split_outputs(info, raw, n, target)
     done = int(stats.group(1))
     if target == HOST:
         return FirmwareRun(target, outputs, done, info.arena_bytes, None, None, None, None, log)
     ticks = (int(stats.group(2)) << 32) + int(stats.group(3))
-    flash, sram = _elf_sizes(exe)
+    flash, sram = elf_sizes(exe)
     instructions = round(ticks * BOARDS[target].ns_per_tick / max(done, 1))
     return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
                           instructions, log)

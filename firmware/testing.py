@@ -1,5 +1,7 @@
-"""Test support for the firmware: tiny int8 TFLite models built in the test, and the
-reference they are compared against (the TFLite interpreter running its reference kernels)."""
+"""Test support for the firmware: tiny int8 TFLite models built in the test, and the two
+interpreters they are compared against: upstream TFLM's reference kernels (`tflm_reference`, the
+arithmetic the kernels must reproduce bit for bit, as on the device) and the TFLite interpreter's
+reference kernels (`reference`, which rounds some ops differently: docs/rounding.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from nlpool.core.tflite import read_model
+
 N_SAMPLES = 16
+TFLM_ARENA_BYTES = 4 << 20  # generous: the test models are tiny
 
 
 def convert(fn: Callable, shapes: Sequence[tuple[int, ...]], rng: np.random.Generator,
@@ -57,6 +62,23 @@ def reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
         it.invoke()
         for j, d in enumerate(outs):
             results[j].append(it.get_tensor(d["index"]).copy())
+    return [np.stack(r) for r in results]
+
+
+def tflm_reference(path: Path, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Every sample through upstream TFLM's interpreter and reference kernels (the `tflite-micro`
+    wheel, x86-64); one (n, *shape) array per model output."""
+    from tflite_micro import runtime
+
+    outputs = len(read_model(path).outputs)
+    it = runtime.Interpreter.from_file(str(path), arena_size=TFLM_ARENA_BYTES)
+    results: list[list[np.ndarray]] = [[] for _ in range(outputs)]
+    for k in range(inputs[0].shape[0]):
+        for i, arr in enumerate(inputs):
+            it.set_input(arr[k], i)
+        it.invoke()
+        for j in range(outputs):
+            results[j].append(it.get_output(j).copy())
     return [np.stack(r) for r in results]
 
 

@@ -99,6 +99,10 @@ class Graph:
                 result.setdefault(t, []).append(op.index)
         return result
 
+    def activation_types(self) -> str:
+        """The element types of the activations, e.g. 'int8' or 'float32, int8' (reports say what they planned)."""
+        return ", ".join(sorted({self.tensors[i].dtype for i in self.activations})) or "no"
+
     @cached_property
     def activations(self) -> list[int]:
         """Indices of the tensors that need SRAM: non-constant tensors the graph touches."""

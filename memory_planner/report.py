@@ -37,8 +37,8 @@ def verdict(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
 def as_json(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
     """The report as plain data; also the `memory` entry of export's report.json."""
     result = plan.summary() | {"budget_bytes": budget_bytes} | verdict(plan, budget_bytes)
-    # TFLM needs its planned part plus its interpreter tail (estimated from the 64-bit host build)
-    result["tflm_fits"] = plan.tflm.total_bytes_host <= budget_bytes
+    # TFLM on the target needs its planned part plus its 32-bit interpreter tail
+    result["tflm_fits"] = plan.tflm.total_bytes_target <= budget_bytes
     result["layers"] = [
         {
             "step": r.step,
@@ -64,7 +64,9 @@ def _totals(plan: MemoryPlan, budget_bytes: int) -> list[tuple[str, str]]:
         ("peak arena (best plan)", f"{plan.peak_bytes:,} B ({format_size(plan.peak_bytes)}), {plan.best.strategy}"),
         ("lower bound", f"{lb:,} B; best plan / lower bound = {plan.peak_bytes / lb:.3f}" if lb else "0 B"),
         ("TFLM arena, planned part", f"{plan.tflm.head_bytes:,} B (TFLM's greedy planner as predicted)"),
-        ("TFLM interpreter tail", f"~{plan.tflm.tail_bytes_host:,} B on a 64-bit host (smaller on 32-bit Cortex-M)"),
+        ("TFLM interpreter tail", f"{plan.tflm.tail_bytes_target:,} B on a 32-bit Cortex-M target "
+                                  f"(~{plan.tflm.tail_bytes_host:,} B on a 64-bit host)"),
+        ("TFLM arena on the target", f"{plan.tflm.total_bytes_target:,} B predicted (head + 32-bit tail)"),
         ("naive (no reuse)", f"{plan.naive:,} B"),
         ("flash (constants)", f"{plan.flash_bytes:,} B ({format_size(plan.flash_bytes)})"),
         ("budget", f"{budget_bytes:,} B ({format_size(budget_bytes)})"),
@@ -76,7 +78,8 @@ def _totals(plan: MemoryPlan, budget_bytes: int) -> list[tuple[str, str]]:
 def format_text(plan: MemoryPlan, budget_bytes: int) -> str:
     """A terminal table, one row per op step, and the totals."""
     header = f"{'step':>4}  {'op':<24} {'layer':<44} {'output':<18} {'live bytes':>12} {'budget':>7}"
-    lines = [f"memory plan of {plan.graph.name} (int8 activations, {plan.best.alignment}-byte aligned)", header, "-" * len(header)]
+    title = f"memory plan of {plan.graph.name} ({plan.graph.activation_types()} activations, {plan.best.alignment}-byte aligned)"
+    lines = [title, header, "-" * len(header)]
     for r in plan.layers:
         shape = "x".join(map(str, r.output_shape))
         mark = "  <- peak" if r.peak else ""
@@ -93,7 +96,8 @@ def format_markdown(plan: MemoryPlan, budget_bytes: int) -> str:
     lines = [
         f"# Memory report: {plan.graph.name}",
         "",
-        "Int8 activations; live bytes = activation bytes resident while the op runs. Offsets are 16-byte aligned.",
+        f"{plan.graph.activation_types()} activations; live bytes = activation bytes resident while the op runs."
+        " Offsets are 16-byte aligned.",
         "",
         "| quantity | value |",
         "|---|---|",
@@ -140,7 +144,7 @@ def plot_png(plan: MemoryPlan, budget_bytes: int, path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("op step (execution order)")
     ax.set_ylabel("KiB")
-    ax.set_title(f"{plan.graph.name}: int8 activations live per step")
+    ax.set_title(f"{plan.graph.name}: {plan.graph.activation_types()} activations live per step")
     ax.set_ylim(0, max(max(live, default=0), budget_bytes / 1024, plan.peak_bytes / 1024) * 1.25)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()

@@ -8,10 +8,13 @@ and per node, kernel op data such as per-channel requantisation arrays).
   descending, first fit over TFLM's inclusive lifetimes). The reference kernels of the ops our
   models use request no scratch, so none is added; a kernel that does (e.g. CMSIS-NN convolutions)
   adds its scratch on top.
-- Tail: struct sizes depend on the pointer width. The host interpreter is 64-bit; a Cortex-M build
-  is 32-bit and smaller. `predict_tail` gives the 64-bit host tail from counts (tensors, nodes,
-  output channels) with per-item sizes measured on the host build; it is only an estimate for a
-  target and is reported as such.
+- Tail: struct sizes depend on the pointer width. `predict_target_tail` gives the tail of a 32-bit
+  Cortex-M build from what TFLM allocates, with the struct sizes of a 32-bit build: the interpreter's
+  objects, one TfLiteEvalTensor per tensor, one NodeAndRegistration per op, each op's builtin options
+  and kernel data (every kernel buffer rounded up to TFLM's 16-byte arena alignment), per-channel
+  multiplier and shift arrays (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) and BATCH_MATMUL's
+  transposed right-hand side. Checked against TFLM's RecordingMicroAllocator on QEMU (docs/tflm.md).
+  `predict_tail` keeps the 64-bit host estimate for the host interpreter.
 """
 
 from __future__ import annotations
@@ -32,6 +35,40 @@ HOST_NODE_BYTES = 64  # NodeAndRegistration, one per operator
 HOST_IO_TENSOR_BYTES = 64 + 32  # persistent TfLiteTensor + its quantisation record, per graph input/output
 PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 
+# 32-bit Cortex-M build (arm-none-eabi-gcc 12, TF_LITE_STATIC_MEMORY, short enums), sizeof() measured
+# against upstream TFLM commit 90b983c2 (reference kernels).
+ARENA_ALIGNMENT = 16  # MicroArenaBufferAlignment(): a kernel's persistent buffers start 16-byte aligned
+TARGET_EVAL_TENSOR_BYTES = 12  # TfLiteEvalTensor, one per tensor of the subgraph
+TARGET_NODE_BYTES = 32  # NodeAndRegistration, one per operator
+# Graph inputs/outputs get a persistent TfLiteTensor (32) and its quantisation (TfLiteAffineQuantization,
+# one-element scale and zero-point arrays: 12 + 8 + 8).
+TARGET_IO_TENSOR_BYTES = 32 + 28
+# MicroAllocator, GreedyMemoryPlanner, SingleArenaBufferAllocator, SubgraphAllocations: in the tail too.
+TARGET_INTERPRETER_BYTES = 36 + 44 + 36 + 8
+# Kernel data each op's Init/Prepare allocates (sizeof OpData..., each rounded to ARENA_ALIGNMENT) and
+# the builtin options struct the interpreter parses for it (4-byte aligned): (kernel data, options).
+TARGET_OP_BYTES: dict[str, tuple[tuple[int, ...], int]] = {
+    "ADD": ((60,), 4), "SUB": ((60,), 4), "MUL": ((36,), 4),
+    "CONV_2D": ((56,), 28), "DEPTHWISE_CONV_2D": ((56,), 28), "FULLY_CONNECTED": ((48,), 8),
+    "AVERAGE_POOL_2D": ((32,), 40), "MAX_POOL_2D": ((32,), 40),
+    "PAD": ((56,), 0), "SOFTMAX": ((56,), 4), "STRIDED_SLICE": ((84,), 24),
+    "RESHAPE": ((), 36), "RESIZE_BILINEAR": ((), 4), "RESIZE_NEAREST_NEIGHBOR": ((), 4), "TRANSPOSE": ((), 0),
+    # OpDataBatchMatmul, its quantisation data, and the transposed right-hand side (TFLM copies it
+    # unless adj_y; nlpool's models never set adj_y): eval tensor, 4-D dims, data (added per op).
+    "BATCH_MATMUL": ((16, 28, 12, 20), 4),
+    # nlpool's weighted pooling: its OpData holds the parameters and the 256-entry exp table.
+    "CUSTOM:NLPOOL_WEIGHTED_POOL": ((60 + 4 + 1024 + 4,), 0),
+}
+# Ops not in the table: an OpData of this size (most TFLM OpData structs are 32-96 bytes).
+TARGET_OTHER_OP_BYTES = ((64,), 8)
+# While AllocateTensors plans the head, it holds temporarily, beside the tail: one AllocationInfo (24 B)
+# per tensor, and the greedy planner's working arrays (40 B per buffer it places: requirements,
+# sorted sizes and ids, list entry, offset) for every activation tensor.
+TARGET_ALLOCATION_INFO_BYTES = 24
+TARGET_PLANNER_BYTES_PER_BUFFER = 40
+# Ops whose TFLM kernel keeps an int32 multiplier and an int32 shift per output channel.
+TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
 
 @dataclass(frozen=True)
 class TflmPrediction:
@@ -40,17 +77,34 @@ class TflmPrediction:
     plan: ArenaPlan
     head_bytes: int
     tail_bytes_host: int
+    tail_bytes_target: int
+    planning_bytes_target: int  # what AllocateTensors needs while it plans: tail + its temporary arrays
 
     @property
     def total_bytes_host(self) -> int:
         return self.head_bytes + self.tail_bytes_host
+
+    @property
+    def total_bytes_target(self) -> int:
+        """The whole arena TFLM uses on a 32-bit Cortex-M target (what the generated project declares, plus a margin)."""
+        return self.head_bytes + self.tail_bytes_target
+
+    @property
+    def required_bytes_target(self) -> int:
+        """The smallest arena AllocateTensors succeeds in: the arena used, or more while it plans (models
+        whose tail outweighs their activations, e.g. nlpool's small ResNet18)."""
+        return max(self.total_bytes_target, self.planning_bytes_target)
 
     def as_dict(self) -> dict[str, object]:
         return {
             "head_bytes": self.head_bytes,
             "tail_bytes_host_estimate": self.tail_bytes_host,
             "total_bytes_host_estimate": self.total_bytes_host,
-            "note": "head = planned tensors (TFLM's greedy planner, 16-byte alignment); tail = interpreter structs, 64-bit host sizes",
+            "tail_bytes_target": self.tail_bytes_target,
+            "total_bytes_target": self.total_bytes_target,
+            "required_bytes_target": self.required_bytes_target,
+            "note": "head = planned tensors (TFLM's greedy planner, 16-byte alignment); tail = interpreter structs, "
+                    "kernel data and per-channel arrays, for the 64-bit host and the 32-bit Cortex-M target",
         }
 
 
@@ -64,14 +118,38 @@ def predict_tail(graph: Graph) -> int:
     tail += HOST_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
     for op in graph.ops:
         if op.kind in PER_CHANNEL_OPS and op.outputs:
-            channels = graph.tensors[op.outputs[0]].shape[-1]
+            shape = graph.tensors[op.outputs[0]].shape
+            channels = shape[-1] if shape else 1  # a corrupted rank-0 output: the estimate stays an estimate
             tail += 2 * 4 * channels  # int32 output multiplier and shift per output channel
+    return tail
+
+
+def _aligned(n: int) -> int:
+    return (n + ARENA_ALIGNMENT - 1) // ARENA_ALIGNMENT * ARENA_ALIGNMENT
+
+
+def predict_target_tail(graph: Graph) -> int:
+    """TFLM's persistent bytes on a 32-bit Cortex-M target: interpreter objects, eval tensors, nodes, I/O
+    tensors, each op's options and kernel data, per-channel arrays and BATCH_MATMUL's transposed operand."""
+    tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * len(graph.tensors) + TARGET_NODE_BYTES * len(graph.ops)
+    tail += TARGET_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
+    for op in graph.ops:
+        kernel_data, options = TARGET_OP_BYTES.get(op.kind, TARGET_OTHER_OP_BYTES)
+        tail += options + sum(_aligned(n) for n in kernel_data)
+        if op.kind in TARGET_PER_CHANNEL_OPS and op.outputs:
+            tail += 2 * _aligned(4 * graph.tensors[op.outputs[0]].shape[-1])
+        if op.kind == "BATCH_MATMUL":
+            tail += _aligned(graph.tensors[op.inputs[1]].nbytes)
     return tail
 
 
 def predict_tflm(graph: Graph) -> TflmPrediction:
     plan = greedy_by_size(graph)
-    return TflmPrediction(plan=plan, head_bytes=plan.arena_bytes, tail_bytes_host=predict_tail(graph))
+    tail = predict_target_tail(graph)
+    planning = (tail + _aligned(TARGET_ALLOCATION_INFO_BYTES * len(graph.tensors))
+                + _aligned(TARGET_PLANNER_BYTES_PER_BUFFER * len(graph.activations)))
+    return TflmPrediction(plan=plan, head_bytes=plan.arena_bytes, tail_bytes_host=predict_tail(graph),
+                          tail_bytes_target=tail, planning_bytes_target=planning)
 
 
 _LINE = re.compile(r"Arena allocation (total|head|tail) (\d+) bytes")

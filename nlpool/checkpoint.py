@@ -7,6 +7,7 @@ but can never make us execute code.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,36 +35,84 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, **extr
             torch.save(payload, handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the user's umask decides, as for any file they write
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict safely; one-line errors for missing or corrupt files."""
+    """Load a checkpoint dict safely; one-line errors for missing, corrupted or unsupported files.
+
+    A file `weights_only` loading refuses (it holds Python objects, so loading it could run code) is
+    named as such and never loaded another way: torch's own message suggests `weights_only=False`,
+    which is the one thing a user must not do with a file they did not write.
+    """
     path = Path(path)
     if not path.is_file():
         raise NlpoolError(f"checkpoint {path} does not exist: pass the path of a file written by `nlpool train`")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NlpoolError(f"checkpoint {path} cannot be read ({first_line[:120]}): it is corrupt or not an nlpool checkpoint") from None
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):  # not a refused object: bytes that are not a pickle at all
+            raise NlpoolError(f"checkpoint {path} is corrupted or not a PyTorch file (its data is not a valid pickle): "
+                              "pass a checkpoint written by `nlpool train`, or train again") from None
+        raise NlpoolError(f"checkpoint {path} is unsupported: it holds Python objects beyond tensors and plain containers, which"
+                          " nlpool refuses to load because loading them could run code: pass a checkpoint written by `nlpool train`"
+                          ) from None
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        raise NlpoolError(f"checkpoint {path} is corrupted or not a PyTorch file ({type(err).__name__}): "
+                          "pass a checkpoint written by `nlpool train`, or train again") from None
     if not isinstance(payload, dict) or "config" not in payload or "model" not in payload:
-        raise NlpoolError(f"checkpoint {path} has no model config or weights: it was not written by `nlpool train`")
+        raise NlpoolError(f"checkpoint {path} is unsupported: it has no model config or weights, so it was not written by `nlpool train`")
     return payload
+
+
+def _check_weights(path: Path, weights: object, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The stored weights, checked name by name and shape by shape against the model the config builds."""
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        raise NlpoolError(f"checkpoint {path} is corrupted: its weights are not a mapping of names to tensors: train again")
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in weights]
+    unexpected = [name for name in weights if name not in expected]
+    if missing or unexpected:
+        which = f"lacks {missing[0]}" if missing else f"has an unknown parameter {unexpected[0]}"
+        raise NlpoolError(f"checkpoint {path} {which} ({len(missing)} missing, {len(unexpected)} unknown): its weights do not fit its own"
+                          " config, so the file is corrupted or was edited: train again")
+    for name, value in expected.items():
+        stored = weights[name]
+        if stored.shape != value.shape or not (stored.dtype.is_floating_point == value.dtype.is_floating_point):
+            raise NlpoolError(f"checkpoint {path} parameter {name} is {stored.dtype} {tuple(stored.shape)} but its config needs "
+                              f"{value.dtype} {tuple(value.shape)}: the file is corrupted or was edited: train again")
+        if stored.dtype.is_floating_point and not bool(torch.isfinite(stored).all()):
+            raise NlpoolError(f"checkpoint {path} parameter {name} holds NaN or infinite values: the training diverged or the file is"
+                              " corrupted: train again (e.g. with a lower --lr)")
+    return weights
+
+
+def checkpoint_config(path: str | Path, payload: dict[str, Any] | None = None) -> ModelConfig:
+    """The validated model config a checkpoint stores (errors name the file)."""
+    payload = read_checkpoint(path) if payload is None else payload
+    try:
+        return ModelConfig.from_dict(payload["config"])
+    except NlpoolError as err:
+        raise NlpoolError(f"checkpoint {path}: {err}") from None
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, ModelConfig]:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
+    path = Path(path)
     payload = read_checkpoint(path)
-    cfg = ModelConfig.from_dict(payload["config"])
+    cfg = checkpoint_config(path, payload)
     model = build_model(cfg)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        raise NlpoolError(f"checkpoint {path} weights do not fit its own config ({str(err).splitlines()[0][:100]})") from None
+    model.load_state_dict(_check_weights(path, payload["model"], model))
     return model.eval(), cfg
 
 

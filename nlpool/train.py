@@ -77,7 +77,9 @@ def lr_at(settings: TrainSettings, epoch: int) -> float:
     """Learning rate of 0-based `epoch`: step (lr / 5 at 60, 80 and 90 % of the run) or cosine to 0."""
     if settings.schedule == "cosine":
         return settings.lr * 0.5 * (1 + math.cos(math.pi * epoch / settings.epochs))
-    drops = sum(epoch >= int(fraction * settings.epochs) for fraction in STEP_MILESTONES)
+    # ceil: a drop happens once that fraction of the run has passed (int() put all three at epoch 0 for 1 epoch);
+    # the epsilon keeps 0.6 * 100 = 60.000000000000007 at epoch 60
+    drops = sum(epoch >= math.ceil(fraction * settings.epochs - 1e-9) for fraction in STEP_MILESTONES)
     return settings.lr * STEP_FACTOR**drops
 
 

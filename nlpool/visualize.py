@@ -204,6 +204,9 @@ def save_figure(fig: Figure, out: str | Path) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=fig.dpi, format="png")
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it 0600; the user's umask decides
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

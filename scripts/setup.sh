@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 missing=()
 command -v arm-none-eabi-gcc >/dev/null || missing+=(gcc-arm-none-eabi libnewlib-arm-none-eabi)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+# C++ headers for arm-none-eabi-g++ (the TFLM project); the project links with arm-none-eabi-gcc, so the
+# 1.6 GB libstdc++-arm-none-eabi-newlib is not needed.
+dpkg -s libstdc++-arm-none-eabi-dev >/dev/null 2>&1 || missing+=(libstdc++-arm-none-eabi-dev)
 command -v gcc >/dev/null || missing+=(gcc)
 command -v g++ >/dev/null || missing+=(g++)  # the TFLM project's host build
 command -v make >/dev/null || missing+=(make)
@@ -29,4 +32,4 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --pre tflite-micro
   touch "$stamp"
 fi
-echo "setup: done (.venv ready; arm-none-eabi-gcc and qemu-system-arm installed)"
+echo "setup: done (.venv ready; arm-none-eabi-gcc, its C++ headers and qemu-system-arm installed)"

@@ -195,3 +195,23 @@ def draw_block(rng: np.random.Generator, max_side: int = 12) -> Block:
     grid_out = layout(out, (1, gh, gw, width), out_qp)
     b.graph.outputs = [grid_out]
     return Block(model_bytes(b.model), (gh, gw), width, heads, pos, x_qp)
+
+
+def reference(content: bytes, x: np.ndarray, kernels: str = "tflm") -> np.ndarray:
+    """The unfused block's output for input x: TFLM's interpreter and reference kernels ("tflm", the
+    arithmetic nlpool's firmware follows: FULLY_CONNECTED rounds twice) or the TFLite interpreter's
+    reference kernels ("tflite": FULLY_CONNECTED rounds once), docs/rounding.md."""
+    if kernels == "tflm":
+        from tflite_micro import runtime
+
+        interpreter = runtime.Interpreter.from_bytes(content, arena_size=16 << 20)
+        interpreter.set_input(x, 0)
+        interpreter.invoke()
+        return interpreter.get_output(0).copy()
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])

@@ -1,5 +1,6 @@
 """The NLPOOL_ATTENTION C kernel (firmware/kernels/nlpool_attention.c) against the golden model of
-docs/custom_op.md and the interpreter on the unfused graph, called through ctypes with the very
+docs/custom_op.md and the interpreter on the unfused graph (TFLM's for the double rounding nlpool
+exports, TFLite's for the single rounding), called through ctypes with the very
 struct values the AOT op unit's Prepare computes; and through a generated project, in place, with
 its scratch planned in the arena."""
 
@@ -16,8 +17,7 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from attention_blocks import draw_block
+from attention_blocks import draw_block, reference
 
 from export.attention_fusion import fuse_attention
 from export.golden import attention
@@ -82,12 +82,12 @@ def _struct(params: AttentionParams) -> tuple[_Params, list[np.ndarray]]:
     return _Params(*values), keep
 
 
-def _fused_block(content: bytes, tmp: Path) -> tuple[Path, TfliteModel, Prepared]:
+def _fused_block(content: bytes, tmp: Path, fc_double_rounding: bool = True) -> tuple[Path, TfliteModel, Prepared]:
     """The block's fused model (one NLPOOL_ATTENTION op), read back, and the op unit's Prepare of it."""
     src, dst = tmp / "block.tflite", tmp / "block_fused.tflite"
     src.write_bytes(content)
     raw = read_model(src).raw
-    assert len(fuse_attention(raw).matches) == 1
+    assert len(fuse_attention(raw, fc_double_rounding).matches) == 1
     write_model(raw, dst)
     model = read_model(dst)
     assert [op.name for op in model.operators] == [ATTENTION_OP_NAME]
@@ -100,28 +100,24 @@ def _golden(model: TfliteModel, x: np.ndarray) -> np.ndarray:
     return attention(Options.from_flexbuffer(op.custom_options), x, *consts)
 
 
-def _reference(content: bytes, x: np.ndarray) -> np.ndarray:
-    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
-def test_random_blocks_kernel_is_bit_exact(kernel: ctypes.CDLL, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("double_rounding", "kernels"), [pytest.param(True, "tflm", id="double-rounding-tflm"),
+                                                          pytest.param(False, "tflite", id="single-rounding-tflite")])
+def test_random_blocks_kernel_is_bit_exact(kernel: ctypes.CDLL, tmp_path: Path, double_rounding: bool, kernels: str) -> None:
     """200 random blocks (tokens, heads, widths, zero points, with and without a positional table),
-    2 inputs each: the C kernel gives every byte of the golden model and of the interpreter's
-    reference kernels on the unfused graph; the second run writes its output over its input."""
+    2 inputs each: the C kernel gives every byte of the golden model and of the unfused graph under
+    the same arithmetic (TFLM's interpreter when the op rounds FULLY_CONNECTED twice, as nlpool exports
+    it; TFLite's reference kernels when once); the second run writes its output over its input."""
     rng = np.random.default_rng(1414)
     compared = with_pos = 0
     for index in range(RANDOM_BLOCKS):
         block = draw_block(rng)
-        _, model, prepared = _fused_block(block.content, tmp_path)
+        _, model, prepared = _fused_block(block.content, tmp_path, double_rounding)
+        assert prepared.params.fc_double_rounding == int(double_rounding)
         struct, keep = _struct(prepared.params)
         assert kernel.nlpool_attention_scratch_bytes(ctypes.byref(struct)) == prepared.scratch_bytes
         for in_place in (False, True):
             x = rng.integers(-128, 128, size=(1, *block.grid, block.width), dtype=np.int8)
-            expected = _reference(block.content, x)
+            expected = reference(block.content, x, kernels)
             assert np.array_equal(_golden(model, x), expected), index
             scratch = np.full(prepared.scratch_bytes, 0x5A, np.int8)  # garbage: the kernel must not read before writing
             got = x.copy() if in_place else np.zeros_like(x)

@@ -1,5 +1,6 @@
 """NLPOOL_ATTENTION: its options' contract, and the fusion pass plus golden model bit-exact with the
-unfused int8 graph run by TFLite's reference kernels, on random attention blocks and a real export."""
+unfused int8 graph, on random attention blocks: run by TFLM's interpreter when the op rounds its
+FULLY_CONNECTED steps twice (what nlpool exports), by TFLite's reference kernels when it rounds once."""
 
 from __future__ import annotations
 
@@ -11,44 +12,41 @@ import pytest
 
 pytest.importorskip("ai_edge_litert")
 
-from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from attention_blocks import draw_block
+from attention_blocks import draw_block, reference
 
 from export.attention_fusion import fuse_attention
 from export.golden import attention
 from export.host_run import HostModel
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, AttentionParams, CustomOptionsError
-from nlpool.core.tflite import read_model, write_model
+from nlpool.core.tflite import TfliteFileError, read_model, write_model
 
 RANDOM_BLOCKS = 240
 
 
-def _reference(content: bytes, x: np.ndarray) -> np.ndarray:
-    interpreter = Interpreter(model_content=content, experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+# (fc_double_rounding, the runtime whose arithmetic that is): TFLM's is the firmware's and the export's
+ARITHMETICS = [pytest.param(True, "tflm", id="double-rounding-tflm"), pytest.param(False, "tflite", id="single-rounding-tflite")]
 
 
-def _fused(content: bytes, tmp: Path) -> tuple[Path, object]:
+def _fused(content: bytes, tmp: Path, fc_double_rounding: bool = True) -> tuple[Path, object]:
     src, dst = tmp / "block.tflite", tmp / "block_fused.tflite"
     src.write_bytes(content)
     raw = read_model(src).raw
-    result = fuse_attention(raw)
+    result = fuse_attention(raw, fc_double_rounding)
     write_model(raw, dst)
     return dst, result
 
 
-def test_random_blocks_fused_golden_is_bit_exact_with_the_unfused_graph(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("double_rounding", "kernels"), ARITHMETICS)
+def test_random_blocks_fused_golden_is_bit_exact_with_the_unfused_graph(tmp_path: Path, double_rounding: bool, kernels: str) -> None:
     """240 random blocks (1-144 tokens, 1/2/4 heads, widths 1-32, with and without a positional
     table, every scale and zero point drawn): the fused op's golden model gives every output byte
-    the interpreter gives for the unfused ops, on 3 random inputs each."""
+    the interpreter gives for the unfused ops, on 3 random inputs each, under either arithmetic;
+    the two arithmetics differ on some outputs, so each reference is the one that matters."""
     rng = np.random.default_rng(14)
-    compared = distinct = with_pos = 0
+    compared = distinct = with_pos = other = 0
     for index in range(RANDOM_BLOCKS):
         block = draw_block(rng)
-        path, result = _fused(block.content, tmp_path)
+        path, result = _fused(block.content, tmp_path, double_rounding)
         assert not result.skipped and len(result.matches) == 1, (index, result.skipped)
         model = read_model(path)
         assert [op.name for op in model.operators] == [ATTENTION_OP_NAME]
@@ -57,22 +55,34 @@ def test_random_blocks_fused_golden_is_bit_exact_with_the_unfused_graph(tmp_path
         consts = [model.tensors[t].data if t >= 0 else None for t in op.inputs[1:]]
         for _ in range(3):
             x = rng.integers(-128, 128, size=(1, *block.grid, block.width), dtype=np.int8)
-            expected = _reference(block.content, x)
+            expected = reference(block.content, x, kernels)
             got = attention(params, x, *consts)
             assert got.shape == expected.shape and np.array_equal(got, expected), (index, block, int((got != expected).sum()))
+            other += int((reference(block.content, x, "tflite" if kernels == "tflm" else "tflm") != expected).sum())
             compared += expected.size
             distinct += np.unique(expected).size
         with_pos += block.pos
     # the blocks exercise the arithmetic: outputs spread over many int8 levels, both variants drawn
     assert compared > 20_000 and distinct / (3 * RANDOM_BLOCKS) > 8 and 0 < with_pos < RANDOM_BLOCKS
+    assert other > 0, "the two arithmetics should differ somewhere on these blocks"
 
 
-def test_host_model_runs_the_fused_op(tmp_path: Path) -> None:
-    block = draw_block(np.random.default_rng(3))
-    path, _ = _fused(block.content, tmp_path)
-    host = HostModel(path)
-    x = np.random.default_rng(4).integers(-128, 128, size=(1, *block.grid, block.width), dtype=np.int8)
-    assert host.custom_ops == 1 and np.array_equal(host.run_quantized(x), _reference(block.content, x))
+def test_host_model_runs_the_fused_op_in_either_arithmetic(tmp_path: Path) -> None:
+    """HostModel runs the exported op (double rounding) as the unfused block runs in TFLM with
+    kernels="tflm", and as it runs in LiteRT with kernels="tflite" (fidelity): bit for bit in both."""
+    rng = np.random.default_rng(3)
+    differ = 0
+    for _ in range(30):
+        block = draw_block(rng)
+        path, _ = _fused(block.content, tmp_path)
+        x = rng.integers(-128, 128, size=(1, *block.grid, block.width), dtype=np.int8)
+        got = {kernels: HostModel(path, kernels=kernels) for kernels in ("tflm", "tflite")}
+        assert all(host.custom_ops == 1 for host in got.values())
+        outputs = {kernels: host.run_quantized(x) for kernels, host in got.items()}
+        for kernels, y in outputs.items():
+            assert np.array_equal(y, reference(block.content, x, kernels)), kernels
+        differ += not np.array_equal(outputs["tflm"], outputs["tflite"])
+    assert differ > 0, "the two arithmetics should differ on some of these blocks"
 
 
 def test_a_block_that_does_not_match_stays_unfused_and_says_why(tmp_path: Path) -> None:
@@ -105,3 +115,42 @@ def test_options_round_trip_and_bad_options_are_one_line_errors(tmp_path: Path) 
     bad = replace(params, heads=params.width + 1)
     with pytest.raises(CustomOptionsError, match="divisible by heads"):
         AttentionParams.from_flexbuffer(bad.to_flexbuffer())
+
+
+def test_reader_checks_the_ops_operands_against_its_options(tmp_path: Path) -> None:
+    """nlpool.core.tflite validates NLPOOL_ATTENTION like any operator: arity (6 inputs, the optional ones
+    -1), options through the contract, and the tensors against the options (sizes, types, constants)."""
+    block = next(b for b in (draw_block(np.random.default_rng(seed)) for seed in range(20)) if b.pos)
+    path, _ = _fused(block.content, tmp_path)
+    read_model(path)  # the fused model passes
+
+    def broken(change) -> str:
+        raw = read_model(path).raw
+        change(raw.subgraphs[0].operators[0], raw.subgraphs[0].tensors)
+        bad = tmp_path / "bad.tflite"
+        write_model(raw, bad)
+        with pytest.raises(TfliteFileError) as err:
+            read_model(bad)
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    def drop_input(op, tensors):
+        op.inputs = list(op.inputs)[:-1]
+
+    def no_weights(op, tensors):
+        op.inputs = [*op.inputs[:2], -1, *op.inputs[3:]]
+
+    def no_table(op, tensors):
+        op.inputs = [op.inputs[0], -1, *op.inputs[2:]]
+
+    def short_weights(op, tensors):  # the (3E, E) projection where the (E, E) one belongs
+        op.inputs = [*op.inputs[:4], op.inputs[2], op.inputs[5]]
+
+    def bad_options(op, tensors):
+        op.customOptions = b"\x00\x01"
+
+    assert "expected 6 and 1" in broken(drop_input)
+    assert "expected 6 and 1 with qkv_weights" in broken(no_weights)
+    assert "positional step and table" in broken(no_table)
+    assert "out_weights must be a constant int8 tensor" in broken(short_weights)
+    assert "FlexBuffer" in broken(bad_options)

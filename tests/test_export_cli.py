@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,7 +59,7 @@ def test_corrupt_checkpoint(tmp_path):
     bad, out = tmp_path / "bad.pt", tmp_path / "out"
     bad.write_bytes(b"this is not a checkpoint" * 10)
     code, _, err = run_cli([*BASE, "--checkpoint", str(bad), "--out", str(out)])
-    _assert_clean_failure(code, err, out, "cannot be read")
+    _assert_clean_failure(code, err, out, "is corrupted")
 
 
 def test_checkpoint_contradicting_flags(tmp_path, default_checkpoint):
@@ -91,7 +94,7 @@ def test_out_that_is_a_foreign_folder_is_not_overwritten(tmp_path, default_check
     out.mkdir()
     (out / "notes.txt").write_text("keep me")
     code, _, err = run_cli([*BASE, "--checkpoint", str(default_checkpoint), "--out", str(out)])
-    assert code != 0 and "not an nlpool export" in err
+    assert code != 0 and "without an nlpool export manifest" in err
     assert (out / "notes.txt").read_text() == "keep me" and sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
@@ -117,17 +120,112 @@ def test_failing_step_leaves_no_output(tmp_path):
     assert not run.work_dir.exists() and not run.scratch_dir.exists()
 
 
-def test_new_export_replaces_a_previous_one_whole(tmp_path):
-    from export.outdir import make_work_dir, move_into_place
+def _export_into(out: Path, files: dict[str, str], passed: bool = True, keep_failed: bool = False) -> bool:
+    """A finished work folder with `files`, moved into `out` as an export does it."""
+    from export.outdir import make_work_dir, move_into_place, write_manifest
+
+    work = make_work_dir(out)
+    assert work.parent == out.parent and work.name.startswith(f".{out.name}.")
+    for name, text in files.items():
+        (work / name).write_text(text)
+    write_manifest(work, passed, "test")
+    placed = move_into_place(work, out, passed, keep_failed)
+    shutil.rmtree(work, ignore_errors=True)  # as ExportRun does when it leaves its block
+    return placed
+
+
+def test_a_re_export_replaces_only_what_the_earlier_export_wrote(tmp_path):
+    out = tmp_path / "out"
+    assert _export_into(out, {"report.json": "old", "memory.md": "old"})
+    (out / "notes.txt").write_text("the user's")
+    (out / "plots").mkdir()
+    (out / "plots" / "a.png").write_text("the user's too")
+    assert _export_into(out, {"report.json": "new"})
+    assert sorted(p.name for p in out.iterdir()) == ["nlpool_manifest.json", "notes.txt", "plots", "report.json"]
+    assert (out / "report.json").read_text() == "new" and (out / "notes.txt").read_text() == "the user's"
+    assert (out / "plots" / "a.png").read_text() == "the user's too"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no work or previous folder left
+
+
+def test_a_report_json_alone_does_not_make_a_folder_an_export(tmp_path):
+    from export.outdir import check_output_dir
 
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.json").write_text("{}")
-    (out / "stale.bin").write_text("from the previous export")
-    work = make_work_dir(out)
-    assert work.parent == tmp_path and work.name.startswith(".out.")
-    (work / "report.json").write_text('{"new": true}')
-    move_into_place(work, out)
-    assert sorted(p.name for p in out.iterdir()) == ["report.json"]
-    assert (out / "report.json").read_text() == '{"new": true}'
+    with pytest.raises(NlpoolError, match="without an nlpool export manifest"):
+        check_output_dir(out)
+
+
+def test_a_users_file_named_like_an_export_file_is_refused_up_front(tmp_path):
+    from export.outdir import check_output_dir
+
+    out = tmp_path / "out"
+    _export_into(out, {"report.json": "old"})
+    (out / "memory.md").write_text("the user's own notes")
+    with pytest.raises(NlpoolError, match=r"holds memory\.md, which the earlier export did not write"):
+        check_output_dir(out)
+    assert (out / "memory.md").read_text() == "the user's own notes"
+
+
+def test_a_failed_export_keeps_a_passing_one_unless_asked(tmp_path):
+    out = tmp_path / "out"
+    _export_into(out, {"report.json": "good"})
+    assert not _export_into(out, {"report.json": "failed"}, passed=False)
+    assert (out / "report.json").read_text() == "good"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert _export_into(out, {"report.json": "failed"}, passed=False, keep_failed=True)
+    assert (out / "report.json").read_text() == "failed"
+    assert _export_into(out, {"report.json": "failed again"}, passed=False)  # nothing passing to protect
+    assert (out / "report.json").read_text() == "failed again"
+
+
+def test_exports_get_the_users_umask(tmp_path):
+    out = tmp_path / "out"
+    old = os.umask(0o027)
+    try:
+        _export_into(out, {"report.json": "x"})
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o750
+
+
+def test_work_and_scratch_folders_of_dead_runs_are_removed_at_the_next_run(tmp_path):
+    """Folders named by a process that no longer runs go; a live run's, and anything not ours, stay."""
+    from export.outdir import clean_stale_runs
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    out = tmp_path / "out"
+    stale = tmp_path / f".out.nlpool-{dead.pid}-1.abc123.partial"
+    live = tmp_path / f".out.nlpool-{os.getppid()}-0.def456.partial"
+    foreign = tmp_path / ".out.someone-elses.partial"
+    for folder in (stale, live, foreign):
+        folder.mkdir()
+        (folder / "file").write_text("x")
+    removed = clean_stale_runs(out)
+    assert removed == [stale] and live.is_dir() and foreign.is_dir()
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """`timeout`, CI cancellation and `docker stop` send SIGTERM: one line, exit 143, no work or scratch folder left."""
+    import signal
+    import tempfile
+    import time
+
+    from conftest import NLPOOL_SCRIPT
+
+    out = tmp_path / "out"
+    process = subprocess.Popen([str(NLPOOL_SCRIPT), *BASE, "--no-run", "--input-size", "64", "--out", str(out)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.2)
+    assert any(p.name.endswith(".partial") for p in tmp_path.iterdir()), "the export never started its work folder"
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("error: terminated (SIGTERM)") and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    assert not [p for p in Path(tempfile.gettempdir()).iterdir() if p.name.startswith(f"nlpool-export-nlpool-{process.pid}-")]

@@ -57,7 +57,7 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
     tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], firmware.failure)
     assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
-    assert tflm.failure is None and not tflm.report_section()["host_verified"]
+    assert tflm.failure is None and not tflm.report_section()["target_verified"]
 
 
 def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +90,28 @@ def test_the_firmware_verdict_follows_the_users_bars(tmp_path: Path, measured: d
     passed, bars = flow.judge_firmware(measured, options, trained)
     assert passed is passes
     assert bars == ({"min_top1_agreement": min_top1, "min_cosine": 0.99} if trained else flow.RANDOM_WEIGHTS_NOTE)
+
+
+def _ran_firmware() -> flow.FirmwareResult:
+    inputs = flow.FirmwareInputs(np.zeros((2, 4), np.int8), np.zeros((2, 3), np.int8), np.zeros((2, 3), np.float32), None)
+    measurement = SimpleNamespace(board=SimpleNamespace(outputs=[np.zeros((2, 3), np.int8)]))
+    return flow.FirmwareResult(None, {}, None, inputs, measurement)
+
+
+def test_without_a_tflm_tree_the_target_run_is_skipped_with_how_to_get_one(stand_ins: dict,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NLPOOL_TFLM_DIR", raising=False)
+    s = stand_ins
+    tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], s["options"], s["work"], None)
+    assert tflm.failure is None and not tflm.report_section()["target_verified"]
+    assert tflm.report_section()["run"].startswith("skipped: no TFLM source tree; get a TFLM source tree")
+    assert tflm.report_section()["file"] == "model_int8_fused_tflm.tflite"  # TFLM runs the model without NLPOOL_ATTENTION
+    assert "--tflm-dir" in tflm.summary() and "NLPOOL_TFLM_DIR" in tflm.summary()
+
+
+def test_a_folder_that_is_no_tflm_tree_fails_the_step_with_one_line(stand_ins: dict, tmp_path: Path) -> None:
+    s = stand_ins
+    options = flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out", tflm_dir=tmp_path)
+    tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], options, s["work"], None)
+    assert tflm.failure is not None and tflm.failure.exit_code == flow.EXIT_CHECK_FAILED
+    assert "is not a TFLM source tree" in tflm.failure.message and "\n" not in tflm.failure.message

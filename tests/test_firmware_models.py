@@ -2,7 +2,7 @@
 
 Each model goes through export/'s own steps (as `nlpool export` runs them, without the fidelity step)
 to model_int8_fused.tflite; the firmware then runs the export's held-out images on the boards and is
-compared with the host build, with the reference chain (TFLite reference kernels + golden custom op)
+compared with the host build, with the reference chain (TFLM's reference kernels + golden custom op)
 and with PyTorch. Slow: one onnx2tf conversion per model and about 10^10 emulated instructions.
 """
 
@@ -49,7 +49,7 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     images = data.eval_images
     with torch.no_grad():
         pytorch = model(images).numpy()
-    host = HostModel(fused)
+    host = HostModel(fused, kernels="tflm")  # the reference chain nlpool export uses: TFLM's arithmetic
     inputs = np.stack([host.quantize_input(x[None]) for x in images.permute(0, 2, 3, 1).numpy()])
     reference = np.stack([host.run_quantized(x) for x in inputs])
     generate_project(fused, root / "aot", SRAM, default_target=targets[0])
@@ -76,7 +76,7 @@ def test_firmware_on_boards_matches_host_and_reference(exported: dict) -> None:
 
 def test_firmware_agreement_with_pytorch_is_the_reference_chains(exported: dict) -> None:
     """The firmware's top-1 / cosine against PyTorch are exactly the int8 reference chain's (it is
-    bit-exact with it). The 99 % / 0.99 bars themselves are asserted on the default model with the
+    bit-exact with it). The 98 % / 0.99 bars themselves are asserted on the default model with the
     CLI's calibration in tests/test_export_end_to_end.py; this fixture calibrates on 8 images for speed."""
     report = measure_firmware(exported["project"], "host", exported["inputs"], exported["reference"], exported["pytorch"]).report
     ref_top1, ref_cos = _agreement(exported["reference"], exported["pytorch"], *exported["output_qp"])

@@ -87,7 +87,7 @@ def inputs() -> np.ndarray:
 def test_board_bitexact_with_host_and_reference(tmp_path: Path, small_model: Path, inputs: np.ndarray, target: str) -> None:
     info = generate_project(small_model, tmp_path / "proj", 256 * 1024, default_target=target)
     assert "NLPOOL_WEIGHTED_POOL" in info.ops
-    reference = np.stack([HostModel(small_model).run_quantized(x) for x in inputs])
+    reference = np.stack([HostModel(small_model, kernels="tflm").run_quantized(x) for x in inputs])
     host = build_and_run(tmp_path / "proj", "host", inputs)
     board = build_and_run(tmp_path / "proj", target, inputs, timeout_s=120)
     assert np.array_equal(board.outputs[0], host.outputs[0]), "board and host builds of the same C differ"
@@ -134,7 +134,7 @@ def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inpu
     from nlpool.flow.export_flow import ExportOptions, judge_firmware
 
     generate_project(small_model, tmp_path / "proj", 256 * 1024)
-    reference = np.stack([HostModel(small_model).run_quantized(x) for x in inputs])
+    reference = np.stack([HostModel(small_model, kernels="tflm").run_quantized(x) for x in inputs])
     spec = HostModel(small_model).output_qp
     pytorch_stand_in = (reference.astype(np.float32) - spec[1]) * spec[0]
     report = measure_firmware(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in).report

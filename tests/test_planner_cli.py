@@ -45,10 +45,11 @@ def test_over_budget_exits_3_names_the_peak_layer_and_still_reports(capsys, tmp_
 def test_bad_inputs_are_one_line_errors(capsys, tmp_path):
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(CHAIN.read_bytes()[:300])
-    cases = (["plan", str(bad), "--sram", "1m"], ["plan", str(CHAIN), "--sram", "lots"], ["plan", str(CHAIN), "--sram", "1m", "--s1", "2"])
-    for argv in cases:
+    cases = ((["plan", str(bad), "--sram", "1m"], 1), (["plan", str(CHAIN), "--sram", "lots"], 2),  # a bad flag value: usage, as on export
+             (["plan", str(CHAIN), "--sram", "1m", "--s1", "2"], 1))
+    for argv, expected in cases:
         code, _, err = run(capsys, *argv)
-        assert code == 1
+        assert code == expected
         assert err.startswith("error: ") and err.count("\n") == 1
 
 
@@ -118,3 +119,21 @@ def test_claims_marks_invalid_configurations(monkeypatch):
     assert rows[2]["bytes"]["arena"] >= rows[2]["bytes"]["arena_noattn"]
     assert rows[2]["bytes"]["io"] > rows[2]["bytes"]["io_noattn"]
     assert "n/a (" in claims_module.format_claims(report)
+
+
+def test_a_float_model_is_planned_at_its_real_sizes_with_a_warning(capsys, tmp_path):
+    from ai_edge_litert import schema_py_generated as schema
+
+    from nlpool.core.tflite import read_model, write_model
+
+    model = read_model(CHAIN)
+    raw = model.raw
+    for tensor in model.tensors:
+        if not tensor.constant:  # every activation float32, unquantised: what a float converter writes
+            raw.subgraphs[0].tensors[tensor.index].type = schema.TensorType.FLOAT32
+            raw.subgraphs[0].tensors[tensor.index].quantization = None
+    path = tmp_path / "float.tflite"
+    write_model(raw, path)
+    code, out, err = run(capsys, "plan", str(path), "--sram", "1m", "--json")
+    assert code == 0 and err.startswith("warning:") and "float32 activations" in err and err.count("\n") == 1
+    assert json.loads(out)["peak_bytes"] == 4 * plan_tflite(CHAIN).peak_bytes  # 4-byte elements, same layout

@@ -1,6 +1,7 @@
-"""Real exported models through the TFLM project: the default model and a ResNet18 with self-attentive
-pooling, exported by export/ (onnx2tf, fusion), run under XMOS's TFLM fork on the host and compared with
-nlpool's AOT firmware on the host. Slow (two onnx2tf conversions): each model is exported once."""
+"""Real exported models through the TFLM project's host check (no TFLM tree needed): the default model and
+a ResNet18 with self-attentive pooling, exported by export/ (onnx2tf, fusion), run under XMOS's TFLM fork
+on the host and compared with nlpool's AOT firmware on the host. Slow (two onnx2tf conversions): each
+model is exported once. The upstream TFLM build on the target is tested in test_export_end_to_end.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from export.pipeline import FusedResult, convert_to_int8, export_to_onnx, fold_b
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
-from firmware.tflm.report import tflm_report
+from firmware.tflm.report import host_report
 from memory_planner import plan_tflite
 from nlpool.cli.model_options import resolve_model
 from nlpool.core.tflite import read_model
@@ -49,25 +50,28 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     host = HostModel(fused.path)
     floats = np.random.default_rng(0).normal(0, 1, (INFERENCES, *host.input_shape)).astype(np.float32)
     inputs = np.stack([host.quantize_input(x) for x in floats])
-    # TFLM runs the model without NLPOOL_ATTENTION (no TFLM kernel yet), the AOT firmware the fully fused one
-    project = generate_tflm_project(fused.tflm_path, root / "tflm", "cortex-m7")  # arena from memory_planner
+    # TFLM runs the model without NLPOOL_ATTENTION (no TFLM kernel yet), the AOT firmware the fully fused one.
+    # The host build is 64-bit: its tail is up to 1.8x the planner's host estimate (docs/tflm.md), so it
+    # gets twice that; the arena on the target is checked where the firmware runs there (export tests).
+    project = generate_tflm_project(fused.tflm_path, root / "tflm", "cortex-m7",
+                                    arena_bytes=2 * plan_tflite(fused.tflm_path).tflm.total_bytes_host)
     generate_project(fused.path, root / "aot", 4 << 20)
     return {"fused": fused.tflm_path, "project": project, "run": run_host(project.path, [inputs]),
             "aot": build_and_run(root / "aot", "host", [inputs]).outputs}
 
 
 def test_tflm_host_build_is_bit_exact_with_the_aot_firmware(exported):
-    report = tflm_report(exported["project"], exported["run"], exported["aot"])
+    report = host_report(exported["project"], exported["run"], exported["aot"])
     assert report["max_abs_diff_vs_aot"] == 0 and report["host_verified"]
     assert len({row.tobytes() for row in exported["run"].outputs[0]}) > 1, "inputs should give different outputs"
 
 
-def test_the_planned_arena_with_its_margin_is_enough_for_tflm(exported):
-    """AllocateTensors succeeded inside the declared arena (the run above would have failed otherwise)."""
+def test_the_64_bit_host_build_needs_more_than_the_32_bit_target(exported):
+    """AllocateTensors succeeded inside the declared arena (the run above would have failed otherwise), and
+    the 64-bit interpreter used more than the planner predicts for a 32-bit target."""
     run, project = exported["run"], exported["project"]
-    assert project.predicted_arena_bytes == plan_tflite(exported["fused"]).tflm.total_bytes_host
-    assert run.arena_bytes == project.arena_bytes > project.predicted_arena_bytes
-    assert 0 < run.arena_used_bytes <= project.arena_bytes
+    assert run.arena_bytes == project.arena_bytes
+    assert plan_tflite(exported["fused"]).tflm.total_bytes_target < run.arena_used_bytes <= project.arena_bytes
 
 
 def test_resolver_holds_exactly_the_exported_ops(exported):

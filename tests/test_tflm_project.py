@@ -24,7 +24,7 @@ from firmware.run import build_and_run  # noqa: E402
 from firmware.tflm import generate_tflm_project, run_host  # noqa: E402
 from firmware.tflm.host import xmos_ai_tools_dir  # noqa: E402
 from firmware.tflm.ops import RESOLVER_METHODS  # noqa: E402
-from firmware.tflm.report import tflm_report  # noqa: E402
+from firmware.tflm.report import host_report  # noqa: E402
 from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams  # noqa: E402
 from nlpool.core.errors import NlpoolError  # noqa: E402
 from nlpool.core.tflite import read_model, write_model  # noqa: E402
@@ -99,7 +99,7 @@ def test_small_model_is_bit_exact_with_the_aot_firmware(small):
     np.testing.assert_array_equal(run.outputs[0], small["aot"][0])
     assert 0 < run.arena_used_bytes <= run.arena_bytes == small["project"].arena_bytes
     assert len({row.tobytes() for row in run.outputs[0]}) > 1, "inputs should give different outputs"
-    report = tflm_report(small["project"], run, small["aot"])
+    report = host_report(small["project"], run, small["aot"])
     assert report["host_verified"] and report["max_abs_diff_vs_aot"] == 0
     # TFLite's converter writes per-channel dense weights: the host build swaps the fork's kernel.
     assert report["host_shims"] == ["FULLY_CONNECTED"]

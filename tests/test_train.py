@@ -60,6 +60,9 @@ def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
 def test_schedules():
     step = TrainSettings(epochs=10, lr=1.0)
     assert [lr_at(step, e) for e in range(10)] == pytest.approx([1] * 6 + [0.2] * 2 + [0.04, 0.008])
+    assert lr_at(TrainSettings(epochs=1, lr=1.0), 0) == 1.0  # a one-epoch run trains at lr, not lr x 0.008
+    assert [lr_at(TrainSettings(epochs=2, lr=1.0), e) for e in range(2)] == [1.0, 1.0]
+    assert [lr_at(TrainSettings(epochs=100, lr=1.0), e) for e in (59, 60, 80, 90)] == pytest.approx([1, 0.2, 0.04, 0.008])
     cosine = TrainSettings(epochs=4, lr=1.0, schedule="cosine")
     assert [lr_at(cosine, e) for e in range(4)] == pytest.approx([0.5 * (1 + math.cos(math.pi * e / 4)) for e in range(4)])
 

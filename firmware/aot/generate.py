@@ -31,6 +31,7 @@ PLATFORM_DIR = FIRMWARE_DIR / "platform"
 STACK_BYTES = 8 * 1024
 HEAP_BYTES = 8 * 1024
 _CTYPES = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
+FUSED_ACTIVATIONS = (0, 1, 2, 3)  # what quant.activation_range implements, as TFLite's int8 kernels do
 
 
 @dataclass
@@ -124,6 +125,15 @@ def _check_supported(graph: TfliteModel) -> None:
     if missing:
         raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
                           "export a model without them or add op units (docs/firmware.md, Kernels and op units)")
+    for op in graph.operators:
+        activation = getattr(op.options, "fusedActivationFunction", 0)
+        if activation not in FUSED_ACTIVATIONS:
+            raise NlpoolError(f"op {op.position} ({op.name}) has fused activation {activation}, which the int8 kernels do not"
+                              " implement (NONE, RELU, RELU_N1_TO_1, RELU6): export a model without it")
+        empty = [i for i in (*op.inputs, *op.outputs) if i >= 0 and graph.tensors[i].size == 0]
+        if empty:
+            raise NlpoolError(f"op {op.position} ({op.name}) has the empty tensor {empty[0]} ({graph.tensors[empty[0]].shape}): "
+                              "the model is corrupted; re-export it")
 
 
 def _activation_tensors(graph: TfliteModel) -> list[int]:

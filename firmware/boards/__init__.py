@@ -42,6 +42,18 @@ BOARDS: dict[str, Board] = {
 }
 
 
+def check_sram_budget(target: str, sram_budget: int) -> str | None:
+    """Why `sram_budget` cannot be met on `target` (a budget above the board's physical SRAM), or None.
+
+    Checked before an export starts: the budget is only enforced at link time, minutes later.
+    """
+    board = BOARDS[target]
+    if sram_budget > board.sram_length:
+        return (f"--sram {human_bytes(sram_budget)} is more than the {human_bytes(board.sram_length)} of SRAM {target}"
+                f" ({board.machine}) has: pass --sram {human_bytes(board.sram_length)} or less")
+    return None
+
+
 def linker_script(board: Board, sram_budget: int, stack_bytes: int, heap_bytes: int) -> str:
     """The board's linker script with the SRAM budget ASSERT filled in."""
     template = (BOARD_DIR / "link_template.ld").read_text()

@@ -1,6 +1,7 @@
 /*
- * FULLY_CONNECTED int8, per-tensor or per-channel requantisation (TFLite reference
- * semantics; single rounding, see nl_mbqm_single).
+ * FULLY_CONNECTED int8, per-tensor or per-channel requantisation, rounded twice (nl_mbqm) as
+ * upstream TFLM's reference and CMSIS-NN kernels do by default. TFLite's host interpreter rounds
+ * once here, so it can differ by one LSB on near-ties (docs/rounding.md).
  */
 #include "nlpool_fixedpoint.h"
 #include "nlpool_kernels.h"
@@ -19,7 +20,7 @@ void nl_fully_connected(const nl_fully_connected_params_t *p, const int8_t *in, 
                 acc += p->bias[o];
             }
             const int32_t q = p->per_channel ? o : 0;
-            acc = nl_mbqm_single(acc, p->out_mult[q], p->out_shift[q]) + p->output_offset;
+            acc = nl_mbqm(acc, p->out_mult[q], p->out_shift[q]) + p->output_offset;
             out[b * p->out_depth + o] = (int8_t)nl_clamp_i32(acc, p->act_min, p->act_max);
         }
     }

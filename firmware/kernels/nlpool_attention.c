@@ -10,10 +10,22 @@
 
 enum { ADD_LEFT_SHIFT = 20, SOFTMAX_ACCUM_BITS = 12, SOFTMAX_OUTPUT_BITS = 8 };
 
-/* The requantisation of FULLY_CONNECTED: rounded once (TFLite interpreter) or twice (TFLM). */
+/*
+ * Single rounding, (x * multiplier + 2^(30 - shift)) >> (31 - shift): the host TFLite interpreter's
+ * FULLY_CONNECTED (docs/rounding.md). Only fc_double_rounding = 0 uses it; nlpool's exports set 1, the
+ * double rounding (nl_mbqm) of kernels/fully_connected.c and upstream TFLM.
+ */
+static int32_t mbqm_single(int32_t x, int32_t multiplier, int32_t shift)
+{
+    const int total_shift = 31 - shift;
+    const int64_t round = (int64_t)1 << (total_shift - 1);
+    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
+}
+
+/* The requantisation of FULLY_CONNECTED: rounded twice (TFLM, nlpool's exports) or once (TFLite interpreter). */
 static int32_t fc_requantize(const nlpool_attention_params_t *p, int32_t acc, int32_t m, int32_t s)
 {
-    return p->fc_double_rounding ? nl_mbqm(acc, m, s) : nl_mbqm_single(acc, m, s);
+    return p->fc_double_rounding ? nl_mbqm(acc, m, s) : mbqm_single(acc, m, s);
 }
 
 /* One int8 ADD or MUL of x with a constant c (TFLite reference arithmetic, no activation). */

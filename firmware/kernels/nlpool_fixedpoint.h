@@ -1,10 +1,11 @@
 /*
  * Fixed-point helpers shared by every int8 kernel.
  *
- * They reproduce TFLite's integer reference semantics exactly (double rounding, except where noted:
- * a saturating rounding doubling high multiply followed by a rounding divide by
- * a power of two), because bit-exactness with the TFLite interpreter is the
- * contract of this runtime. Portable C99, no dependencies.
+ * They reproduce upstream TFLM's default integer semantics exactly (double rounding: a saturating
+ * rounding doubling high multiply followed by a rounding divide by a power of two, as TFLM's
+ * reference kernels and CMSIS-NN do with TFLITE_SINGLE_ROUNDING / CMSIS_NN_USE_SINGLE_ROUNDING
+ * unset), because bit-exactness with TFLM on the device is the contract of this runtime (where the
+ * host TFLite interpreter differs: docs/rounding.md). Portable C99, no dependencies.
  */
 #ifndef NLPOOL_FIXEDPOINT_H
 #define NLPOOL_FIXEDPOINT_H
@@ -46,18 +47,6 @@ static inline int32_t nl_mbqm(int32_t x, int32_t multiplier, int32_t shift)
     const int left = shift > 0 ? shift : 0;
     const int right = shift > 0 ? 0 : -shift;
     return nl_rdbpot(nl_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
-}
-
-/*
- * Single rounding: (x * multiplier + 2^(30 - shift)) >> (31 - shift). TFLite 2.19's reference
- * FULLY_CONNECTED requantises this way (measured against BUILTIN_REF: nl_mbqm is one LSB off on
- * near-ties there), so that kernel uses it.
- */
-static inline int32_t nl_mbqm_single(int32_t x, int32_t multiplier, int32_t shift)
-{
-    const int total_shift = 31 - shift;
-    const int64_t round = (int64_t)1 << (total_shift - 1);
-    return (int32_t)(((int64_t)x * multiplier + round) >> total_shift);
 }
 
 static inline int8_t nl_sat_i8(int32_t v)

@@ -1,15 +1,19 @@
-"""TFLite-Micro C++ project for the fused model, and its host check against real TFLM code.
+"""TFLite-Micro C++ project for the fused model, built against upstream TFLM for the target.
 
-Public surface: :func:`generate_tflm_project` writes the project (:class:`TflmProject`),
-:func:`verify_on_host` / :func:`run_host` build it against the `xmos-ai-tools` TFLM fork and run it,
-:func:`model_ops` lists the ops the resolver registers, :func:`tflm_report` is `report.json`'s `tflm` key,
-:func:`generate_and_verify` does all of it for `nlpool export`.
+Public surface: :func:`generate_tflm_project` writes the project (:class:`TflmProject`);
+:func:`find_tree`, :func:`build_for_target` and :func:`run_on_target` build it against the user's
+TFLM tree (objects cached per tree and flags) and run it under QEMU; :func:`target_report` is
+`report.json`'s `tflm` key. :func:`run_host` / :func:`host_report` build and run it on the host
+against the `xmos-ai-tools` TFLM fork (the check that needs no TFLM tree); :func:`model_ops` lists
+the ops the resolver registers.
 """
 
 from firmware.tflm.host import HostRun, run_host, verify_on_host
 from firmware.tflm.ops import model_io, model_ops
 from firmware.tflm.project import TflmProject, generate_tflm_project
-from firmware.tflm.report import generate_and_verify, tflm_report
+from firmware.tflm.report import host_report, target_report
+from firmware.tflm.target import TREE_HINT, TargetBuild, TargetRun, TflmTree, build_for_target, find_tree, run_on_target
 
-__all__ = ["HostRun", "TflmProject", "generate_and_verify", "generate_tflm_project", "model_io", "model_ops",
-           "run_host", "tflm_report", "verify_on_host"]
+__all__ = ["TREE_HINT", "HostRun", "TargetBuild", "TargetRun", "TflmProject", "TflmTree", "build_for_target",
+           "find_tree", "generate_tflm_project", "host_report", "model_io", "model_ops", "run_host",
+           "run_on_target", "target_report", "verify_on_host"]

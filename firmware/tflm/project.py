@@ -3,8 +3,9 @@
 The project is for users who already ship TFLM: the model as an aligned const array, a `main.cc`
 with a `MicroInterpreter` and an op resolver holding exactly the model's ops, the weighted-pooling
 custom op as a TFLM kernel calling nlpool's shared C function, and a Makefile that builds it for the
-chosen Cortex-M board against the user's TFLM checkout (`TFLM_DIR`) with the AOT project's startup
-code and linker script, or for the host against the `xmos-ai-tools` wheel (how CI checks it).
+chosen Cortex-M board against the user's upstream TFLM tree (`TFLM_DIR`: only the interpreter core
+and this model's kernels, see `sources.py`) with the AOT project's startup code and linker script,
+or for the host against the `xmos-ai-tools` wheel (the check that needs no tree).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
+from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
@@ -28,16 +30,12 @@ from nlpool.core.tflite import TfliteModel, read_model
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
 
-# TARGET_ARCH of upstream TFLM's cortex_m_generic target for each board (hard-float ABI, as the
-# AOT firmware uses, so both link against the same newlib multilib).
-TFLM_ARCH = {"cortex-m4": "cortex-m4+fp", "cortex-m7": "cortex-m7+fp", "cortex-m55": "cortex-m55"}
-
-# The arena is the planner's prediction plus a margin as large as its interpreter-tail estimate (at
-# least 4 KiB). The planned tensor part ("head") is predicted exactly; the tail (interpreter structs,
-# kernel op data) is an estimate that leaves out kernel op data and FULLY_CONNECTED's per-channel
-# arrays: on XMOS's 64-bit host build the real tail was 1.35x (default model) and 1.8x (ResNet18,
-# width 0.25, 32 px) the estimate. A 32-bit Cortex-M build needs less.
-ARENA_MARGIN_MIN_BYTES = 4096
+# The arena is the planner's prediction of TFLM's whole 32-bit arena (or of what AllocateTensors needs
+# while planning, when that is more) plus a margin of 3 % (at least 1 KiB): the predictions are within
+# 0.5 % of TFLM on the target for the models in docs/tflm.md, and CMSIS-NN's scratch buffers add a
+# few hundred bytes to the reference kernels' need.
+ARENA_MARGIN_FRACTION = 0.03
+ARENA_MARGIN_MIN_BYTES = 1024
 STACK_BYTES = 16 << 10
 HEAP_BYTES = 16 << 10  # newlib's stdio buffers for the semihosted input.bin / output.bin
 
@@ -59,26 +57,22 @@ class TflmProject:
         return self.arena_bytes - self.predicted_arena_bytes
 
 
-def arena_with_margin(predicted_bytes: int, tail_bytes: int | None = None) -> int:
-    """The arena the project declares (16-byte aligned): prediction + max(tail estimate, 4 KiB).
-
-    Without a tail estimate the whole prediction is taken as the margin (the safe side).
-    """
-    tail = predicted_bytes if tail_bytes is None else tail_bytes
-    margin = max(int(tail), ARENA_MARGIN_MIN_BYTES)
+def arena_with_margin(predicted_bytes: int) -> int:
+    """The arena the project declares (16-byte aligned): the prediction plus ARENA_MARGIN_FRACTION of it."""
+    margin = max(int(predicted_bytes * ARENA_MARGIN_FRACTION), ARENA_MARGIN_MIN_BYTES)
     return (predicted_bytes + margin + 15) // 16 * 16
 
 
 def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target: str = "cortex-m7",
                           arena_bytes: int | None = None, sram_budget: int | None = None,
-                          tail_bytes: int | None = None, plan: MemoryPlan | None = None,
-                          io: ProjectIO | None = None) -> TflmProject:
+                          plan: MemoryPlan | None = None, io: ProjectIO | None = None) -> TflmProject:
     """Writes the project for `fused_tflite` into `out_dir` (replaced as a whole, never half-written).
 
-    `arena_bytes` is the planner's prediction of TFLM's arena for this model and `tail_bytes` the
-    interpreter-tail part of it (the margin, see ARENA_MARGIN_MIN_BYTES); when `arena_bytes` is
-    omitted both come from `plan.tflm`, the memory plan of this model, which a caller that already has
-    it (`nlpool export`) passes so the model is planned once; without either the model is planned here.
+    `arena_bytes` is the planner's prediction of TFLM's whole arena for this model on the target (the
+    project adds the margin of ARENA_MARGIN_FRACTION); when omitted it comes from `plan.tflm` (the
+    arena TFLM uses, and, if larger, what AllocateTensors needs while planning), the memory plan of
+    this model, which a caller that already has it (`nlpool export`) passes so the model is planned
+    once; without either the model is planned here.
     `sram_budget` bounds the linker script's SRAM assertion (the board's SRAM by default).
     """
     fused_tflite = Path(fused_tflite)
@@ -94,9 +88,10 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
                           f"where each weighted pooling is one NLPOOL_WEIGHTED_POOL op")
     if arena_bytes is None:
         tflm = (plan if plan is not None else plan_tflite(fused_tflite)).tflm
-        arena_bytes, tail_bytes = int(tflm.total_bytes_host), int(tflm.tail_bytes_host)
-    predicted = int(arena_bytes)
-    arena = arena_with_margin(predicted, tail_bytes)
+        predicted, required = int(tflm.total_bytes_target), int(tflm.required_bytes_target)
+    else:
+        predicted = required = int(arena_bytes)
+    arena = arena_with_margin(required)
     board = BOARDS[target]
     budget = sram_budget if sram_budget is not None else board.sram_length
 
@@ -166,10 +161,12 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
         for header in SHARED_HEADERS:
             shutil.copy(FIRMWARE_DIR / "kernels" / header, root / "host_shims" / header)
     board = BOARDS[target]
-    (root / "Makefile").write_text(_render("Makefile.in", target=target, cpu_flags=board.cpu_flags,
-                                           tflm_arch=TFLM_ARCH[target]))
+    (root / "Makefile").write_text(_render(
+        "Makefile.in", target=target, cpu_flags=board.cpu_flags,
+        core_sources=" \\\n".join(f"  {path}" for path in CORE_SOURCES),
+        kernel_stems=" ".join(kernel_stems(ops.builtins)), cmsis_nn_dirs=" ".join(cmsis_nn_dirs(ops.builtins))))
     (root / "README.md").write_text(_render(
-        "README.md.in", target=target, machine=board.machine, tflm_arch=TFLM_ARCH[target],
+        "README.md.in", target=target, machine=board.machine,
         ops="\n".join(f"- `{name}`" for name in ops.names),
         ops_count_note=f"{len(ops.builtins)} builtin + {len(ops.customs)} custom", predicted=predicted, arena=arena,
         margin=arena - predicted, arena_h=human_bytes(arena), model=fused_tflite.name,

@@ -1,23 +1,21 @@
-"""`report.json`'s `tflm` key: the TFLM host build's outputs against nlpool's AOT firmware on the host.
+"""`report.json`'s `tflm` key: the TFLM firmware against nlpool's AOT firmware on the same inputs.
 
-Both runtimes call the same weighted-pooling C function, so a difference can only come from the
-builtin kernels or the interpreter. The host build uses XMOS's TFLM fork, with nlpool's own kernels
-for the ops the fork lacks or gets wrong (`host_shims`, listed in the entry), so the expected result
-is bit-exactness and `host_verified` means exactly that.
+`target_report`: the project built against the user's upstream TFLM tree and run under QEMU on the
+target, compared with the AOT firmware's outputs on that target. Both follow TFLM's default
+arithmetic, so the expected difference is zero. `host_report`: the project's host build against XMOS's
+TFLM fork (with nlpool's own kernels for the ops the fork lacks, `host_shims`), compared with the AOT
+host build: the check that needs no TFLM tree.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from firmware.io_header import ProjectIO
-from firmware.tflm.host import HostRun, run_host
-from firmware.tflm.project import TflmProject, generate_tflm_project
-from memory_planner import MemoryPlan
+from firmware.tflm.host import HostRun
+from firmware.tflm.project import TflmProject
+from firmware.tflm.target import TargetBuild, TargetRun, TflmTree
 
 
 def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> int:
@@ -32,9 +30,9 @@ def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray])
     return worst
 
 
-def tflm_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarray],
+def host_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarray],
                 reference_name: str = "aot_host") -> dict[str, object]:
-    """The `tflm` entry of report.json for one host run compared with `reference`."""
+    """The host check's entry for one host run compared with `reference` (the AOT host build's outputs)."""
     diff = max_abs_diff(run.outputs, reference)
     return {
         "host_verified": diff == 0,
@@ -53,19 +51,39 @@ def tflm_report(project: TflmProject, run: HostRun, reference: Sequence[np.ndarr
     }
 
 
-def generate_and_verify(fused_tflite: str | Path, out_dir: str | Path, target: str, inputs: Sequence[np.ndarray],
-                        reference: Sequence[np.ndarray], arena_bytes: int | None = None,
-                        sram_budget: int | None = None, tail_bytes: int | None = None,
-                        plan: MemoryPlan | None = None, io: ProjectIO | None = None) -> tuple[TflmProject, dict[str, object]]:
-    """Writes the project, builds and runs it on the host, and returns it with its report entry.
+def target_report(project: TflmProject, tree: TflmTree, build: TargetBuild, run: TargetRun,
+                  aot: np.ndarray, pytorch: np.ndarray | None) -> dict[str, object]:
+    """The `tflm` entry of report.json for a run on the emulated target.
 
-    `inputs` / `reference` are one array per model input / output with a leading inference axis
-    (the AOT host run's outputs on the same inputs). The host build's files are removed afterwards
-    so the project folder holds sources only. `plan` is as for `generate_tflm_project`.
+    `aot`: the AOT firmware's outputs on the same target and inputs; `pytorch`: PyTorch's logits for
+    them (None to leave top-1 agreement out). Instructions, never cycles: QEMU has no timing model.
     """
-    project = generate_tflm_project(fused_tflite, out_dir, target, arena_bytes, sram_budget, tail_bytes, plan, io)
-    try:
-        run = run_host(project.path, inputs)
-    finally:
-        shutil.rmtree(project.path / "build", ignore_errors=True)
-    return project, tflm_report(project, run, reference)
+    out = run.outputs[0]
+    top1 = None
+    if pytorch is not None:  # argmax of the int8 logits is that of the dequantised ones (positive scale)
+        flat_pt = np.asarray(pytorch).reshape(len(out), -1)
+        top1 = float(np.mean(out.reshape(len(out), -1).argmax(axis=1) == flat_pt.argmax(axis=1)))
+    used, predicted = run.arena_used_bytes, project.predicted_arena_bytes
+    return {
+        "target_verified": True,
+        "target": project.target,
+        "kernels": run.kernels,
+        "inferences": int(out.shape[0]),
+        "max_abs_diff_vs_aot": max_abs_diff(run.outputs, [aot]),
+        "top1_agreement_vs_pytorch": top1,
+        "ops": project.ops,
+        "target_arena_used_bytes": used,
+        "predicted_arena_bytes": predicted,
+        "arena_prediction_error": round((predicted - used) / used, 4),
+        "arena_bytes": project.arena_bytes,
+        "arena_margin_bytes": project.margin_bytes,
+        "instructions_per_inference": run.instructions_per_inference,
+        "stack_high_water_bytes": run.stack_high_water_bytes,
+        "flash_bytes": run.flash_bytes,
+        "sram_used_bytes": run.sram_used_bytes,
+        "tflm_dir": str(tree.path),
+        "build_seconds": round(build.seconds, 1),
+        "tflm_objects_compiled": build.tflm_objects_compiled,
+        "tflm_object_cache": str(build.cache_dir),
+        "project": project.path.name,
+    }

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from nlpool.core.units import parse_size
+from .params import size_param
 
 if TYPE_CHECKING:
     from memory_planner import ClaimConfig, Graph
@@ -33,11 +33,11 @@ def mobilenetv2_graph(config: ClaimConfig) -> Graph:
 
 
 @click.command("claims")
-@click.option("--sram", default="512k", show_default=True, help="SRAM budget the '*' (fits) marks refer to.")
+@click.option("--sram", default="512k", show_default=True, callback=size_param, help="SRAM budget the '*' (fits) marks refer to.")
 @click.option("--json", "as_json", is_flag=True, help="Print the grid and the conclusions as JSON.")
-def claims_command(sram: str, as_json: bool) -> None:
+def claims_command(sram: int, as_json: bool) -> None:
     """Peak memory of MobileNetV2 (widths 1.0/0.35, s1 1/2/4, 224-96 px, strided/nlp) under three accountings."""
     from memory_planner import claims_report, format_claims
 
-    report = claims_report(parse_size(sram), mobilenetv2_graph, progress=not as_json)
+    report = claims_report(sram, mobilenetv2_graph, progress=not as_json)
     click.echo(json.dumps(report, indent=2) if as_json else format_claims(report))

@@ -1,7 +1,8 @@
 """`nlpool export`: model -> ONNX -> int8 TFLite -> fused int8 TFLite -> memory plan -> firmware.
 
 Only flags: they become one `ExportOptions`, and `nlpool.flow.export_flow.export_model` does the work
-(export's steps, memory plan, AOT firmware on QEMU, TFLM project on the host). Exit codes: 0 all
+(export's steps, memory plan, AOT firmware on QEMU, TFLM firmware on QEMU against the user's TFLM
+tree). Exit codes: 0 all
 checks pass; 1 a check failed or bad input; 2 usage error; 3 the model does not fit the SRAM budget
 (reports are still written).
 """
@@ -17,12 +18,11 @@ from typing import Any
 
 import click
 
-from firmware.boards import BOARDS
-from nlpool.core.errors import NlpoolError
-from nlpool.core.units import parse_size
+from firmware.boards import BOARDS, check_sram_budget
 
 from ..checkpoint import training_record
 from .model_options import RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
+from .params import size_param
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
 
@@ -42,17 +42,10 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _size(_context: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_size(value)
-    except NlpoolError as err:
-        raise click.BadParameter(str(err)) from None
-
-
 @click.command("export")
 @model_options
 @click.option("--target", type=click.Choice(TARGETS), required=True, help="Cortex-M core the model is exported for.")
-@click.option("--sram", "sram_bytes", callback=_size, required=True, help="SRAM budget, e.g. 512k, 1m, 524288, 2MiB.")
+@click.option("--sram", "sram_bytes", callback=size_param, required=True, help="SRAM budget, e.g. 512k, 1m, 524288, 2MiB.")
 @click.option(
     "--out",
     "out_dir",
@@ -71,10 +64,15 @@ def _size(_context: click.Context, _param: click.Parameter, value: str) -> int:
 @click.option(
     "--firmware-inputs", type=click.IntRange(min=1, max=200), default=100, show_default=True, help="Inputs run on the emulated firmware."
 )
-@click.option("--min-top1", type=click.FloatRange(0, 1), default=0.99, show_default=True,
+@click.option("--min-top1", type=click.FloatRange(0, 1), default=0.98, show_default=True,
               help="Firmware vs PyTorch top-1 agreement below this fails the export (trained weights only).")
+@click.option("--keep-failed", is_flag=True,
+              help="Let a failed export replace a passing earlier export in --out (by default the passing one is kept).")
 @click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
               help="Firmware vs PyTorch cosine similarity below this fails the export (trained weights only).")
+@click.option("--tflm-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Upstream TFLM source tree (create_tflm_tree.py output or a tflite-micro checkout) to build and run "
+                   "the TFLM project against on QEMU [default: $NLPOOL_TFLM_DIR; none: that run is skipped].")
 def export_command(
     target: str,
     sram_bytes: int,
@@ -86,6 +84,8 @@ def export_command(
     firmware_inputs: int,
     min_top1: float,
     min_cosine: float,
+    keep_failed: bool,
+    tflm_dir: Path | None,
     preset: str | None,
     checkpoint: Path | None,
     **flags: Any,
@@ -93,6 +93,9 @@ def export_command(
     """Export a model to ONNX, int8 TFLite and fused int8 TFLite, and measure each against PyTorch."""
     from export.outdir import check_output_dir
 
+    over = check_sram_budget(target, sram_bytes)
+    if over is not None:
+        raise click.BadParameter(over, param_hint="--sram")
     out_dir = check_output_dir(out_dir)
     model, cfg, weights = resolve_model(preset, checkpoint, **flags)
     with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
@@ -109,13 +112,16 @@ def export_command(
         firmware_inputs=firmware_inputs,
         min_top1=min_top1,
         min_cosine=min_cosine,
+        keep_failed=keep_failed,
+        tflm_dir=tflm_dir,
     )
     record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
     source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)
     outcome = export_model(source, options, echo=lambda line: click.echo(line, err=True))
     for path in outcome.written:
         click.echo(f"wrote {path}")
-    click.echo(f"wrote {outcome.report_path}")
+    if outcome.report_path is not None:
+        click.echo(f"wrote {outcome.report_path}")
     for failure in outcome.failures:
         click.echo(f"error: {failure.message}", err=True)
     if outcome.failures:

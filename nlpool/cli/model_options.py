@@ -15,7 +15,7 @@ from torch import nn
 
 from nlpool.core.errors import NlpoolError
 
-from ..checkpoint import load_model, read_checkpoint
+from ..checkpoint import checkpoint_config, load_model
 from ..models import DEFAULT_PRESET, ModelConfig, backbone_names, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
@@ -71,7 +71,7 @@ def config_from_flags(preset: str | None, **flags: Any) -> ModelConfig:
 def resolve_model(preset: str | None, checkpoint: Path | None, **flags: Any) -> tuple[nn.Module, ModelConfig, str]:
     """Build the model the flags name; returns (model in eval mode, config, where its weights came from)."""
     if checkpoint is not None:
-        stored = ModelConfig.from_dict(read_checkpoint(checkpoint)["config"])
+        stored = checkpoint_config(checkpoint)
         for name in MODEL_FLAGS:
             given = flags.get(name)
             if given is not None and given != stored.option(name):

@@ -7,15 +7,16 @@ report is still printed and any requested file still written); 1 = bad input; 2 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from nlpool.core.errors import NlpoolError
-from nlpool.core.units import parse_size
 
 from .model_options import MODEL_FLAGS, model_options, resolve_model
+from .params import size_param
 
 EXIT_OVER_BUDGET = 3
 
@@ -23,14 +24,14 @@ EXIT_OVER_BUDGET = 3
 @click.command("plan")
 @click.argument("tflite", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @model_options
-@click.option("--sram", required=True, help="SRAM budget for activations, e.g. 512k, 2MiB, 131072.")
+@click.option("--sram", required=True, callback=size_param, help="SRAM budget for activations, e.g. 512k, 2MiB, 131072.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a table.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the live-bytes chart to FILE.png.")
 @click.pass_context
 def plan_command(
     click_context: click.Context,
     tflite: Path | None,
-    sram: str,
+    sram: int,
     as_json: bool,
     plot: Path | None,
     preset: str | None,
@@ -44,7 +45,14 @@ def plan_command(
     from memory_planner import as_json as report_json
     from memory_planner import format_text, plan_model, plan_tflite, plot_png, verdict
 
-    budget = parse_size(sram)
+    budget = sram
+    if plot is not None:  # before planning: a bad --plot must not cost the plan, nor fail after it
+        if plot.suffix.lower() != ".png":
+            raise NlpoolError(f"--plot {plot} must name a .png file")
+        if not plot.parent.is_dir():
+            raise NlpoolError(f"--plot {plot}: the folder {plot.parent} does not exist: create it or pass a path in an existing folder")
+        if not os.access(plot.parent, os.W_OK | os.X_OK):
+            raise NlpoolError(f"--plot {plot}: the folder {plot.parent} is not writable: pass a path in a writable folder")
     if tflite is not None:
         given = [f"--{n.replace('_', '-')}" for n in MODEL_FLAGS if flags.get(n) is not None]
         if given or preset is not None or checkpoint is not None:
@@ -54,9 +62,11 @@ def plan_command(
     else:
         model, cfg, _source = resolve_model(preset, checkpoint, **flags)
         plan = plan_model(model, cfg)
+    types = plan.graph.activation_types()
+    if tflite is not None and types != "int8":
+        click.echo(f"warning: {tflite} has {types} activations: planned at their real sizes, but the firmware generators"
+                   " need a full-integer int8 model (export it with int8 quantisation)", err=True)
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise NlpoolError(f"--plot {plot} must name a .png file")
         tmp = plot.with_name(f".{plot.name}.tmp.png")
         plot_png(plan, budget, tmp)
         tmp.replace(plot)

@@ -9,6 +9,7 @@ else (or corrupted on the way) are a one-line `CustomOptionsError`, not a KeyErr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 from flatbuffers import flexbuffers
@@ -292,6 +293,57 @@ class AttentionParams:
 
 # Every custom op nlpool writes, by custom code, with the class that encodes and decodes its options.
 CUSTOM_OPS: dict[str, type[WeightedPoolParams] | type[AttentionParams]] = {OP_NAME: WeightedPoolParams, ATTENTION_OP_NAME: AttentionParams}
+
+
+class Operand(Protocol):
+    """What the operand contract reads of a tensor (nlpool.core.tflite.Tensor has it)."""
+
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def constant(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class CustomArity:
+    """A custom op's inputs in order (an absent optional one is -1, as everywhere in TFLite) and its one output."""
+
+    inputs: tuple[str, ...]
+    optional: frozenset[str] = frozenset()
+
+
+CUSTOM_ARITY: dict[str, CustomArity] = {
+    OP_NAME: CustomArity(("x", "r")),
+    ATTENTION_OP_NAME: CustomArity(ATTENTION_INPUTS, frozenset({"pos_table", "qkv_bias", "out_bias"})),
+}
+
+
+def check_operands(params: WeightedPoolParams | AttentionParams, inputs: tuple[Operand | None, ...], output: Operand) -> None:
+    """The op's tensors against its decoded options (what a kernel's Prepare relies on before it indexes
+    them); `inputs` follow CUSTOM_ARITY, None for an absent optional one. Raises CustomOptionsError."""
+    if isinstance(params, WeightedPoolParams):
+        if any(t is None or len(t.shape) != 4 for t in (*inputs, output)):
+            raise CustomOptionsError(f"{OP_NAME} needs 4-D (NHWC) inputs and output")
+        return
+    name, n, e = ATTENTION_OP_NAME, params.tokens, params.width
+    operands = dict(zip(ATTENTION_INPUTS, inputs, strict=True))
+    for what, tensor in (("tokens", operands["tokens"]), ("output", output)):
+        if tensor is None or tensor.size != n * e or tensor.dtype != "int8":
+            raise CustomOptionsError(f"{name} {what} must be int8 with {n} x {e} elements, as its options say")
+    if bool(params.pos_step) != (operands["pos_table"] is not None):
+        raise CustomOptionsError(f"{name} positional step and table do not come together")
+    expected = {"pos_table": (n * e, "int8"), "qkv_weights": (3 * e * e, "int8"), "qkv_bias": (3 * e, "int32"),
+                "out_weights": (e * e, "int8"), "out_bias": (e, "int32")}
+    for what, (size, dtype) in expected.items():
+        tensor = operands[what]
+        if tensor is None:
+            continue
+        if not tensor.constant or tensor.size != size or tensor.dtype != dtype:
+            raise CustomOptionsError(f"{name} {what} must be a constant {dtype} tensor of {size} elements")
 
 
 def scratch_bytes(name: str, options: bytes | bytearray | np.ndarray) -> int:

@@ -150,14 +150,125 @@ def opcode_name(model: schema.ModelT, opcode_index: int) -> str:
 
 
 def _text(value: object) -> str:
-    """Names are bytes in the schema tree; undecodable bytes are replaced, never fatal."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    return "" if value is None else str(value)
+    """Names are bytes in the schema tree; undecodable bytes and control characters (a newline would split
+    a one-line error, or a generated C comment) are replaced, never fatal."""
+    text = value.decode(errors="replace") if isinstance(value, bytes) else ("" if value is None else str(value))
+    return text if text.isprintable() else "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _ints(values: object) -> tuple[int, ...]:
     return tuple(int(v) for v in (values if values is not None else ()))
+
+
+@dataclass(frozen=True)
+class OpContract:
+    """What an operator of one kind must look like before any consumer walks it: how many inputs and
+    outputs, the rank of those with a fixed rank, the builtin options' class (None: any or none),
+    and which options must be positive (strides, filter sizes, dilations)."""
+
+    inputs: tuple[int, int]
+    options: str | None = None
+    ranks: tuple[tuple[int, int], ...] = ()  # (input position, rank); position -1 is the output
+    positive: tuple[str, ...] = ()
+
+
+_WINDOW = ("strideH", "strideW")
+_DILATED = (*_WINDOW, "dilationHFactor", "dilationWFactor")
+# The builtins nlpool's generators and planner walk (docs/firmware.md lists them); other ops are left
+# to the consumer that knows them (the AOT generator refuses them as unsupported).
+OP_CONTRACTS: dict[str, OpContract] = {
+    "CONV_2D": OpContract((2, 3), "Conv2DOptionsT", ((0, 4), (1, 4), (2, 1), (-1, 4)), _DILATED),
+    "DEPTHWISE_CONV_2D": OpContract((2, 3), "DepthwiseConv2DOptionsT", ((0, 4), (1, 4), (2, 1), (-1, 4)), _DILATED),
+    "FULLY_CONNECTED": OpContract((2, 3), "FullyConnectedOptionsT", ((1, 2), (2, 1))),
+    "AVERAGE_POOL_2D": OpContract((1, 1), "Pool2DOptionsT", ((0, 4), (-1, 4)), (*_WINDOW, "filterHeight", "filterWidth")),
+    "MAX_POOL_2D": OpContract((1, 1), "Pool2DOptionsT", ((0, 4), (-1, 4)), (*_WINDOW, "filterHeight", "filterWidth")),
+    "MEAN": OpContract((2, 2), "ReducerOptionsT", ((1, 1),)),
+    "ADD": OpContract((2, 2), "AddOptionsT"),
+    "MUL": OpContract((2, 2), "MulOptionsT"),
+    "SOFTMAX": OpContract((1, 1), "SoftmaxOptionsT"),
+    "CONCATENATION": OpContract((1, 1 << 16), "ConcatenationOptionsT"),
+    "RESHAPE": OpContract((1, 2)),
+    "PAD": OpContract((2, 2), None, ((1, 2),)),
+    "PADV2": OpContract((2, 3), None, ((1, 2),)),
+    "BATCH_MATMUL": OpContract((2, 2), "BatchMatMulOptionsT"),
+    "RESIZE_BILINEAR": OpContract((2, 2), "ResizeBilinearOptionsT", ((0, 4), (1, 1), (-1, 4))),
+    "RESIZE_NEAREST_NEIGHBOR": OpContract((2, 2), "ResizeNearestNeighborOptionsT", ((0, 4), (1, 1), (-1, 4))),
+    "SQUEEZE": OpContract((1, 1), "SqueezeOptionsT"),
+    "STRIDED_SLICE": OpContract((4, 4), "StridedSliceOptionsT", ((1, 1), (2, 1), (3, 1))),
+    "TRANSPOSE": OpContract((2, 2), None, ((1, 1),)),
+    "EXPAND_DIMS": OpContract((2, 2)),
+    "GATHER": OpContract((2, 2), "GatherOptionsT"),
+    "LOGISTIC": OpContract((1, 1)),
+    "RELU": OpContract((1, 1)),
+    "RELU6": OpContract((1, 1)),
+    "QUANTIZE": OpContract((1, 1)),
+    "DEQUANTIZE": OpContract((1, 1)),
+    "EXP": OpContract((1, 1)),
+}
+
+
+def _check_operator(check: _Checker, op: Operator, tensors: tuple[Tensor, ...]) -> None:
+    """An operator against its contract (arity, ranks, options), and custom options against theirs."""
+    what = f"operator {op.position} ({op.name})"
+    if any(tensors[i].constant for i in op.outputs):
+        raise check.fail(f"{what} writes a constant tensor")
+    if op.is_custom:
+        from .custom_ops import CUSTOM_ARITY, CUSTOM_OPS, CustomOptionsError, check_operands
+
+        if op.name in CUSTOM_OPS:
+            arity = CUSTOM_ARITY[op.name]
+            absent = [name for name, i in zip(arity.inputs, op.inputs, strict=False) if i == -1 and name not in arity.optional]
+            if len(op.inputs) != len(arity.inputs) or len(op.outputs) != 1 or absent:
+                raise check.fail(f"{what} has {len(op.inputs)} inputs and {len(op.outputs)} outputs, expected {len(arity.inputs)} and 1"
+                                 f"{' with ' + ', '.join(absent) if absent else ''}")
+            try:
+                params = CUSTOM_OPS[op.name].from_flexbuffer(op.custom_options)
+                check_operands(params, tuple(tensors[i] if i >= 0 else None for i in op.inputs), tensors[op.outputs[0]])
+            except CustomOptionsError as err:
+                raise check.fail(f"{what}: {err}") from None
+        return
+    contract = OP_CONTRACTS.get(op.name)
+    if contract is None:
+        return
+    low, high = contract.inputs
+    required = len([i for i in op.inputs[:low] if i >= 0])
+    if not low <= len(op.inputs) <= high or required < low or len(op.outputs) != 1:
+        raise check.fail(f"{what} has {len(op.inputs)} inputs and {len(op.outputs)} outputs, expected {low}"
+                         f"{'' if low == high else f' to {high}'} and 1")
+    for position, rank in contract.ranks:
+        index = op.outputs[0] if position == -1 else (op.inputs[position] if position < len(op.inputs) else -1)
+        if index >= 0 and len(tensors[index].shape) != rank:
+            where = "output" if position == -1 else f"input {position}"
+            raise check.fail(f"{what}'s {where} has rank {len(tensors[index].shape)}, expected {rank}")
+    if contract.options is not None and type(op.options).__name__ != contract.options:
+        raise check.fail(f"{what} has {type(op.options).__name__ if op.options is not None else 'no'} options, expected {contract.options}")
+    for name in contract.positive:
+        if int(getattr(op.options, name)) < 1:
+            raise check.fail(f"{what} has {name} {getattr(op.options, name)}, which must be at least 1")
+    if op.name == "BATCH_MATMUL" and any(len(tensors[i].shape) < 2 for i in op.inputs):
+        raise check.fail(f"{what} multiplies a tensor of rank below 2")
+    activation = getattr(op.options, "fusedActivationFunction", 0)
+    if activation not in _ACTIVATIONS:
+        raise check.fail(f"{what} has fused activation {activation}, which TFLite does not define")
+    _check_weights(check, what, op, tensors)
+
+
+_ACTIVATIONS = set(vars(schema.ActivationFunctionType).values()) - {None}
+
+
+def _check_weights(check: _Checker, what: str, op: Operator, tensors: tuple[Tensor, ...]) -> None:
+    """Convolutions and dense layers: filter, bias and output channels must agree (kernels index by them)."""
+    if op.name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+        return
+    source, filt, out = tensors[op.inputs[0]], tensors[op.inputs[1]], tensors[op.outputs[0]]
+    channels = filt.shape[3] if op.name == "DEPTHWISE_CONV_2D" else filt.shape[0]
+    if not out.shape or out.shape[-1] != channels:
+        raise check.fail(f"{what}'s output {out.shape} does not have the {channels} channels of its filter {filt.shape}")
+    if len(op.inputs) > 2 and op.inputs[2] >= 0 and tensors[op.inputs[2]].size != channels:
+        raise check.fail(f"{what}'s bias has {tensors[op.inputs[2]].size} values for {channels} output channels")
+    depth = filt.shape[3] if op.name == "CONV_2D" else (filt.shape[1] if op.name == "FULLY_CONNECTED" else 1)
+    if not source.shape or depth < 1 or source.shape[-1] % depth:
+        raise check.fail(f"{what}'s input {source.shape} does not match its filter {filt.shape}")
 
 
 def _parse(path: Path) -> tuple[schema.ModelT, bytes]:
@@ -258,8 +369,17 @@ def read_model(path: str | Path) -> TfliteModel:
             custom = max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.CUSTOM
             options = bytes(np.asarray(op.customOptions, np.uint8)) if op.customOptions is not None else b""
             operators.append(Operator(position, name, inputs, outputs, op.builtinOptions, options, custom, int(code.version)))
+        for op in operators:
+            _check_operator(check, op, tensors)
         inputs = tuple(check.index(i, len(tensors), "the subgraph's input") for i in _ints(sub.inputs))
         outputs = tuple(check.index(i, len(tensors), "the subgraph's output") for i in _ints(sub.outputs))
+        written = {i for op in operators for i in op.outputs}
+        for i in (*inputs, *outputs):
+            if tensors[i].constant:
+                raise check.fail(f"the subgraph's input or output {i} is a constant tensor")
+        unwritten = [i for i in outputs if i not in written and i not in inputs]
+        if unwritten:
+            raise check.fail(f"the subgraph's output {unwritten[0]} is written by no operator")
     except (TypeError, ValueError, AttributeError, UnicodeError) as err:  # malformed tables the schema reader let through
         raise check.fail(f"{type(err).__name__}: {err}") from None
     return TfliteModel(path, tensors, tuple(operators), inputs, outputs, len(file_data), len(model.subgraphs), model)

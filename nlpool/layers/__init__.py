@@ -11,7 +11,7 @@ from .basic_pools import AvgPool, MaxPool, StridedConvPool
 from .gaussian_pool import GaussianPool
 from .lip import LIPPool
 from .nlp_pool import NLPoolOptions, SelfAttentivePool, embed_width, weighted_avg_pool
-from .pos_embed import RowColPositionalEncoding
+from .pos_embed import MAX_GRID, RowColPositionalEncoding
 from .rnn_pool import FastGRNNCell, RNNPool
 
 POOL_KINDS: dict[str, Callable[..., nn.Module]] = {
@@ -33,6 +33,7 @@ def create_pool(kind: str, channels: int, stride: int, **options: object) -> nn.
 
 
 __all__ = [
+    "MAX_GRID",
     "POOL_KINDS",
     "AvgPool",
     "FastGRNNCell",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# Rows (and columns) of the tables: the largest token grid a self-attentive pooling layer can serve.
+MAX_GRID = 256
+
 
 class RowColPositionalEncoding(nn.Module):
     """Adds to each token of an (h x w) grid the concatenation of a row and a column embedding.
@@ -13,7 +16,7 @@ class RowColPositionalEncoding(nn.Module):
     layer serves any grid up to `max_grid` rows and columns — the input size is not baked in.
     """
 
-    def __init__(self, dim: int, max_grid: int = 256) -> None:
+    def __init__(self, dim: int, max_grid: int = MAX_GRID) -> None:
         super().__init__()
         self.row_dim = dim // 2
         self.row_embed = nn.Parameter(torch.empty(max_grid, self.row_dim))

@@ -11,10 +11,17 @@ from typing import Any
 
 from nlpool.core.errors import NlpoolError
 
-from ..layers import POOL_KINDS, NLPoolOptions
+from ..layers import MAX_GRID, POOL_KINDS, NLPoolOptions
 from .registry import get_backbone
 
 PLACEMENTS = ("inner", "outer")
+# No microcontroller holds a larger input (2048 x 2048 x 3 int8 is 12 MiB), and PyTorch would need
+# gigabytes to calibrate on it: refused here, before any network is built.
+MAX_INPUT_SIZE = 2048
+# Bounds on what a (possibly corrupted) checkpoint can ask us to allocate: far above any real model.
+MAX_CLASSES = 1 << 16
+MAX_HEADS = 64
+MAX_EMBED_RATIO = 16.0
 S1_CHOICES = (1, 2, 4)
 
 # The layer options a config carries, under the flat names to_dict writes and checkpoints store. The
@@ -69,15 +76,25 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Read `to_dict`'s output (missing keys take today's defaults), validated."""
-        known = {f.name for f in fields(cls) if f.name != "nlp"} | set(NLP_OPTION_KEYS)
-        unknown = sorted(set(data) - known)
+        """Read `to_dict`'s output (missing keys take today's defaults), validated.
+
+        The dict comes from a file (a checkpoint), so every value's type is checked before use: a
+        wrong type is a one-line NlpoolError naming the key, never a TypeError inside a layer.
+        """
+        if not isinstance(data, dict):
+            raise NlpoolError(f"model config is a {type(data).__name__}, not a mapping: the checkpoint is corrupt or not nlpool's")
+        defaults = cls().to_dict()
+        unknown = sorted((key for key in data if key not in defaults), key=str)
         if unknown:
-            raise NlpoolError(f"model config has unknown keys {unknown}: the checkpoint was written by another nlpool version")
+            raise NlpoolError(f"model config has unknown keys {unknown[:5]}: the checkpoint was written by another nlpool version")
+        for key, value in data.items():
+            if not _value_fits(defaults[key], value, key):
+                raise NlpoolError(f"model config {key}={value!r:.60} has the wrong type (expected like {defaults[key]!r}): "
+                                  "the checkpoint is corrupt or not nlpool's")
         data = dict(data)
         if data.get("patch_sizes") is not None:
-            data["patch_sizes"] = tuple(int(p) for p in data["patch_sizes"])
-        data["pruned_channels"] = tuple((str(name), int(kept)) for name, kept in data.get("pruned_channels", ()))
+            data["patch_sizes"] = tuple(data["patch_sizes"])
+        data["pruned_channels"] = tuple((name, kept) for name, kept in data.get("pruned_channels", ()))
         return cls().replace(**data).validated()
 
     def replace(self, **changes: Any) -> ModelConfig:
@@ -117,8 +134,11 @@ class ModelConfig:
             raise NlpoolError(f"unknown placement {self.placement!r}: use --placement inner|outer")
         if not 0 < self.width <= 4:
             raise NlpoolError(f"width multiplier must be in (0, 4], got {self.width}: use e.g. --width 0.35")
-        if self.num_classes < 2:
-            raise NlpoolError(f"need at least 2 classes, got {self.num_classes}: use --num-classes K with K >= 2")
+        if not 2 <= self.num_classes <= MAX_CLASSES:
+            raise NlpoolError(f"the number of classes must be in 2..{MAX_CLASSES}, got {self.num_classes}: use --num-classes K")
+        if not (1 <= self.nlp.num_heads <= MAX_HEADS and 0 < self.nlp.embed_ratio <= MAX_EMBED_RATIO):
+            raise NlpoolError(f"num_heads {self.nlp.num_heads} / embed_ratio {self.nlp.embed_ratio} are outside 1..{MAX_HEADS} /"
+                              f" (0, {MAX_EMBED_RATIO}]: the checkpoint is corrupt, or pass values in range")
         if self.patch_sizes is not None and len(self.patch_sizes) != len(self.stage_strides):
             raise NlpoolError(
                 f"{self.arch} has {len(self.stage_strides)} stages but {len(self.patch_sizes)} patch sizes were given:"
@@ -126,11 +146,15 @@ class ModelConfig:
             )
         if self.patch_sizes is not None and min(self.patch_sizes) < 1:
             raise NlpoolError(f"patch sizes must be >= 1, got {list(self.patch_sizes)}: fix --patch-sizes")
-        if any(kept < 1 for _, kept in self.pruned_channels):
-            raise NlpoolError(f"pruned_channels {list(self.pruned_channels)} keeps no channel in some unit: keep at least 1 per unit")
+        if any(not 1 <= kept <= MAX_CLASSES for _, kept in self.pruned_channels):
+            raise NlpoolError(f"pruned_channels {list(self.pruned_channels)[:4]} keeps no channel (or an impossible number) in some"
+                              " unit: keep 1 or more per unit")
         if self.nlp.patch_size != NLPoolOptions.patch_size:
             # to_dict does not store it, so a checkpoint would silently rebuild a different model
             raise NlpoolError(f"nlp.patch_size={self.nlp.patch_size} is not used: set per-stage patch sizes with --patch-sizes")
+        if not 1 <= self.input_size <= MAX_INPUT_SIZE:
+            raise NlpoolError(f"input size {self.input_size} is outside 1..{MAX_INPUT_SIZE} px (a microcontroller holds"
+                              f" nothing larger): use e.g. --input-size 96")
         first = backbone.stem_stride * self.s1
         if self.input_size % first:
             raise NlpoolError(
@@ -139,6 +163,20 @@ class ModelConfig:
             )
         downsampling_stages(self)
         return self
+
+
+def _value_fits(default: Any, value: Any, key: str) -> bool:
+    """Whether a stored config value has the type of the default it replaces (bool is not a number here)."""
+    if key == "patch_sizes":
+        return value is None or (isinstance(value, (list, tuple)) and all(type(p) is int for p in value))
+    if key == "pruned_channels":
+        return isinstance(value, (list, tuple)) and all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 and isinstance(pair[0], str) and type(pair[1]) is int for pair in value)
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, float):
+        return type(value) in (int, float) and value == value  # not NaN
+    return type(value) is type(default)
 
 
 @dataclass(frozen=True)
@@ -177,6 +215,11 @@ def downsampling_stages(cfg: ModelConfig) -> list[StageSpec]:
                         f" change --patch-sizes or --input-size"
                     )
                 patch = _largest_divisor_at_most(size, requested)
+                if size // patch > MAX_GRID:
+                    raise NlpoolError(
+                        f"stage {index} would pool a {size}x{size} map in {patch}x{patch} patches, a grid over the"
+                        f" {MAX_GRID} rows of the positional tables: use a smaller --input-size or larger --patch-sizes"
+                    )
         stages.append(StageSpec(index, stride, size, patch))
         if stride > 1:
             size = (size - 1) // stride + 1 if cfg.pool == "strided" else size // stride

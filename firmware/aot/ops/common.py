@@ -25,6 +25,8 @@ def require_int8(op: Operator, *checked: Tensor) -> None:
     for t in checked:
         if t.dtype != "int8":
             raise UnsupportedOp(f"{op.name} on {t.dtype} tensor '{t.name}' (only int8)")
+        if t.scales.size == 0:
+            raise UnsupportedOp(f"{op.name} on int8 tensor '{t.name}' without quantisation parameters (only quantised int8)")
 
 
 def pad_dims(shape: tuple[int, ...] | list[int]) -> tuple[int, ...]:

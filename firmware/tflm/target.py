@@ -1,0 +1,172 @@
+"""Build a generated TFLM project for its Cortex-M target against the user's upstream TFLM tree, and
+run it under QEMU.
+
+The tree comes from `--tflm-dir` or `NLPOOL_TFLM_DIR`: a flat tree made by TFLM's
+`create_tflm_tree.py` or a tflite-micro checkout. The project's own Makefile does the build (so a
+user can repeat exactly what nlpool checked); nlpool only points its object folder at a cache in
+the user's cache folder, keyed by the tree's content, the compiler and the flags, so the TFLM
+objects are compiled once per tree and core, not once per export.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware.boards import BOARDS
+from firmware.run import elf_sizes, run_executable
+from firmware.tflm.host import io_spec
+from firmware.tflm.project import TEMPLATES
+from nlpool.core.errors import NlpoolError
+
+TFLM_DIR_ENV = "NLPOOL_TFLM_DIR"
+TREE_HINT = ("get a TFLM source tree: git clone https://github.com/tensorflow/tflite-micro, then either "
+             "make its flat tree (python3 tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py "
+             "<out>; add --makefile_options=\"OPTIMIZED_KERNEL_DIR=cmsis_nn\" for CMSIS-NN kernels) or run TFLM's "
+             "Makefile once so it downloads flatbuffers and gemmlowp; then pass --tflm-dir <tree> or set "
+             f"{TFLM_DIR_ENV} (see docs/tflm.md)")
+# Files whose content decides what the TFLM objects are (headers included: they are compiled in).
+_SOURCE_SUFFIXES = (".h", ".hpp", ".cc", ".c", ".inc")
+_STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) arena_used=(\d+) arena=(\d+) "
+                    r"stack_high_water=(\d+)")
+_KERNELS = re.compile(r"NLPOOL_TFLM kernels=(\S+)")
+# The TFLM objects compile on these many jobs (the machines nlpool's docs assume have two cores).
+MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))
+
+
+@dataclass(frozen=True)
+class TflmTree:
+    """A user's TFLM source tree: its root, where its third-party code is, and which kernels it builds."""
+
+    path: Path
+    third_party: Path
+    kernels: str  # "cmsis-nn" when the tree has CMSIS-NN, else "reference"
+
+
+@dataclass(frozen=True)
+class TargetBuild:
+    """The linked firmware, the cache folder its TFLM objects are in, and what building cost."""
+
+    elf: Path
+    cache_dir: Path
+    seconds: float
+    tflm_objects_compiled: int
+
+
+@dataclass(frozen=True)
+class TargetRun:
+    """One run of the TFLM firmware on the emulated target: outputs and what it measured."""
+
+    outputs: list[np.ndarray]
+    kernels: str
+    arena_used_bytes: int
+    arena_bytes: int
+    stack_high_water_bytes: int
+    instructions_per_inference: int
+    flash_bytes: int
+    sram_used_bytes: int
+
+
+def find_tree(tflm_dir: str | Path | None = None) -> TflmTree | None:
+    """The tree from `tflm_dir`, else from $NLPOOL_TFLM_DIR, else None; NlpoolError if it is not a TFLM tree."""
+    raw = tflm_dir if tflm_dir is not None else os.environ.get(TFLM_DIR_ENV) or None
+    if raw is None:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not (path / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
+        raise NlpoolError(f"{path} is not a TFLM source tree (no tensorflow/lite/micro/micro_interpreter.h): {TREE_HINT}")
+    checkout = path / "tensorflow" / "lite" / "micro" / "tools" / "make"
+    third_party = checkout / "downloads" if (checkout / "Makefile").is_file() else path / "third_party"
+    if not (third_party / "flatbuffers" / "include" / "flatbuffers" / "flatbuffers.h").is_file():
+        raise NlpoolError(f"{path} has no flatbuffers in {third_party}: in a tflite-micro checkout run TFLM's "
+                          "Makefile once (make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads)")
+    cmsis_nn = (third_party / "cmsis_nn" / "Include" / "arm_nnfunctions.h").is_file()
+    return TflmTree(path, third_party, "cmsis-nn" if cmsis_nn else "reference")
+
+
+def user_cache_dir() -> Path:
+    """nlpool's cache folder: $XDG_CACHE_HOME/nlpool, else ~/.cache/nlpool."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "nlpool"
+
+
+def _source_files(tree: TflmTree) -> Iterator[Path]:
+    roots = [tree.path / "tensorflow" / "lite", tree.path / "tensorflow" / "compiler", tree.third_party]
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if name.endswith(_SOURCE_SUFFIXES):
+                    yield Path(dirpath) / name
+
+
+def cache_key(tree: TflmTree, target: str) -> str:
+    """Hash of what the TFLM objects depend on: the tree's path and source content, the compiler's
+    version, the core's flags and the project Makefile template (the TFLM flags are written there)."""
+    digest = hashlib.sha256()
+    compiler = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout
+    template = (TEMPLATES / "Makefile.in").read_text()
+    for part in (str(tree.path), tree.kernels, BOARDS[target].cpu_flags, compiler.splitlines()[0] if compiler else "",
+                 template):
+        digest.update(part.encode() + b"\0")
+    for path in _source_files(tree):
+        digest.update(str(path.relative_to(tree.path)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:20]
+
+
+def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> TargetBuild:
+    """`make` in the project against `tree`, with the TFLM objects in the user cache (locked while building)."""
+    project_dir = Path(project_dir)
+    cache = user_cache_dir() / "tflm" / f"{target}-{tree.kernels}-{cache_key(tree, target)}"
+    cache.mkdir(parents=True, exist_ok=True)
+    before = sum(1 for _ in cache.rglob("*.o"))
+    start = time.monotonic()
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two exports sharing the cache compile each object once
+        proc = subprocess.run(["make", "-s", f"-j{MAKE_JOBS}", f"TFLM_DIR={tree.path}", f"TFLM_KERNELS={tree.kernels}",
+                               f"TFLM_THIRD_PARTY={tree.third_party}", f"TFLM_OBJ_DIR={cache}"],
+                              cwd=project_dir, capture_output=True, text=True)
+    if proc.returncode != 0:
+        text = proc.stderr + proc.stdout
+        budget = re.search(r"nlpool: SRAM use .*", text)
+        if budget:
+            raise NlpoolError(f"the TFLM firmware for {target} does not link: {budget.group(0).strip()}")
+        lines = [ln for ln in text.splitlines() if "error" in ln.lower() or ln.startswith("nlpool:")] or text.splitlines()[-1:]
+        raise NlpoolError(f"building the TFLM firmware in {project_dir} against {tree.path} failed: "
+                          f"{lines[0].strip() if lines else 'see make output'} (run make there to see all)")
+    compiled = sum(1 for _ in cache.rglob("*.o")) - before
+    return TargetBuild(project_dir / "build" / target / "firmware.elf", cache, time.monotonic() - start, compiled)
+
+
+def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.ndarray,
+                  timeout_s: float = 900) -> TargetRun:
+    """Run the firmware under QEMU on `inputs` ((n, *input_shape) int8, the model's one input)."""
+    spec = io_spec(project_dir)
+    shape, dtype = tuple(spec["inputs"][0]["shape"]), np.dtype(spec["inputs"][0]["dtype"])
+    inputs = np.asarray(inputs)
+    if len(spec["inputs"]) != 1 or inputs.shape[1:] != shape or inputs.dtype != dtype:
+        raise NlpoolError(f"the TFLM firmware takes one {dtype} input {shape} per inference, got {inputs.dtype} {inputs.shape}")
+    log, raw = run_executable(elf, target, np.ascontiguousarray(inputs).tobytes(), timeout_s, f"{len(inputs)} inferences")
+    stats, kernels = _STATS.search(log), _KERNELS.search(log)
+    if stats is None or kernels is None:
+        raise NlpoolError(f"the TFLM firmware printed no NLPOOL_STATS line: {log.strip()[-200:]}")
+    out = spec["outputs"][0]
+    done = int(stats.group(1))
+    expected = done * int(np.prod(out["shape"])) * np.dtype(out["dtype"]).itemsize
+    if len(spec["outputs"]) != 1 or done != len(inputs) or len(raw) != expected:
+        raise NlpoolError(f"the TFLM firmware ran {done} of {len(inputs)} inferences and wrote {len(raw)} output bytes")
+    outputs = [np.frombuffer(raw, np.dtype(out["dtype"])).reshape(done, *out["shape"])]
+    ticks = (int(stats.group(2)) << 32) + int(stats.group(3))
+    flash, sram = elf_sizes(elf)
+    return TargetRun(outputs, kernels.group(1), int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
+                     round(ticks * BOARDS[target].ns_per_tick / max(done, 1)), flash, sram)

@@ -1,0 +1,162 @@
+"""The TFLM project against an upstream TFLM tree: which sources it compiles, how a tree is found
+(flat tree or checkout, CMSIS-NN or not), the object cache's key, and the planner's 32-bit arena.
+
+The builds themselves (minutes) run in tests/test_export_end_to_end.py where CI has the trees; here
+only `make -n` runs against a tree, when one is at hand ($NLPOOL_TFLM_DIR / $NLPOOL_TFLM_REF_DIR, as
+.ci/run sets them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from firmware.tflm import TflmTree, find_tree
+from firmware.tflm.ops import RESOLVER_METHODS
+from firmware.tflm.project import arena_with_margin
+from firmware.tflm.sources import CMSIS_NN_SOURCE_DIRS, CORE_SOURCES, KERNEL_DIR, cmsis_nn_dirs, kernel_stems
+from firmware.tflm.target import cache_key, user_cache_dir
+from memory_planner.graph import Graph, Op, Tensor
+from memory_planner.tflm_model import predict_target_tail
+from nlpool.core.errors import NlpoolError
+
+TREES = {kernels: os.environ.get(var) for kernels, var in (("cmsis-nn", "NLPOOL_TFLM_DIR"), ("reference", "NLPOOL_TFLM_REF_DIR"))}
+needs_trees = pytest.mark.skipif(not all(TREES.values()), reason="no TFLM trees (set NLPOOL_TFLM_DIR and NLPOOL_TFLM_REF_DIR)")
+
+
+def _flat_tree(root: Path, cmsis_nn: bool = False) -> Path:
+    """The files find_tree looks at, nothing else."""
+    (root / "tensorflow/lite/micro").mkdir(parents=True)
+    (root / "tensorflow/lite/micro/micro_interpreter.h").write_text("")
+    (root / "third_party/flatbuffers/include/flatbuffers").mkdir(parents=True)
+    (root / "third_party/flatbuffers/include/flatbuffers/flatbuffers.h").write_text("")
+    if cmsis_nn:
+        (root / "third_party/cmsis_nn/Include").mkdir(parents=True)
+        (root / "third_party/cmsis_nn/Include/arm_nnfunctions.h").write_text("")
+    return root
+
+
+def test_kernel_stems_and_cmsis_nn_folders_follow_the_ops():
+    assert kernel_stems(["CONV_2D", "ADD", "CONV_2D"]) == ["add", "add_common", "conv", "conv_common"]
+    assert kernel_stems(["GATHER"]) == ["gather"]  # default: the op's lower-case name
+    assert cmsis_nn_dirs(["RESHAPE"]) == ["NNSupportFunctions"]
+    assert cmsis_nn_dirs(["FULLY_CONNECTED", "BATCH_MATMUL"]) == ["FullyConnectedFunctions", "NNSupportFunctions"]
+
+
+def test_find_tree_reads_the_argument_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.delenv("NLPOOL_TFLM_DIR", raising=False)
+    assert find_tree(None) is None
+    ref, cmsis = _flat_tree(tmp_path / "ref"), _flat_tree(tmp_path / "cmsis", cmsis_nn=True)
+    assert find_tree(ref) == TflmTree(ref.resolve(), ref.resolve() / "third_party", "reference")
+    monkeypatch.setenv("NLPOOL_TFLM_DIR", str(cmsis))
+    assert find_tree(None).kernels == "cmsis-nn"
+    assert find_tree(ref).kernels == "reference"  # --tflm-dir wins over the environment
+
+
+def test_a_checkout_has_its_third_party_code_in_the_downloads_folder(tmp_path):
+    tree = _flat_tree(tmp_path / "tflite-micro", cmsis_nn=True)
+    make = tree / "tensorflow/lite/micro/tools/make"
+    make.mkdir(parents=True)
+    (make / "Makefile").write_text("")
+    with pytest.raises(NlpoolError, match="run TFLM's Makefile once"):
+        find_tree(tree)
+    (tree / "third_party").rename(make / "downloads")
+    found = find_tree(tree)
+    assert found.third_party == make.resolve() / "downloads" and found.kernels == "cmsis-nn"
+
+
+def test_a_folder_that_is_no_tflm_tree_is_refused_with_the_way_to_get_one(tmp_path):
+    with pytest.raises(NlpoolError, match=r"is not a TFLM source tree .*create_tflm_tree\.py"):
+        find_tree(tmp_path)
+
+
+def test_the_cache_key_follows_the_tree_content_and_the_core(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert user_cache_dir() == tmp_path / "cache" / "nlpool"
+    tree = find_tree(_flat_tree(tmp_path / "tree"))
+    key = cache_key(tree, "cortex-m7")
+    assert key == cache_key(tree, "cortex-m7") != cache_key(tree, "cortex-m4")
+    (tree.path / "tensorflow/lite/micro/micro_interpreter.h").write_text("// edited\n")
+    assert cache_key(tree, "cortex-m7") != key
+
+
+def test_the_arena_margin_is_three_percent_at_least_1_kib():
+    assert arena_with_margin(200_000) == 206_000
+    assert arena_with_margin(10_000) == 11_024
+
+
+def test_the_target_tail_counts_what_tflm_allocates():
+    tensors = [Tensor(0, "x", (1, 8, 8, 3), "int8", 1), Tensor(1, "w", (16, 3, 3, 3), "int8", 1, constant=True),
+               Tensor(2, "y", (1, 8, 8, 16), "int8", 1), Tensor(3, "z", (1, 8, 8, 16), "int8", 1)]
+    ops = [Op(0, "CONV_2D", "conv", (0, 1), (2,)), Op(1, "RELU", "relu", (2,), (3,))]
+    graph = Graph("g", {t.index: t for t in tensors}, ops, (0,), (3,))
+    # interpreter objects, 4 eval tensors, 2 nodes, input and output tensors, CONV_2D's options (28),
+    # OpDataConv (56 -> 64) and per-channel multiplier and shift (2 x 64), RELU's OpData (64) and options (8)
+    assert predict_target_tail(graph) == 124 + 4 * 12 + 2 * 32 + 2 * 60 + 28 + 64 + 128 + 64 + 8
+
+
+@needs_trees
+@pytest.mark.parametrize("kernels", ["cmsis-nn", "reference"])
+def test_every_source_the_project_may_compile_is_in_the_tree(kernels):
+    tree = find_tree(TREES[kernels])
+    assert tree.kernels == kernels
+    missing = [path for path in CORE_SOURCES if not (tree.path / path).is_file()]
+    for op in RESOLVER_METHODS:
+        for stem in kernel_stems([op]):
+            variants = [f"{KERNEL_DIR}/{stem}.cc"] + ([f"{KERNEL_DIR}/cmsis_nn/{stem}.cc"] if kernels == "cmsis-nn" else [])
+            if not any((tree.path / v).is_file() for v in variants):
+                missing.append(f"{op}: {stem}.cc")
+    if kernels == "cmsis-nn":
+        folders = {d for dirs in CMSIS_NN_SOURCE_DIRS.values() for d in dirs}
+        missing += [d for d in folders if not (tree.third_party / "cmsis_nn/Source" / d).is_dir()]
+    assert not missing
+
+
+@needs_trees
+def test_make_picks_the_cmsis_nn_kernel_where_there_is_one(tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    from firmware.testing import convert
+    from firmware.tflm import generate_tflm_project
+
+    w = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 2, 4)).astype(np.float32))
+    model = tmp_path / "conv.tflite"
+    model.write_bytes(convert(lambda x: tf.nn.conv2d(x, w, 1, "SAME"), [(1, 6, 6, 2)], np.random.default_rng(0)))
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m4", arena_bytes=16 << 10)
+    make = shutil.which("make")
+    dry = subprocess.run([make, "-n", "tflm-lib", f"TFLM_DIR={TREES['cmsis-nn']}", "TFLM_OBJ_DIR=obj"],
+                         cwd=project.path, capture_output=True, text=True, check=True).stdout
+    assert "kernels/cmsis_nn/conv.cc" in dry and "kernels/conv_common.cc" in dry and "-DCMSIS_NN" in dry
+    assert "arm_convolve_s8.c" in dry and "micro_interpreter.cc" in dry and "kernels/cmsis_nn/add.cc" not in dry
+    dry = subprocess.run([make, "-n", "tflm-lib", f"TFLM_DIR={TREES['reference']}", "TFLM_OBJ_DIR=obj"],
+                         cwd=project.path, capture_output=True, text=True, check=True).stdout
+    assert "kernels/conv.cc" in dry and "cmsis_nn" not in dry
+
+
+@needs_trees
+def test_a_tflite_micro_checkout_layout_builds_from_its_downloads_folder(tmp_path):
+    """The same sources, laid out as a checkout: TFLM's Makefile present, third-party code in downloads/."""
+    tf = pytest.importorskip("tensorflow")
+    from firmware.testing import convert
+    from firmware.tflm import generate_tflm_project
+
+    checkout = tmp_path / "tflite-micro"
+    shutil.copytree(Path(TREES["cmsis-nn"]) / "tensorflow", checkout / "tensorflow", symlinks=True,
+                    copy_function=os.symlink)
+    make_dir = checkout / "tensorflow/lite/micro/tools/make"
+    make_dir.mkdir(parents=True, exist_ok=True)
+    (make_dir / "Makefile").write_text("# stands in for TFLM's Makefile\n")
+    (make_dir / "downloads").symlink_to(Path(TREES["cmsis-nn"]) / "third_party")
+    tree = find_tree(checkout)
+    assert tree.third_party == make_dir.resolve() / "downloads" and tree.kernels == "cmsis-nn"
+    model = tmp_path / "add.tflite"
+    model.write_bytes(convert(tf.add, [(1, 4, 4, 2), (1, 4, 4, 2)], np.random.default_rng(0)))
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m55", arena_bytes=16 << 10)
+    dry = subprocess.run(["make", "-n", "tflm-lib", f"TFLM_DIR={checkout}", "TFLM_OBJ_DIR=obj"],
+                         cwd=project.path, capture_output=True, text=True, check=True).stdout
+    assert f"-I{checkout}/tensorflow/lite/micro/tools/make/downloads/flatbuffers/include" in dry
+    assert "kernels/cmsis_nn/add.cc" in dry and "-mcpu=cortex-m55" in dry

@@ -4,7 +4,9 @@ For each Cortex-M target and each TFLM tree given (reference kernels, CMSIS-NN k
 TFLM project, build it against the tree (objects from nlpool's cache), run it under QEMU on the same
 inputs as the AOT firmware for that target, and print one Markdown row: arena used and predicted,
 flash, stack high-water mark, instructions per inference (QEMU `-icount`, not cycles), and the
-largest difference from the AOT firmware's outputs. The AOT rows come first.
+largest difference from the AOT firmware's outputs. The AOT rows come first. The AOT firmware runs
+`model_int8_fused.tflite` (attention fused into NLPOOL_ATTENTION), TFLM the export's
+`model_int8_fused_tflm.tflite` next to it (weighted pooling only) when there is one.
 
     .venv/bin/python benchmarks/tflm_targets.py out/model_int8_fused.tflite --tree ref=PATH --tree cmsis-nn=PATH [--inputs N]
 """
@@ -33,7 +35,9 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(BOARDS))
     args = parser.parse_args()
     trees = [find_tree(spec.split("=", 1)[1]) for spec in args.tree]
-    tflm = plan_tflite(args.fused).tflm
+    tflm_model = args.fused.with_name(f"{args.fused.stem}_tflm.tflite")
+    tflm_model = tflm_model if tflm_model.is_file() else args.fused
+    tflm = plan_tflite(tflm_model).tflm
     rng = np.random.default_rng(0)
     print("| firmware | core | arena used (B) | predicted (B) | flash (B) | stack (B) | instructions / inference | max diff vs AOT |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -47,7 +51,7 @@ def main() -> None:
             print(f"| AOT (nlpool) | {target} | {aot.arena_bytes:,} | {info.arena_lower_bound:,} | {aot.flash_bytes:,} | "
                   f"{aot.stack_high_water_bytes:,} | {aot.instructions_per_inference / 1e6:.1f} M | - |", flush=True)
             for tree in trees:
-                project = generate_tflm_project(args.fused, root / f"tflm-{target}-{tree.kernels}", target)
+                project = generate_tflm_project(tflm_model, root / f"tflm-{target}-{tree.kernels}", target)
                 build = build_for_target(project.path, target, tree)
                 run = run_on_target(project.path, target, build.elf, inputs)
                 diff = max_abs_diff(run.outputs, aot.outputs)

@@ -1,7 +1,7 @@
 """Run a (possibly fused) int8 TFLite model on the host.
 
 The interpreter cannot load a model whose custom op it does not know, so the graph is cut at every
-NLPOOL_WEIGHTED_POOL op: each run of builtin ops becomes its own small TFLite model (same tensors,
+NLPOOL_WEIGHTED_POOL and NLPOOL_ATTENTION op: each run of builtin ops becomes its own small TFLite model (same tensors,
 same buffers, that run's ops, its boundary tensors as inputs and outputs) executed by the LiteRT
 interpreter, and each custom op is evaluated by the golden NumPy model between them. A model without
 custom ops is a single segment, i.e. exactly the plain interpreter.
@@ -12,21 +12,30 @@ ai-edge-litert 2.1: several LSB off up to garbage on the attention's score matmu
 upstream TFLM's interpreter and reference kernels (the `tflite-micro` wheel), the arithmetic of the
 device that nlpool's firmware reproduces bit for bit; it differs from LiteRT's on a few ops
 (docs/rounding.md) and has no int8 EXP, so it runs fused models only.
+
+The custom ops follow the same choice: NLPOOL_ATTENTION stands for a block of builtin ops, whose
+FULLY_CONNECTED steps round once in LiteRT and twice in TFLM. With `kernels="tflm"` its golden model
+rounds as the op's options say (`fc_double_rounding`, 1 in every export: what the C kernel does);
+with `kernels="tflite"` it rounds once, so a fused model's fidelity is the unfused graph's under
+LiteRT, bit for bit, as for every other op.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
-from nlpool.core.tflite import NUMPY_DTYPES, TfliteModel, model_bytes, read_model, schema
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams, WeightedPoolParams
+from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, model_bytes, read_model, schema
 
-from .golden import weighted_pool
+from .golden import attention, weighted_pool
+
+CustomKernel = Callable[[dict[int, np.ndarray]], np.ndarray]
 
 TFLM_ARENA_BYTES = 64 << 20  # the host TFLM interpreter's arena: far above any model nlpool exports
 Kernels = Literal["tflite", "tflm"]
@@ -54,13 +63,28 @@ class _TflmSegment:
 @dataclass
 class _Segment:
     interpreter: Interpreter | _TflmSegment | None = None  # builtin run
-    params: WeightedPoolParams | None = None  # custom op
+    kernel: CustomKernel | None = None  # custom op: reads the values computed so far, returns its output
     inputs: list[int] = field(default_factory=list)
     outputs: list[int] = field(default_factory=list)
 
 
+def _custom_kernel(model: TfliteModel, op: Operator, kernels: Kernels) -> CustomKernel:
+    """The golden model of one custom op, with its options decoded once and constants bound."""
+    if op.name == OP_NAME:
+        pool = WeightedPoolParams.from_flexbuffer(op.custom_options)
+        x, r = op.inputs[:2]
+        return lambda values: weighted_pool(pool, values[x], values[r])
+    params = AttentionParams.from_flexbuffer(op.custom_options)
+    if kernels == "tflite":
+        params = replace(params, fc_double_rounding=0)  # LiteRT's FULLY_CONNECTED rounds once
+    tokens, *consts = op.inputs
+    data = [model.tensors[t].data if t >= 0 else None for t in consts]
+    shape = model.tensors[op.outputs[0]].shape  # N x E elements like the tokens, not always their shape
+    return lambda values: attention(params, values[tokens], *data).reshape(shape)
+
+
 class HostModel:
-    """A TFLite model (builtins plus NLPOOL_WEIGHTED_POOL) executable on the host, batch of 1 per call."""
+    """A TFLite model (builtins plus nlpool's custom ops) executable on the host, batch of 1 per call."""
 
     def __init__(self, path: str | Path, kernels: Kernels = "tflite") -> None:
         model = read_model(path)
@@ -75,7 +99,7 @@ class HostModel:
         self.custom_ops = 0
         runs: list[list[int] | int] = []
         for index, op in enumerate(model.operators):
-            if op.name == OP_NAME:
+            if op.name in (OP_NAME, ATTENTION_OP_NAME):
                 runs.append(index)
             elif runs and isinstance(runs[-1], list):
                 runs[-1].append(index)
@@ -87,8 +111,7 @@ class HostModel:
             if isinstance(run, int):
                 op = model.operators[run]
                 self.custom_ops += 1
-                params = WeightedPoolParams.from_flexbuffer(op.custom_options)
-                self.segments.append(_Segment(params=params, inputs=list(op.inputs), outputs=[op.outputs[0]]))
+                self.segments.append(_Segment(kernel=_custom_kernel(model, op, kernels), inputs=list(op.inputs), outputs=[op.outputs[0]]))
             else:
                 self.segments.append(self._builtin_segment(model, graph, run, read_after, kernels))
 
@@ -130,8 +153,8 @@ class HostModel:
         """Raw output tensor for one raw input tensor (int8 NHWC for the models this project writes)."""
         values: dict[int, np.ndarray] = {self.input_index: x.reshape(self.input_shape).astype(self.input_dtype)}
         for seg in self.segments:
-            if seg.params is not None:
-                values[seg.outputs[0]] = weighted_pool(seg.params, values[seg.inputs[0]], values[seg.inputs[1]])
+            if seg.kernel is not None:
+                values[seg.outputs[0]] = seg.kernel(values)
                 continue
             for t in seg.inputs:
                 seg.interpreter.set_tensor(t, values[t])

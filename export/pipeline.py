@@ -34,9 +34,10 @@ from tqdm import tqdm
 
 from nlpool.core import VERSION
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import read_model
+from nlpool.core.tflite import read_model, write_model
 from nlpool.data import ExportImages, Normalization
 
+from .attention_fusion import AttentionMatch, fuse_attention
 from .fidelity import fidelity_report, format_table
 from .fold_bn import fold_batchnorm
 from .fusion import PoolMatch, fuse_file
@@ -132,24 +133,40 @@ class TfliteResult(StepResult):
 
 @dataclass(frozen=True)
 class FusedResult(StepResult):
-    """The int8 TFLite file with each weighted pooling replaced by one NLPOOL_WEIGHTED_POOL op."""
+    """The int8 TFLite file with each weighted pooling replaced by one NLPOOL_WEIGHTED_POOL op and each
+    attention block by one NLPOOL_ATTENTION op (what the AOT firmware runs), and `tflm_path`, the same
+    model with only the weighted poolings fused: the TFLM project has no NLPOOL_ATTENTION kernel yet."""
 
     path: Path
     pools: tuple[PoolMatch, ...]
+    attention: tuple[AttentionMatch, ...]
+    attention_skipped: tuple[str, ...]
+    tflm_path: Path
 
     def report_section(self) -> dict[str, Any]:
         return {
             "file": self.path.name,
             "custom_ops": len(self.pools),
+            "attention_ops": len(self.attention),
+            "attention_left_unfused": list(self.attention_skipped),
             "ops": dict(Counter(read_model(self.path).op_names())),
             "pools": [
                 {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]}
                 for m in self.pools
             ],
+            "attention": [{"name": m.name, "tokens": m.params.tokens, "width": m.params.width, "heads": m.params.heads,
+                           "positional_table": bool(m.params.pos_step), "scratch_bytes": m.params.scratch_bytes()}
+                          for m in self.attention],
+            "tflm_file": self.tflm_path.name,
         }
 
     def written(self) -> tuple[Path, ...]:
-        return (self.path,)
+        return (self.path, self.tflm_path)
+
+    def summary(self) -> str | None:
+        lines = [f"  {len(self.pools)} weighted pooling(s) and {len(self.attention)} attention block(s) fused"]
+        lines += [f"  {reason}" for reason in self.attention_skipped]
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -211,9 +228,20 @@ def convert_to_int8(onnx: OnnxResult, data: ExportData, work_dir: Path, scratch_
 
 
 def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
-    """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op."""
+    """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op (written alone as the TFLM
+    model), then every attention block into one NLPOOL_ATTENTION op; a block that does not match keeps
+    its ops and the report says why.
+
+    The attention op's FULLY_CONNECTED steps round twice (`fc_double_rounding=True`), as the AOT
+    runtime's kernels/fully_connected.c and upstream TFLM do (docs/rounding.md), so the fused op is
+    bit-exact with the unfused graph it replaces as TFLM runs it (`HostModel(kernels="tflm")`)."""
+    tflm_path = work_dir / "model_int8_fused_tflm.tflite"
+    pools = tuple(fuse_file(tflite.path, tflm_path))
+    model = read_model(tflm_path).raw
+    attention = fuse_attention(model, fc_double_rounding=True)
     path = work_dir / "model_int8_fused.tflite"
-    return FusedResult(path, tuple(fuse_file(tflite.path, path)))
+    write_model(model, path)
+    return FusedResult(path, pools, attention.matches, attention.skipped, tflm_path)
 
 
 def measure_fidelity(model: nn.Module, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,
@@ -337,7 +365,8 @@ EXPORT_STEPS = (
     Step("fold_bn", "fold BatchNorm into convolutions"),
     Step("onnx", "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
     Step("tflite_int8", "convert to int8 TFLite with onnx2tf (about a minute)"),
-    Step("fuse", "fuse each weighted pooling into one NLPOOL_WEIGHTED_POOL op", section="tflite_int8_fused"),
+    Step("fuse", "fuse each weighted pooling and attention block into one NLPOOL_WEIGHTED_POOL / NLPOOL_ATTENTION op",
+         section="tflite_int8_fused"),
     Step("fidelity", f"fidelity of ONNX, int8 and fused int8 vs PyTorch ({FIDELITY_SAMPLES} inputs)"),
 )
 """The steps this package owns, in the order `nlpool export` runs them."""

@@ -2,13 +2,16 @@
 
 The file is read and validated by nlpool.core.tflite (the one reader); this keeps what planning
 needs: sizes, constness and the op order. Tensor indices are the TFLite tensor indices of subgraph 0,
-so plan offsets can address tensors in firmware directly. Custom ops are named `CUSTOM:<code>`.
+so plan offsets can address tensors in firmware directly. Custom ops are named `CUSTOM:<code>`; a
+custom op whose kernel needs scratch memory (NLPOOL_ATTENTION) gets one scratch tensor of that size,
+numbered after the file's tensors, so the plan places it in the arena (`MemoryPlan.scratch_slots`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nlpool.core.custom_ops import CustomOptionsError, scratch_bytes
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, read_model
 
@@ -33,7 +36,17 @@ def graph_from_model(model: TfliteModel) -> Graph:
         inputs = tuple(i for i in op.inputs if i >= 0)
         name = model.tensors[op.outputs[0]].name if op.outputs else f"op{op.position}"
         kind = f"CUSTOM:{op.name}" if op.is_custom else op.name
-        ops.append(Op(op.position, kind, name, inputs, op.outputs))
+        scratch: tuple[int, ...] = ()
+        if op.is_custom:
+            try:
+                size = scratch_bytes(op.name, op.custom_options)
+            except CustomOptionsError as err:
+                raise NlpoolError(f"{path}: op {op.position}: {err}") from None
+            if size:
+                index = len(tensors)
+                tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
+                scratch = (index,)
+        ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch))
     graph = Graph(
         name=path.stem,
         tensors=tensors,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from math import prod
 
+from nlpool.core.custom_ops import ATTENTION_OP_NAME
+
 # Ops whose output may be written over an input of the same byte size that dies at this op: each
 # output element depends only on the input element at the same position (or the op only relabels the
 # shape), so a kernel reading element i before writing element i is correct in place.
@@ -32,6 +34,9 @@ INPLACE_OPS = frozenset(
         "DEQUANTIZE",
         "HARD_SWISH",
         "LEAKY_RELU",
+        # Streams one token row at a time and writes output row n only after input row n was last
+        # read (docs/custom_op.md): in place as well, though not element-wise.
+        f"CUSTOM:{ATTENTION_OP_NAME}",
     }
 )
 
@@ -54,13 +59,18 @@ class Tensor:
 
 @dataclass(frozen=True)
 class Op:
-    """One operator call; `kind` uses TFLite builtin names where one exists (CONV_2D, ADD, ...)."""
+    """One operator call; `kind` uses TFLite builtin names where one exists (CONV_2D, ADD, ...).
+
+    `scratch` are tensors that stand for the kernel's scratch memory: live during this op only, they
+    take arena space like any activation, so the plan holds them where the firmware expects them.
+    """
 
     index: int
     kind: str
     name: str
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
+    scratch: tuple[int, ...] = ()
 
 
 @dataclass
@@ -77,8 +87,8 @@ class Graph:
 
     @cached_property
     def producer(self) -> dict[int, int]:
-        """Tensor index -> index of the op that writes it."""
-        return {t: op.index for op in self.ops for t in op.outputs}
+        """Tensor index -> index of the op that writes it (scratch: the op that uses it)."""
+        return {t: op.index for op in self.ops for t in (*op.outputs, *op.scratch)}
 
     @cached_property
     def consumers(self) -> dict[int, list[int]]:
@@ -100,6 +110,7 @@ class Graph:
         for op in self.ops:
             used.update(op.inputs)
             used.update(op.outputs)
+            used.update(op.scratch)
         return sorted(t for t in used if not self.tensors[t].constant)
 
     @property

@@ -63,6 +63,10 @@ class MemoryPlan:
     def flash_bytes(self) -> int:
         return self.graph.flash_bytes
 
+    def scratch_slots(self) -> dict[int, tuple[int, int]]:
+        """Op index -> (arena offset, bytes) of the scratch memory of every op whose kernel has one."""
+        return {op.index: (self.best.offsets[t], self.graph.tensors[t].nbytes) for op in self.graph.ops for t in op.scratch}
+
     def summary(self) -> dict[str, Any]:
         return {
             "model": self.graph.name,

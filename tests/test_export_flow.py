@@ -38,7 +38,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {
         "source": flow.ModelToExport.from_config(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
         "data": synthetic_export_data(32, 1, 1),
-        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", ()),
+        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", (), (), (), tmp_path / "model_int8_fused_tflm.tflite"),
         "options": flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out"),
         "work": tmp_path,
         "io": ProjectIO(Rgb888Input(32, 32, np.zeros((3, 256), np.int8), "test"), 10),
@@ -55,7 +55,7 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
                                    memory.failure)
     assert firmware.failure is not None and firmware.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], firmware.failure)
+    tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], firmware.failure)
     assert tflm.report_section()["run"] == f"skipped: firmware generation failed: {NO_KERNEL}"
     assert tflm.failure is None and not tflm.report_section()["target_verified"]
 
@@ -67,7 +67,7 @@ def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkey
     firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
                                    memory.failure)
     assert firmware.failure is None and firmware.report_section()["run"] == "skipped: over the SRAM budget"
-    tflm = flow.build_tflm(s["fused"], memory, firmware, s["io"], s["options"], s["work"], memory.failure)
+    tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], memory.failure)
     assert tflm.report_section()["run"] == "skipped: over the SRAM budget"
 
 
@@ -102,15 +102,16 @@ def test_without_a_tflm_tree_the_target_run_is_skipped_with_how_to_get_one(stand
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NLPOOL_TFLM_DIR", raising=False)
     s = stand_ins
-    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), s["io"], s["options"], s["work"], None)
+    tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], s["options"], s["work"], None)
     assert tflm.failure is None and not tflm.report_section()["target_verified"]
     assert tflm.report_section()["run"].startswith("skipped: no TFLM source tree; get a TFLM source tree")
+    assert tflm.report_section()["file"] == "model_int8_fused_tflm.tflite"  # TFLM runs the model without NLPOOL_ATTENTION
     assert "--tflm-dir" in tflm.summary() and "NLPOOL_TFLM_DIR" in tflm.summary()
 
 
 def test_a_folder_that_is_no_tflm_tree_fails_the_step_with_one_line(stand_ins: dict, tmp_path: Path) -> None:
     s = stand_ins
     options = flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out", tflm_dir=tmp_path)
-    tflm = flow.build_tflm(s["fused"], _memory(fits=True), _ran_firmware(), s["io"], options, s["work"], None)
+    tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], options, s["work"], None)
     assert tflm.failure is not None and tflm.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert "is not a TFLM source tree" in tflm.failure.message and "\n" not in tflm.failure.message

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("xmos_ai_tools")
 
 from export.host_run import HostModel
-from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
+from export.pipeline import FusedResult, convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
@@ -32,14 +32,14 @@ MODELS = {
 INFERENCES = 4
 
 
-def export_fused(root: Path, preset: str, **flags: object) -> Path:
-    """export/'s own steps up to the fused model (no fidelity run), as `nlpool export` runs them."""
+def export_fused(root: Path, preset: str, **flags: object) -> FusedResult:
+    """export/'s own steps up to the fused models (no fidelity run), as `nlpool export` runs them."""
     model, cfg, _ = resolve_model(preset, None, **flags)
     work = root / "export"
     work.mkdir()
     data = synthetic_export_data(cfg.input_size, calib_samples=8)
     onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
-    return fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
+    return fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work)
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))
@@ -47,14 +47,16 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     spec = dict(MODELS[request.param])
     root = tmp_path_factory.mktemp(f"tflm_{request.param}")
     fused = export_fused(root, spec.pop("preset"), **spec)
-    host = HostModel(fused)
+    host = HostModel(fused.path)
     floats = np.random.default_rng(0).normal(0, 1, (INFERENCES, *host.input_shape)).astype(np.float32)
     inputs = np.stack([host.quantize_input(x) for x in floats])
+    # TFLM runs the model without NLPOOL_ATTENTION (no TFLM kernel yet), the AOT firmware the fully fused one.
     # The host build is 64-bit: its tail is up to 1.8x the planner's host estimate (docs/tflm.md), so it
     # gets twice that; the arena on the target is checked where the firmware runs there (export tests).
-    project = generate_tflm_project(fused, root / "tflm", "cortex-m7", arena_bytes=2 * plan_tflite(fused).tflm.total_bytes_host)
-    generate_project(fused, root / "aot", 4 << 20)
-    return {"fused": fused, "project": project, "run": run_host(project.path, [inputs]),
+    project = generate_tflm_project(fused.tflm_path, root / "tflm", "cortex-m7",
+                                    arena_bytes=2 * plan_tflite(fused.tflm_path).tflm.total_bytes_host)
+    generate_project(fused.path, root / "aot", 4 << 20)
+    return {"fused": fused.tflm_path, "project": project, "run": run_host(project.path, [inputs]),
             "aot": build_and_run(root / "aot", "host", [inputs]).outputs}
 
 

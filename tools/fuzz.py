@@ -57,6 +57,7 @@ TFLITE_SEEDS = (
     ROOT / "tests" / "data" / "planner" / "chain_int8.tflite",
     ROOT / "tests" / "data" / "planner" / "residual_int8.tflite",
     ROOT / "tests" / "data" / "planner" / "attention_int8.tflite",
+    ROOT / "tests" / "data" / "fuzz" / "attention_fused.tflite",  # one NLPOOL_ATTENTION op (tests/attention_blocks.py)
 )
 TARGETS = ("reader", "planner", "aot", "tflm", "checkpoint")
 OUTCOMES = ("clean", "crash", "hang", "memory")

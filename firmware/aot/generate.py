@@ -21,7 +21,7 @@ from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initial
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, plan_tflite
-from nlpool.core.custom_ops import OP_NAME
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, Tensor, TfliteModel, read_model
 
@@ -86,9 +86,10 @@ def _arena_layout(plan: MemoryPlan, graph: TfliteModel, activations: list[int]) 
 class _EmitContext:
     """Implements c_text.EmitContext: pointers into the arena or into const arrays."""
 
-    def __init__(self, graph: TfliteModel, offsets: dict[int, int]) -> None:
+    def __init__(self, graph: TfliteModel, offsets: dict[int, int], scratch: dict[int, tuple[int, int]]) -> None:
         self.graph = graph
         self.offsets = offsets
+        self.scratch_slots = scratch
         self.consts: list[str] = []
         self._const_names: dict[int, str] = {}
 
@@ -100,6 +101,15 @@ class _EmitContext:
         self.consts.append(f"static const {ctype} {name}[{max(1, flat.size)}] "
                            f"__attribute__((aligned(4))) = {{{body}}};")
         return name
+
+    def scratch(self, position: int, nbytes: int) -> str:
+        """The arena address the plan gave op `position`'s scratch ("" for an op without one); the
+        plan must hold exactly the `nbytes` its Prepare asks for."""
+        offset, planned = self.scratch_slots.get(position, (0, 0))
+        if planned != nbytes:
+            raise NlpoolError(f"the memory plan holds {planned} B of scratch for op {position}, its kernel needs {nbytes} B: "
+                              "pass the plan of this model, or report this memory_planner bug")
+        return f"nl_arena + {offset}" if nbytes else ""
 
     def ptr(self, index: int, ctype: str = "int8_t") -> str:
         t = self.graph.tensors[index]
@@ -156,6 +166,10 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
         return out.size * depth
     if op.name == OP_NAME:
         return t[op.inputs[0]].size
+    if op.name == ATTENTION_OP_NAME:  # projections 4 N E^2, scores and mixing 2 N^2 E
+        options = AttentionParams.from_flexbuffer(op.custom_options)
+        n, e = options.tokens, options.width
+        return 4 * n * e * e + 2 * n * n * e
     return 0
 
 
@@ -183,8 +197,9 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     graph = read_model(tflite_path)
     _check_supported(graph)
     activations = _activation_tensors(graph)
-    offsets, arena_bytes, lower_bound = _arena_layout(plan if plan is not None else plan_tflite(tflite_path), graph, activations)
-    ctx = _EmitContext(graph, offsets)
+    plan = plan if plan is not None else plan_tflite(tflite_path)
+    offsets, arena_bytes, lower_bound = _arena_layout(plan, graph, activations)
+    ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
         try:
@@ -304,7 +319,7 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
     decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
-    calls = [call(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
+    calls = [call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes)) for (op, p), name in zip(prepared, names, strict=True)]
     lines += [*ctx.consts, "", *decls, ""]
     lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{"]
     for (op, _), text in zip(prepared, calls, strict=True):

@@ -74,3 +74,74 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: int, shift: int)
     if shifted.size and (shifted.max() > INT32_MAX or shifted.min() < INT32_MIN):
         raise OverflowError("x << left shift leaves int32: the requantisation parameters are out of range")
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted, multiplier), right)
+
+
+SOFTMAX_SCALED_DIFF_INTEGER_BITS = 5  # TFLite's reference int8 SOFTMAX: input differences in Q5.26
+
+
+def softmax_fixed_params(in_scale: float, beta: float) -> tuple[int, int, int]:
+    """(input multiplier, input left shift, diff_min) of TFLite's reference int8 SOFTMAX Prepare.
+
+    beta * scale scaled to Q5.26 (capped at the largest int32) as a multiplier >= 1, and the
+    smallest input difference that still contributes: anything further below the row maximum
+    has an exp that rounds to zero.
+    """
+    bits = SOFTMAX_SCALED_DIFF_INTEGER_BITS
+    real = min(float(beta) * float(np.float32(in_scale)) * (1 << (31 - bits)), (1 << 31) - 1.0)
+    multiplier, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise ValueError(f"softmax input scale {in_scale} x beta {beta} is too small for the fixed-point softmax")
+    radius = math.floor(((1 << bits) - 1) * (1 << (31 - bits)) / (1 << shift))
+    return multiplier, shift, -radius
+
+
+# --- the fixed-point exp of TFLite's reference int8 SOFTMAX (gemmlowp), element-wise ------------
+
+# gemmlowp's exp barrel shifter: exp(-2^k) in Q0.31 for the bits 2^k of a Q5.26 difference (k = -2..4)
+_EXP_BARREL = tuple((26 + k, round(math.exp(-(2.0**k)) * 2**31)) for k in range(-2, 5))
+
+
+def srdhm(a: np.ndarray, b: np.ndarray | int) -> np.ndarray:
+    """SaturatingRoundingDoublingHighMul on int32 values held in int64 arrays (element-wise b)."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    ab = a * b
+    total = ab + np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    out = np.sign(total) * (np.abs(total) // np.int64(1 << 31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, out)
+
+
+def saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
+    """x * 2^exponent clamped to int32."""
+    return np.clip(np.asarray(x, dtype=np.int64) << exponent, INT32_MIN, INT32_MAX)
+
+
+def _exp_on_negative_values(a: np.ndarray) -> np.ndarray:
+    """exp(a) in Q0.31 for a <= 0 in Q5.26: a Taylor polynomial on [-1/4, 0) times barrel factors."""
+    quarter = np.int64(1 << 24)
+    a_mod = (a & (quarter - 1)) - quarter  # in [-1/4, 0)
+    x = (a_mod << 5) + np.int64(1 << 28)  # Q0.31, + 1/8: the expansion point
+    x2 = srdhm(x, x)
+    x3 = srdhm(x2, x)
+    x4 = srdhm(x2, x2)
+    x4_over_4 = rounding_divide_by_pot(x4, 2)
+    poly = rounding_divide_by_pot(srdhm(x4_over_4 + x3, 715827883) + x2, 1)  # 715827883: 1/3 in Q0.31
+    exp_minus_eighth = np.int64(1895147668)  # exp(-1/8) in Q0.31
+    result = exp_minus_eighth + srdhm(exp_minus_eighth, x + poly)
+    remainder = a_mod - a
+    for bit, factor in _EXP_BARREL:
+        result = np.where(remainder & np.int64(1 << bit), srdhm(result, factor), result)
+    return np.where(a == 0, INT32_MAX, result)
+
+
+def softmax_exp(diff: np.ndarray, multiplier: int, left_shift: int) -> np.ndarray:
+    """exp of (input - row maximum) in Q0.31, as TFLite's reference int8 SOFTMAX computes it from its
+    Prepare's multiplier and left shift (`softmax_fixed_params`)."""
+    return _exp_on_negative_values(srdhm(saturating_shift_left(diff, left_shift), multiplier))
+
+
+def softmax_exp_table(multiplier: int, left_shift: int) -> np.ndarray:
+    """`softmax_exp` of every int8 difference: entry i is the exp of a difference of -i (i = 0..255).
+
+    The exp depends on nothing but the difference, so a kernel can look it up (1 KiB) instead of
+    evaluating the polynomial twice per score; the bytes are the same by construction."""
+    return softmax_exp(-np.arange(256, dtype=np.int64), multiplier, left_shift).astype(np.int32)

@@ -213,15 +213,17 @@ def _check_operator(check: _Checker, op: Operator, tensors: tuple[Tensor, ...]) 
     if any(tensors[i].constant for i in op.outputs):
         raise check.fail(f"{what} writes a constant tensor")
     if op.is_custom:
-        from .custom_ops import CUSTOM_OPS, CustomOptionsError
+        from .custom_ops import CUSTOM_ARITY, CUSTOM_OPS, CustomOptionsError, check_operands
 
         if op.name in CUSTOM_OPS:
-            if len(op.inputs) != 2 or len(op.outputs) != 1 or -1 in op.inputs:
-                raise check.fail(f"{what} has {len(op.inputs)} inputs and {len(op.outputs)} outputs, expected 2 and 1")
-            if any(len(tensors[i].shape) != 4 for i in (*op.inputs, *op.outputs)):
-                raise check.fail(f"{what} needs 4-D (NHWC) inputs and output")
+            arity = CUSTOM_ARITY[op.name]
+            absent = [name for name, i in zip(arity.inputs, op.inputs, strict=False) if i == -1 and name not in arity.optional]
+            if len(op.inputs) != len(arity.inputs) or len(op.outputs) != 1 or absent:
+                raise check.fail(f"{what} has {len(op.inputs)} inputs and {len(op.outputs)} outputs, expected {len(arity.inputs)} and 1"
+                                 f"{' with ' + ', '.join(absent) if absent else ''}")
             try:
-                CUSTOM_OPS[op.name].from_flexbuffer(op.custom_options)
+                params = CUSTOM_OPS[op.name].from_flexbuffer(op.custom_options)
+                check_operands(params, tuple(tensors[i] if i >= 0 else None for i in op.inputs), tensors[op.outputs[0]])
             except CustomOptionsError as err:
                 raise check.fail(f"{what}: {err}") from None
         return

@@ -4,8 +4,9 @@ One explicit sequence of typed steps over every package: export's own steps (`ex
 then the memory plan, the AOT firmware and the TFLM project, which need memory_planner and firmware
 and so live here, above all of them. The user's choices arrive as one `ExportOptions`; each step
 returns a frozen result that the next steps take as arguments, so the fused model is planned once
-(`MemoryResult.plan`, handed to both generators) and the AOT host run's outputs are what the TFLM host
-build is compared with.
+(`MemoryResult.plan`, handed to the AOT generator; the TFLM project runs the model without
+NLPOOL_ATTENTION, `FusedResult.tflm_path`, which its generator plans once) and the AOT firmware's board
+outputs are what the TFLM firmware, run under QEMU, is compared with.
 
 A step that finds a failed check (over budget, firmware not generated, not bit-exact or below the
 user's bars, TFLM not matching) returns it as a `Failure` and the export goes on, so the output folder
@@ -141,7 +142,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class MemoryResult(StepResult):
-    """The one memory plan of the fused model (both generators take it) and its verdict against the budget."""
+    """The one memory plan of the fused model (the AOT generator takes it) and its verdict against the budget."""
 
     plan: MemoryPlan
     section: dict[str, Any]
@@ -300,15 +301,18 @@ def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, 
     return FirmwareResult(project_dir, section, failure, inputs, measurement)
 
 
-def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
+def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
                work_dir: Path, blocked_by: Failure | None) -> TflmResult:
-    """Generate the TFLM project from the memory plan; when the AOT firmware ran and a TFLM tree is given,
-    build it against that tree, run it under QEMU on the AOT firmware's inputs and compare the outputs."""
+    """Generate the TFLM project for the model with only the weighted poolings fused (`FusedResult.tflm_path`);
+    when the AOT firmware ran and a TFLM tree is given, build it against that tree, run it under QEMU on
+    the AOT firmware's inputs and compare the outputs (the attention op is bit-exact with the ops TFLM
+    runs instead, both rounding FULLY_CONNECTED twice)."""
     project_dir = work_dir / "firmware_tflm"
     try:
-        project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes,
-                                        plan=memory.plan, io=io)
-        not_run = {"target_verified": False, "target": options.target, "ops": project.ops,
+        # The TFLM project runs the model without NLPOOL_ATTENTION (no TFLM kernel for it yet), which the
+        # generator plans itself: the fused model's plan is not this model's.
+        project = generate_tflm_project(fused.tflm_path, project_dir, options.target, sram_budget=options.sram_bytes, io=io)
+        not_run = {"file": fused.tflm_path.name, "target_verified": False, "target": options.target, "ops": project.ops,
                    "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
         tree = find_tree(options.tflm_dir)
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
@@ -324,7 +328,8 @@ def build_tflm(fused: FusedResult, memory: MemoryResult, firmware: FirmwareResul
                           Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
     finally:
         shutil.rmtree(project_dir / "build", ignore_errors=True)  # the output folder keeps sources only
-    section = target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)
+    section = {"file": fused.tflm_path.name,
+               **target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)}
     failure = None if section["max_abs_diff_vs_aot"] == 0 else Failure(
         EXIT_CHECK_FAILED, "TFLM firmware output differs from the AOT firmware: see report.json's tflm key", "TFLM output differs")
     return TflmResult(project_dir, section, failure)
@@ -425,7 +430,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work)
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
         firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, work, memory.failure)
-        tflm = run.run(TFLM, build_tflm, fused, memory, firmware, io, options, work, _first(memory.failure, firmware.failure))
+        tflm = run.run(TFLM, build_tflm, fused, firmware, io, options, work, _first(memory.failure, firmware.failure))
         failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
         placed = run.finish(passed=not failures, keep_failed=options.keep_failed)
     if placed is None:

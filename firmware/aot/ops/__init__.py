@@ -7,6 +7,7 @@ write its kernel in firmware/kernels/<file>.c and a module here with its `Params
 
 from firmware.aot.ops import (  # noqa: F401  (imported to register their units)
     add,
+    attention,
     batch_matmul,
     concatenation,
     conv2d,

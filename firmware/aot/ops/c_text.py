@@ -105,15 +105,24 @@ def _value(v: object, ctype: CType, ctx: EmitContext) -> str:
     return str(int(v))  # type: ignore[call-overload]
 
 
-def call(prepared: Prepared, name: str, ctx: EmitContext) -> str:
-    """The kernel call for `name`'s parameters; an array of input pointers gets its own block."""
+def call(prepared: Prepared, name: str, ctx: EmitContext, scratch: str = "") -> str:
+    """The kernel call for `name`'s parameters; an array of input pointers gets its own block.
+
+    `scratch` is the C expression of the op's planned scratch memory, for a kernel with a scratch argument.
+    """
     setup, args = [], [f"&{name}"]
-    for arg, tensors in zip(prepared.kernel.tensors, prepared.tensors, strict=True):
-        if arg.many:
-            ptrs = ", ".join(ctx.ptr(i, arg.element) for i in tensors)  # type: ignore[union-attr]
+    tensor_args = [arg for arg in prepared.kernel.tensors if not arg.scratch]
+    pointers = dict(zip(tensor_args, prepared.tensors, strict=True))
+    for arg in prepared.kernel.tensors:
+        if arg.scratch:
+            if not scratch:
+                raise ValueError(f"{prepared.kernel.function} needs its scratch memory, and none was planned")
+            args.append(f"({arg.element} *)({scratch})")
+        elif arg.many:
+            ptrs = ", ".join(ctx.ptr(i, arg.element) for i in pointers[arg])  # type: ignore[union-attr]
             setup.append(f"const {arg.element} *const {arg.name}[] = {{{ptrs}}};")
             args.append(arg.name)
         else:
-            args.append(ctx.ptr(tensors, arg.element))  # type: ignore[arg-type]
+            args.append(ctx.ptr(pointers[arg], arg.element))  # type: ignore[arg-type]
     text = f"{prepared.kernel.function}({', '.join(args)});"
     return f"{{ {' '.join(setup)} {text} }}" if setup else text

@@ -43,6 +43,7 @@ I32 = Annotated[int, CType("int32_t")]
 F32 = Annotated[float, CType("float")]
 Dims = Annotated[tuple[int, ...], CType("int32_t", array="NL_MAX_DIMS")]
 I8Array = Annotated[np.ndarray, CType("const int8_t *", pointee="int8_t")]
+OptionalI8Array = Annotated[np.ndarray | None, CType("const int8_t *", pointee="int8_t")]
 I32Array = Annotated[np.ndarray, CType("const int32_t *", pointee="int32_t")]
 F32Array = Annotated[np.ndarray, CType("const float *", pointee="float")]
 OptionalI32Array = Annotated[np.ndarray | None, CType("const int32_t *", pointee="int32_t")]
@@ -80,6 +81,7 @@ class TensorArg:
     element: str = "int8_t"
     output: bool = False
     many: bool = False  # an array of input pointers (CONCATENATION)
+    scratch: bool = False  # the op's scratch memory: planned in the arena by memory_planner, not a tensor
 
     @property
     def declaration(self) -> str:
@@ -115,12 +117,15 @@ class Kernel:
 class Prepared:
     """One op ready to be written: its kernel, its parameters and the tensors of each argument.
 
-    `tensors` holds one tensor index per `kernel.tensors` entry (a tuple for a `many` argument).
+    `tensors` holds one tensor index per `kernel.tensors` entry that is not `scratch` (a tuple for a
+    `many` argument). `scratch_bytes` is what the kernel's scratch argument must hold: the generator
+    checks the memory plan reserved exactly that much in the arena for this op.
     """
 
     kernel: Kernel
     params: Params
     tensors: tuple[int | tuple[int, ...], ...]
+    scratch_bytes: int = 0
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]

@@ -32,14 +32,12 @@ from __future__ import annotations
 import functools
 
 import torch
-from torch.utils.data import Dataset
 
 from nlpool.core.errors import NlpoolError
 
-from .normalize import normalize
+from .rendered import SPLITS, RenderedDataset
 from .synthetic import PALETTE
 
-SPLITS = ("train", "val")
 # Where the gap of a ring is cut: (row, column) of its centre on a unit square, (0, 0) = top left.
 GAP_PLACES = ((0.0, 0.5), (1.0, 0.5))  # top, bottom
 TOP = 0
@@ -122,25 +120,11 @@ def render_detail(seed: int, split: str, index: int, image_size: int, num_classe
     return image.clamp_(0, 1), 2 * colour + int(places[0] == TOP)
 
 
-class DetailDataset(Dataset):
+class DetailDataset(RenderedDataset):
     """`num_samples` normalised (3, S, S) images and labels of the detail task, rendered on access."""
 
-    def __init__(self, num_samples: int, image_size: int, num_classes: int = 10, seed: int = 0, split: str = "train") -> None:
-        check_detail_classes(num_classes)
-        if split not in SPLITS:
-            raise NlpoolError(f"unknown detail split {split!r}: use one of {', '.join(SPLITS)}")
-        if image_size < MIN_SIZE:
-            raise NlpoolError(f"detail images need at least {MIN_SIZE}x{MIN_SIZE} pixels, got {image_size}: use --input-size 128")
-        if num_samples < 1:
-            raise NlpoolError(f"a detail dataset needs at least one sample, got {num_samples}")
-        self.num_samples, self.image_size, self.num_classes = num_samples, image_size, num_classes
-        self.seed, self.split = seed, split
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not 0 <= index < self.num_samples:
-            raise IndexError(index)
-        image, label = render_detail(self.seed, self.split, index, self.image_size, self.num_classes)
-        return normalize(image), label
+    task = "detail"
+    min_size = MIN_SIZE
+    size_hint = "--input-size 128"
+    check_classes = staticmethod(check_detail_classes)
+    render = staticmethod(render_detail)

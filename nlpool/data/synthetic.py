@@ -20,13 +20,10 @@ machine. The "train" and "val" splits of one seed never share a sample.
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Dataset
 
 from nlpool.core.errors import NlpoolError
 
-from .normalize import normalize
-
-SPLITS = ("train", "val")
+from .rendered import SPLITS, RenderedDataset
 
 # Well separated RGB colours; the first K are the key colours (K = num_classes / 2).
 PALETTE = (
@@ -93,28 +90,13 @@ def render_sample(seed: int, split: str, index: int, image_size: int, num_classe
     return image.clamp_(0, 1), 2 * colour + match
 
 
-class SyntheticDataset(Dataset):
+class SyntheticDataset(RenderedDataset):
     """`num_samples` normalised (3, S, S) images and labels of the task above, rendered on access."""
 
-    def __init__(self, num_samples: int, image_size: int, num_classes: int = 10, seed: int = 0, split: str = "train") -> None:
-        check_synthetic_classes(num_classes)
-        if split not in SPLITS:
-            raise NlpoolError(f"unknown synthetic split {split!r}: use one of {', '.join(SPLITS)}")
-        if image_size < 16:
-            raise NlpoolError(f"synthetic images need at least 16x16 pixels, got {image_size}: use a larger --input-size")
-        if num_samples < 1:
-            raise NlpoolError(f"a synthetic dataset needs at least one sample, got {num_samples}")
-        self.num_samples, self.image_size, self.num_classes = num_samples, image_size, num_classes
-        self.seed, self.split = seed, split
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if not 0 <= index < self.num_samples:
-            raise IndexError(index)
-        image, label = render_sample(self.seed, self.split, index, self.image_size, self.num_classes)
-        return normalize(image), label
+    task = "synthetic"
+    min_size = 16
+    check_classes = staticmethod(check_synthetic_classes)
+    render = staticmethod(render_sample)
 
 
 def synthetic_batch(
@@ -122,7 +104,6 @@ def synthetic_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The first `num_samples` samples of a split as tensors: normalised (N, 3, S, S) float32, labels (N,) int64.
 
-    This is what the export uses for calibration and fidelity inputs when the user gives no data.
     """
     dataset = SyntheticDataset(num_samples, image_size, num_classes, seed, split)
     images, labels = zip(*(dataset[i] for i in range(num_samples)), strict=True)

@@ -9,7 +9,7 @@ else (or corrupted on the way) are a one-line `CustomOptionsError`, not a KeyErr
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from flatbuffers import flexbuffers
@@ -31,6 +31,32 @@ MIN_OUT_SHIFT, MAX_OUT_SHIFT = -15, 23
 
 class CustomOptionsError(NlpoolError):
     """Custom-op options that do not follow the contract (written by another tool, or corrupted)."""
+
+
+def _decode_integer_map(op_name: str, blob: bytes | bytearray | np.ndarray, fields: dict[str, Any]) -> dict[str, object]:
+    """A FlexBuffer map holding exactly integer or integer-vector values for `fields` (vectors for fields
+    typed as tuples), as {field: int or tuple}; CustomOptionsError names the first bad field."""
+    try:
+        data = flexbuffers.Loads(bytearray(bytes(blob)))
+    except Exception as err:  # the FlexBuffer reader raises whatever a bad offset leads to
+        raise CustomOptionsError(f"{op_name} options are not a valid FlexBuffer ({type(err).__name__})") from None
+    if not isinstance(data, dict):
+        raise CustomOptionsError(f"{op_name} options are not a FlexBuffer map")
+    missing = [key for key in fields if key not in data]
+    if missing:
+        raise CustomOptionsError(f"{op_name} options lack {', '.join(missing)}")
+    values: dict[str, object] = {}
+    for key, field in fields.items():
+        value = data[key]
+        if "tuple" in str(field.type):
+            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise CustomOptionsError(f"{op_name} option {key} must be a vector of integers")
+            values[key] = tuple(value)
+        elif not isinstance(value, int) or isinstance(value, bool):
+            raise CustomOptionsError(f"{op_name} option {key} must be an integer, got {value!r}")
+        else:
+            values[key] = value
+    return values
 
 
 def weight_table(r_scale: float, r_zero_point: int) -> np.ndarray:
@@ -88,23 +114,10 @@ class WeightedPoolParams:
     @classmethod
     def from_flexbuffer(cls, blob: bytes | bytearray | np.ndarray) -> WeightedPoolParams:
         """Decode and validate options; CustomOptionsError names the first bad field."""
-        try:
-            data = flexbuffers.Loads(bytearray(bytes(blob)))
-        except Exception as err:  # the FlexBuffer reader raises whatever a bad offset leads to
-            raise CustomOptionsError(f"{OP_NAME} options are not a valid FlexBuffer ({type(err).__name__})") from None
-        if not isinstance(data, dict):
-            raise CustomOptionsError(f"{OP_NAME} options are not a FlexBuffer map")
-        missing = [key for key in cls.__dataclass_fields__ if key not in data]
-        if missing:
-            raise CustomOptionsError(f"{OP_NAME} options lack {', '.join(missing)}")
-        table = data["table"]
-        if not isinstance(table, list) or len(table) != TABLE_SIZE or not all(isinstance(v, int) for v in table):
+        values = _decode_integer_map(OP_NAME, blob, cls.__dataclass_fields__)
+        if len(values["table"]) != TABLE_SIZE:
             raise CustomOptionsError(f"{OP_NAME} option table must be {TABLE_SIZE} integers")
-        scalars = {key: data[key] for key in cls.__dataclass_fields__ if key != "table"}
-        bad = [key for key, value in scalars.items() if not isinstance(value, int) or isinstance(value, bool)]
-        if bad:
-            raise CustomOptionsError(f"{OP_NAME} option {bad[0]} must be an integer, got {scalars[bad[0]]!r}")
-        params = cls(**scalars, table=tuple(table))
+        params = cls(**values)  # type: ignore[arg-type]
         params.check()
         return params
 
@@ -230,27 +243,7 @@ class AttentionParams:
     @classmethod
     def from_flexbuffer(cls, blob: bytes | bytearray | np.ndarray) -> AttentionParams:
         """Decode and validate options; CustomOptionsError names the first bad field."""
-        name = ATTENTION_OP_NAME
-        try:
-            data = flexbuffers.Loads(bytearray(bytes(blob)))
-        except Exception as err:  # the FlexBuffer reader raises whatever a bad offset leads to
-            raise CustomOptionsError(f"{name} options are not a valid FlexBuffer ({type(err).__name__})") from None
-        if not isinstance(data, dict):
-            raise CustomOptionsError(f"{name} options are not a FlexBuffer map")
-        missing = [key for key in cls.__dataclass_fields__ if key not in data]
-        if missing:
-            raise CustomOptionsError(f"{name} options lack {', '.join(missing)}")
-        values: dict[str, object] = {}
-        for key, field in cls.__dataclass_fields__.items():
-            value = data[key]
-            if "tuple" in str(field.type):
-                if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                    raise CustomOptionsError(f"{name} option {key} must be a vector of integers")
-                values[key] = tuple(value)
-            elif not isinstance(value, int) or isinstance(value, bool):
-                raise CustomOptionsError(f"{name} option {key} must be an integer, got {value!r}")
-            else:
-                values[key] = value
+        values = _decode_integer_map(ATTENTION_OP_NAME, blob, cls.__dataclass_fields__)
         params = cls(**values)  # type: ignore[arg-type]
         params.check()
         return params

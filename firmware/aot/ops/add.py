@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import broadcast_strides, pad_dims, require_int8, tensors
+from firmware.aot.ops.common import broadcast_fields, require_int8, tensors
 from firmware.aot.ops.unit import I32, OUT, Dims, Kernel, Params, Prepared, TensorArg, register
-from firmware.aot.quant import activation_range
 from nlpool.core.fixedpoint import quantize_multiplier
 from nlpool.core.tflite import Operator, TfliteModel
 
@@ -47,11 +46,6 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     m1, s1 = quantize_multiplier(a.scale / twice_max)
     m2, s2 = quantize_multiplier(b.scale / twice_max)
     mo, so = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * out.scale))
-    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
-    dims = pad_dims(out.shape)
-    params = AddParams(out_dims=dims, in1_strides=broadcast_strides(a.shape, dims),
-                       in2_strides=broadcast_strides(b.shape, dims), in1_offset=-a.zero_point,
-                       in2_offset=-b.zero_point, output_offset=out.zero_point, left_shift=LEFT_SHIFT,
-                       in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so,
-                       act_min=lo, act_max=hi)
+    params = AddParams(**broadcast_fields(op, a, b, out), left_shift=LEFT_SHIFT,
+                       in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so)
     return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))

@@ -1,5 +1,6 @@
 """Prepare-time helpers shared by several op units: tensor checks, shapes padded to NL_MAX_DIMS,
-strides, SAME padding and the parameters every op with int8 weights needs."""
+strides, SAME padding, and the parameters every broadcasting binary op and every op with int8
+weights needs."""
 
 from __future__ import annotations
 
@@ -66,6 +67,15 @@ def window_fields(o: Any, shapes: tuple[int, int, int, int, int, int]) -> dict[s
                 dil_h=o.dilationHFactor, dil_w=o.dilationWFactor,
                 pad_h=same_pad(ih, oh, fh, o.strideH, o.dilationHFactor),
                 pad_w=same_pad(iw, ow, fw, o.strideW, o.dilationWFactor))
+
+
+def broadcast_fields(op: Operator, a: Tensor, b: Tensor, out: Tensor) -> dict[str, Any]:
+    """What every broadcasting binary op needs: the padded output shape, each input's strides in it
+    (0 along broadcast dimensions), the three offsets and the fused activation's clamp."""
+    dims = pad_dims(out.shape)
+    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
+    return dict(out_dims=dims, in1_strides=broadcast_strides(a.shape, dims), in2_strides=broadcast_strides(b.shape, dims),
+                in1_offset=-a.zero_point, in2_offset=-b.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi)
 
 
 def weighted_fields(graph: TfliteModel, op: Operator, channels: int) -> dict[str, Any]:

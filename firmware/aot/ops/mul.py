@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import broadcast_strides, pad_dims, require_int8, tensors
+from firmware.aot.ops.common import broadcast_fields, require_int8, tensors
 from firmware.aot.ops.unit import I32, OUT, Dims, Kernel, Params, Prepared, TensorArg, register
-from firmware.aot.quant import activation_range
 from nlpool.core.fixedpoint import quantize_multiplier
 from nlpool.core.tflite import Operator, TfliteModel
 
@@ -37,10 +36,5 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     out = graph.tensors[op.outputs[0]]
     require_int8(op, a, b, out)
     mo, so = quantize_multiplier(a.scale * b.scale / out.scale)
-    lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
-    dims = pad_dims(out.shape)
-    params = MulParams(out_dims=dims, in1_strides=broadcast_strides(a.shape, dims),
-                       in2_strides=broadcast_strides(b.shape, dims), in1_offset=-a.zero_point,
-                       in2_offset=-b.zero_point, output_offset=out.zero_point, out_mult=mo, out_shift=so,
-                       act_min=lo, act_max=hi)
+    params = MulParams(**broadcast_fields(op, a, b, out), out_mult=mo, out_shift=so)
     return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))

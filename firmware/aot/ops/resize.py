@@ -58,14 +58,18 @@ def _scale(in_size: int, out_size: int, align: bool) -> np.float32:
     return F32(in_size) / F32(out_size)
 
 
+def _resize_geometry(graph: TfliteModel, op: Operator) -> tuple[bool, bool, tuple[int, ...], tuple[int, int]]:
+    """align_corners, half_pixel_centers, the input's (batches, h, w, channels) and the output's (h, w)."""
+    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require_int8(op, inp, out)
+    _, oh, ow, _ = out.shape
+    return bool(op.options.alignCorners), bool(op.options.halfPixelCenters), inp.shape, (oh, ow)
+
+
 @register("RESIZE_NEAREST_NEIGHBOR")
 def prepare_nearest(graph: TfliteModel, op: Operator) -> Prepared:
     """Source index per output row and column, in float32 as the interpreter computes it."""
-    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    require_int8(op, inp, out)
-    align, half = bool(op.options.alignCorners), bool(op.options.halfPixelCenters)
-    b, ih, iw, c = inp.shape
-    _, oh, ow, _ = out.shape
+    align, half, (b, ih, iw, c), (oh, ow) = _resize_geometry(graph, op)
 
     def index_map(in_size: int, out_size: int) -> np.ndarray:
         scale = _scale(in_size, out_size, align)
@@ -86,11 +90,7 @@ def prepare_nearest(graph: TfliteModel, op: Operator) -> Prepared:
 @register("RESIZE_BILINEAR")
 def prepare_bilinear(graph: TfliteModel, op: Operator) -> Prepared:
     """Q10 source coordinate and its two neighbours per output row and column."""
-    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
-    require_int8(op, inp, out)
-    align, half = bool(op.options.alignCorners), bool(op.options.halfPixelCenters)
-    b, ih, iw, c = inp.shape
-    _, oh, ow, _ = out.shape
+    align, half, (b, ih, iw, c), (oh, ow) = _resize_geometry(graph, op)
 
     def coords(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scale_10 = round_half_away(float(_scale(in_size, out_size, align) * F32(1 << 10)))

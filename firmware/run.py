@@ -7,6 +7,7 @@ budget exceeded at link time, fault, hang) raises NlpoolError with a one-line me
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -18,11 +19,15 @@ import numpy as np
 
 from firmware.aot.generate import ProjectInfo
 from firmware.boards import BOARDS
+from firmware.profile import OpProfile, Profile
 from nlpool.core.errors import NlpoolError
 
 HOST = "host"
 FAULT_EXIT_STATUS = 70
 _STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) stack_high_water=(\d+)")
+_PROFILE = re.compile(r"NLPOOL_PROFILE op=(\d+) ticks_hi=(\d+) ticks_lo=(\d+)")
+_KERNELS = re.compile(r"NLPOOL_KERNELS (\S+)")
+MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))  # CMSIS-NN's sources compile in parallel
 _FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
 _INSTALL_HINT = ("install it with: sudo apt-get install -y --no-install-recommends gcc-arm-none-eabi "
                  "libnewlib-arm-none-eabi qemu-system-arm")
@@ -45,6 +50,8 @@ class FirmwareRun:
     flash_bytes: int | None
     instructions_per_inference: int | None  # QEMU -icount shift=0 + SysTick; never "cycles"
     log: str
+    kernels: str = "portable"  # the kernel set the build used: "cmsis-nn" or "portable"
+    profile: Profile | None = None  # per-op instructions on the target (None on the host)
 
 
 def check_tools(target: str) -> None:
@@ -56,14 +63,17 @@ def check_tools(target: str) -> None:
             raise NlpoolError(f"'{tool}' is not on PATH, needed to build/run firmware for {target}: {hint}")
 
 
-def build(project_dir: str | Path, target: str) -> Path:
-    """`make host` or `make TARGET=<target> target`; returns the executable or ELF path."""
+def build(project_dir: str | Path, target: str, portable: bool = False) -> Path:
+    """`make host` or `make TARGET=<target> target`; returns the executable or ELF path.
+
+    A target build uses the project's CMSIS-NN tree when it has one, unless `portable` (then
+    nlpool's own kernels, `CMSIS_NN_DIR=`)."""
     project_dir = Path(project_dir)
     if target != HOST and target not in BOARDS:
         raise NlpoolError(f"unknown target '{target}': use one of host, {', '.join(BOARDS)}")
     check_tools(target)
-    goal = ["host"] if target == HOST else [f"TARGET={target}", "target"]
-    proc = subprocess.run(["make", "-s", "-C", str(project_dir), *goal], capture_output=True, text=True)
+    goal = ["host"] if target == HOST else [f"TARGET={target}", "target", *(["CMSIS_NN_DIR="] if portable else [])]
+    proc = subprocess.run(["make", "-s", f"-j{MAKE_JOBS}", "-C", str(project_dir), *goal], capture_output=True, text=True)
     if proc.returncode != 0:
         text = proc.stderr + proc.stdout
         budget = re.search(r"nlpool: SRAM use .*", text)
@@ -165,31 +175,46 @@ def default_timeout_s(info: ProjectInfo, inferences: int) -> float:
     return 60.0 + inferences * max(info.macs, 100_000) * 50 / 100e6
 
 
+def _profile(info: ProjectInfo, log: str, kernels: str, instructions_per_tick: float, inferences: int) -> Profile | None:
+    """The per-op instructions the target build printed (NLPOOL_PROFILE lines), None if it printed none."""
+    ticks = {int(m.group(1)): (int(m.group(2)) << 32) + int(m.group(3)) for m in _PROFILE.finditer(log)}
+    if not ticks:
+        return None
+    if sorted(ticks) != list(range(len(info.ops))):
+        raise FirmwareRunError(f"the firmware profiled {len(ticks)} ops, the model has {len(info.ops)}: regenerate the project")
+    return Profile(tuple(OpProfile(i, info.ops[i], info.op_kernels[i] if kernels == "cmsis-nn" else "portable",
+                                   round(ticks[i] * instructions_per_tick / max(inferences, 1)))
+                         for i in range(len(info.ops))))
+
+
 def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | list[np.ndarray],
-                  timeout_s: float | None = None) -> FirmwareRun:
+                  timeout_s: float | None = None, portable: bool = False) -> FirmwareRun:
     """Build `project_dir` for `target` ("host" or a Cortex-M target) and run every sample.
 
     `inputs` is one array of shape (n, *input_shape) per model input, in the model's dtype. On a
     board the run happens under QEMU with `-icount shift=0`, so instruction counts are exact and
     deterministic; a fault exception or a hang beyond `timeout_s` (default: `default_timeout_s`)
-    raises FirmwareRunError.
+    raises FirmwareRunError. `portable` builds the target without the project's CMSIS-NN tree.
     """
     project_dir = Path(project_dir)
     info = ProjectInfo.load(project_dir)
     payload, n = _input_bytes(info, inputs)
     if timeout_s is None:
         timeout_s = default_timeout_s(info, n)
-    exe = build(project_dir, target)
+    exe = build(project_dir, target, portable)
     log, raw = run_executable(exe, target, payload, timeout_s, f"{n} inferences")
     stats = _STATS.search(log)
     if stats is None:
         raise FirmwareRunError(f"{target} firmware printed no NLPOOL_STATS line: {log.strip()[-200:]}")
     outputs = _split_outputs(info, raw, n, target)
     done = int(stats.group(1))
+    kernels = _KERNELS.search(log)
+    kernel_set = kernels.group(1) if kernels else "portable"
     if target == HOST:
-        return FirmwareRun(target, outputs, done, info.arena_bytes, None, None, None, None, log)
+        return FirmwareRun(target, outputs, done, info.arena_bytes, None, None, None, None, log, kernel_set)
     ticks = (int(stats.group(2)) << 32) + int(stats.group(3))
     flash, sram = elf_sizes(exe)
-    instructions = round(ticks * BOARDS[target].ns_per_tick / max(done, 1))
+    per_tick = BOARDS[target].ns_per_tick
+    instructions = round(ticks * per_tick / max(done, 1))
     return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
-                          instructions, log)
+                       instructions, log, kernel_set, _profile(info, log, kernel_set, per_tick, done))

@@ -5,10 +5,13 @@ needs: sizes, constness and the op order. Tensor indices are the TFLite tensor i
 so plan offsets can address tensors in firmware directly. Custom ops are named `CUSTOM:<code>`; a
 custom op whose kernel needs scratch memory (NLPOOL_ATTENTION) gets one scratch tensor of that size,
 numbered after the file's tensors, so the plan places it in the arena (`MemoryPlan.scratch_slots`).
+Kernels whose scratch depends on the runtime rather than on the model (CMSIS-NN's convolution
+buffers) are given by the caller as `kernel_scratch` (op position -> bytes) and planned the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from nlpool.core.custom_ops import CustomOptionsError, scratch_bytes
@@ -18,8 +21,14 @@ from nlpool.core.tflite import TfliteModel, read_model
 from .graph import Graph, Op, Tensor
 
 
-def graph_from_model(model: TfliteModel) -> Graph:
-    """The main subgraph of an already read model as a planning graph."""
+def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
+    """The main subgraph of an already read model as a planning graph; `kernel_scratch` adds the
+    runtime's scratch memory per op position (bytes), live during that op only."""
+    kernel_scratch = dict(kernel_scratch or {})
+    unknown = sorted(set(kernel_scratch) - {op.position for op in model.operators})
+    if unknown:
+        raise NlpoolError(f"kernel scratch given for op {unknown[0]}, which {model.path.name} does not have: "
+                          "compute the scratch sizes for this model")
     path = model.path
     if not model.operators:
         raise NlpoolError(f"{path} has no operators to plan: re-export the model")
@@ -37,15 +46,16 @@ def graph_from_model(model: TfliteModel) -> Graph:
         name = model.tensors[op.outputs[0]].name if op.outputs else f"op{op.position}"
         kind = f"CUSTOM:{op.name}" if op.is_custom else op.name
         scratch: tuple[int, ...] = ()
+        size = kernel_scratch.get(op.position, 0)
         if op.is_custom:
             try:
-                size = scratch_bytes(op.name, op.custom_options)
+                size += scratch_bytes(op.name, op.custom_options)
             except CustomOptionsError as err:
                 raise NlpoolError(f"{path}: op {op.position}: {err}") from None
-            if size:
-                index = len(tensors)
-                tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
-                scratch = (index,)
+        if size:
+            index = len(tensors)
+            tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
+            scratch = (index,)
         ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch))
     graph = Graph(
         name=path.stem,
@@ -62,6 +72,6 @@ def graph_from_model(model: TfliteModel) -> Graph:
         raise NlpoolError(f"{path} is inconsistent ({err}): re-export the model") from None
 
 
-def graph_from_tflite(path: Path) -> Graph:
-    """The main subgraph of a .tflite file as a planning graph."""
-    return graph_from_model(read_model(path))
+def graph_from_tflite(path: Path, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
+    """The main subgraph of a .tflite file as a planning graph (`kernel_scratch`: see graph_from_model)."""
+    return graph_from_model(read_model(path), kernel_scratch)

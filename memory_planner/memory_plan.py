@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,13 @@ def build_plan(graph: Graph, inplace: bool = True) -> MemoryPlan:
     )
 
 
-def plan_tflite(path: str | Path, inplace: bool = True) -> MemoryPlan:
-    """Plan a .tflite file; `best.offsets` are keyed by TFLite tensor index (subgraph 0)."""
-    return build_plan(graph_from_tflite(Path(path)), inplace=inplace)
+def plan_tflite(path: str | Path, inplace: bool = True, kernel_scratch: Mapping[int, int] | None = None) -> MemoryPlan:
+    """Plan a .tflite file; `best.offsets` are keyed by TFLite tensor index (subgraph 0).
+
+    `kernel_scratch` (op position -> bytes) is scratch memory the runtime's kernels need beyond what
+    the model's own ops declare, e.g. CMSIS-NN's convolution buffers; it is planned in the arena.
+    """
+    return build_plan(graph_from_tflite(Path(path), kernel_scratch), inplace=inplace)
 
 
 def plan_model(model: Any, cfg: Any) -> MemoryPlan:

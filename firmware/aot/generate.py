@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from firmware.aot.ops import OPS, Prepared, UnsupportedOp
+from firmware.aot.cmsis_nn import CmsisNn, probe_scratch
+from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
@@ -56,6 +57,10 @@ class ProjectInfo:
     sram_budget: int
     macs: int  # multiply-accumulates per inference (convolutions, matmuls, weighted pooling)
     ops: list[str]
+    # Per op, the kernel set that runs it in a target build with CMSIS-NN: "cmsis-nn" or "portable"
+    # (nlpool's C). All "portable" when the project was generated without a CMSIS-NN tree.
+    op_kernels: list[str]
+    cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
 
@@ -173,14 +178,65 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
     return 0
 
 
+def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None) -> list[tuple[Operator, Prepared]]:
+    """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for,
+    without one no op is on CMSIS-NN."""
+    _check_supported(graph)
+    prepared: list[tuple[Operator, Prepared]] = []
+    for op in graph.operators:
+        try:
+            p = OPS[op.name](graph, op)
+        except UnsupportedOp as exc:
+            raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
+                              f"{exc}; export a model without it") from exc
+        prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
+    if cmsis_nn is None:
+        return prepared
+    sizes = _probe_cmsis_scratch(cmsis_nn, graph, prepared)
+    return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
+
+
+def _kernel_scratch(prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]:
+    """Op position -> the runtime scratch the memory plan must add (CMSIS-NN's buffers)."""
+    return {op.position: p.cmsis_scratch_bytes for op, p in prepared if p.cmsis_scratch_bytes}
+
+
+def cmsis_nn_scratch(tflite_path: str | Path, cmsis_nn: CmsisNn) -> dict[int, int]:
+    """Op position -> bytes of scratch CMSIS-NN's kernels need for this model (the larger of its DSP
+    and MVE sizes), for `plan_tflite(..., kernel_scratch=...)`: what `generate_project` plans."""
+    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn))
+
+
+def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]:
+    probed = [(op, p) for op, p in prepared if p.cmsis_nn is not None and p.cmsis_nn.scratch_function]
+    if not probed:
+        return {}
+    ctx = _EmitContext(graph, {}, {})
+    decls = [initializer(p, f"nl_op{op.position}", ctx) for op, p in probed]
+    prints = [f'    printf("{op.position} %ld %ld\\n", (long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, 0), '
+              f"(long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, 1));" for op, p in probed]
+    probe_c = "\n".join(["#include <stdio.h>", f'#include "{KERNEL_HEADER}"', *ctx.consts, *decls,
+                         "int main(void)", "{", *prints, "    return 0;", "}", ""])
+    with tempfile.TemporaryDirectory(prefix="nlpool-cmsis-") as tmp:
+        root = Path(tmp)
+        kernels = {p.cmsis_nn for _, p in probed if p.cmsis_nn}
+        _copy_kernel_files(root, [k for _, p in probed for k in (p.kernel, p.cmsis_nn) if k is not None])
+        return probe_scratch(cmsis_nn, root, probe_c, sorted({k.source for k in kernels}))
+
+
 def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: int,
                      default_target: str = "cortex-m7", plan: MemoryPlan | None = None,
-                     io: ProjectIO | None = None) -> ProjectInfo:
+                     io: ProjectIO | None = None, cmsis_nn: CmsisNn | None = None) -> ProjectInfo:
     """Write the AOT project for `tflite_path` into `out_dir` (replaced if it exists).
 
-    `plan` is memory_planner's plan of this model (`plan_tflite(tflite_path)`): the arena takes its
-    offsets. A caller that already has it (`nlpool export`) passes it so the model is planned once;
-    without it the model is planned here. `io` adds `nlpool_io.h` (camera frame to input, class names).
+    `plan` is memory_planner's plan of this model (`plan_tflite(tflite_path)`, with
+    `kernel_scratch=cmsis_nn_scratch(...)` when `cmsis_nn` is given): the arena takes its offsets. A
+    caller that already has it (`nlpool export`) passes it so the model is planned once; without it
+    the model is planned here. `io` adds `nlpool_io.h` (camera frame to input, class names).
+
+    `cmsis_nn` (a CMSIS-NN tree) makes the Cortex-M builds call Arm's CMSIS-NN for the ops it covers
+    (model.c selects with NLPOOL_CMSIS_NN, which the Makefile sets when it builds against the tree);
+    the host build and a build without the tree keep nlpool's portable kernels.
 
     `sram_budget` (bytes) goes into every board's linker script as an ASSERT, so a firmware that
     does not fit fails to link with a message naming the budget. Raises NlpoolError for
@@ -195,20 +251,16 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
                           f"{human_bytes(board.sram_length)} of SRAM on {default_target} "
                           f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
     graph = read_model(tflite_path)
-    _check_supported(graph)
+    prepared = _prepare_ops(graph, cmsis_nn)
     activations = _activation_tensors(graph)
-    plan = plan if plan is not None else plan_tflite(tflite_path)
+    if plan is None:
+        plan = plan_tflite(tflite_path, kernel_scratch=_kernel_scratch(prepared))
     offsets, arena_bytes, lower_bound = _arena_layout(plan, graph, activations)
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
-    prepared: list[tuple[Operator, Prepared]] = []
-    for op in graph.operators:
-        try:
-            prepared.append((op, OPS[op.name](graph, op)))
-        except UnsupportedOp as exc:
-            raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
-                              f"{exc}; export a model without it") from exc
     macs = sum(_macs(graph, op) for op in graph.operators)
+    op_kernels = ["cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
+                       op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
                        [_spec(graph.tensors[i]) for i in graph.outputs])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -226,15 +278,24 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     return info
 
 
+def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
+    """kernels/: the kernels' sources, the headers they include, and the generated nlpool_kernels.h."""
+    (root / "kernels").mkdir()
+    unique = set(kernels)
+    for name in [*SHARED_HEADERS, *sorted({k.params.header for k in unique} - {""})]:
+        shutil.copy2(KERNEL_DIR / name, root / "kernels" / name)
+    (root / "kernels" / KERNEL_HEADER).write_text(kernel_header(unique))
+    if any(k.cmsis_nn for k in unique):
+        (root / "kernels" / "cmsis_nn").mkdir()
+        for header in sorted((KERNEL_DIR / "cmsis_nn").glob("*.h")):
+            shutil.copy2(header, root / "kernels" / "cmsis_nn" / header.name)
+    for source in sorted({k.source for k in unique}):
+        shutil.copy2(KERNEL_DIR / source, root / "kernels" / source)
+
+
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
-    (root / "kernels").mkdir()
-    kernels = {p.kernel for _, p in prepared}
-    for name in [*SHARED_HEADERS, *sorted({k.params.header for k in kernels} - {""})]:
-        shutil.copy2(KERNEL_DIR / name, root / "kernels" / name)
-    (root / "kernels" / KERNEL_HEADER).write_text(kernel_header(kernels))
-    for source in sorted({k.source for k in kernels}):
-        shutil.copy2(KERNEL_DIR / source, root / "kernels" / source)
+    _copy_kernel_files(root, [k for _, p in prepared for k in (p.kernel, p.cmsis_nn) if k is not None])
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -246,7 +307,8 @@ def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: 
         budget = min(info.sram_budget, board.sram_length)
         (d / "link.ld").write_text(linker_script(board, budget, STACK_BYTES, HEAP_BYTES))
         (d / "board.mk").write_text(f"CPU_FLAGS := {board.cpu_flags}\nQEMU_MACHINE := {board.machine}\n")
-    makefile = (PLATFORM_DIR / "Makefile.in").read_text().format(default_target=default_target)
+    makefile = (PLATFORM_DIR / "Makefile.in").read_text().format(default_target=default_target,
+                                                                 cmsis_nn_dir=info.cmsis_nn_dir)
     (root / "Makefile").write_text(makefile)
     (root / "model.h").write_text(_model_h(info))
     (root / "README.md").write_text(_readme(info, default_target))
@@ -296,6 +358,7 @@ def _model_h(info: ProjectInfo) -> str:
 #define NLPOOL_NUM_INPUTS {len(info.inputs)}
 #define NLPOOL_NUM_OUTPUTS {len(info.outputs)}
 #define NLPOOL_ARENA_BYTES {info.arena_bytes}
+#define NLPOOL_NUM_OPS {len(info.ops)}
 
 /* Nothing to allocate: kept so callers have one place to put future set-up. */
 void nlpool_model_init(void);
@@ -305,9 +368,30 @@ void *nlpool_model_input(int index);
 void *nlpool_model_output(int index);
 uint32_t nlpool_model_input_bytes(int index);
 uint32_t nlpool_model_output_bytes(int index);
+/* With NLPOOL_PROFILE defined: platform ticks spent in op `index` over every invoke so far. */
+uint64_t nlpool_model_op_ticks(int index);
 
 #endif /* NLPOOL_MODEL_H */
 """
+
+
+# Per-op timing, compiled in only with NLPOOL_PROFILE (the project's Cortex-M builds): the platform's
+# tick counter read around every op. It costs two counter reads per op (measured: docs/firmware.md).
+_PROFILE_C = [
+    "#if defined(NLPOOL_PROFILE)",
+    '#include "nl_platform.h"',
+    "static uint64_t nl_op_ticks[NLPOOL_NUM_OPS];",
+    "static uint64_t nl_op_start;",
+    "#define NL_OP_BEGIN() (nl_op_start = nl_ticks())",
+    "#define NL_OP_END(index) (nl_op_ticks[index] += nl_ticks() - nl_op_start)",
+    "uint64_t nlpool_model_op_ticks(int index) { return nl_op_ticks[index]; }",
+    "#else",
+    "#define NL_OP_BEGIN() ((void)0)",
+    "#define NL_OP_END(index) ((void)0)",
+    "uint64_t nlpool_model_op_ticks(int index) { (void)index; return 0; }",
+    "#endif",
+    "",
+]
 
 
 def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]], info: ProjectInfo) -> str:
@@ -319,12 +403,21 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
     decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
-    calls = [call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes)) for (op, p), name in zip(prepared, names, strict=True)]
-    lines += [*ctx.consts, "", *decls, ""]
-    lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{"]
-    for (op, _), text in zip(prepared, calls, strict=True):
-        lines.append(f"    {text} /* {op.name} */")
-    lines += ["}", ""]
+    body = []
+    for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
+        if p.cmsis_nn is None:
+            body.append(f"    NL_OP_BEGIN(); {call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes))} "
+                        f"NL_OP_END({index}); /* {op.name} */")
+            continue
+        scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
+        body += ["#if NLPOOL_CMSIS_NN",
+                 f"    NL_OP_BEGIN(); {call(replace(p, kernel=p.cmsis_nn), name, ctx, scratch)} NL_OP_END({index}); "
+                 f"/* {op.name}: CMSIS-NN */",
+                 "#else",
+                 f"    NL_OP_BEGIN(); {call(p, name, ctx)} NL_OP_END({index}); /* {op.name} */",
+                 "#endif"]
+    lines += [*ctx.consts, "", *decls, "", *_PROFILE_C]
+    lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{", *body, "}", ""]
     in_off = ", ".join(str(ctx.offsets[i]) for i in graph.inputs)
     out_off = ", ".join(str(ctx.offsets[i]) for i in graph.outputs)
     lines += [f"static const uint32_t nl_in_off[] = {{{in_off}}};",

@@ -1,13 +1,18 @@
 /*
  * Test driver shared by the host build and the Cortex-M build: reads inferences from input.bin
  * (every model input, in order, per inference), writes output.bin the same way, and prints one
- * NLPOOL_STATS line. On Cortex-M the files travel over semihosting.
+ * NLPOOL_STATS line, the kernel set it was built with and, built with NLPOOL_PROFILE, the ticks
+ * of every op. On Cortex-M the files travel over semihosting.
  */
 #include <stdio.h>
 #include <stdint.h>
 
 #include "model.h"
 #include "nl_platform.h"
+
+#ifndef NLPOOL_CMSIS_NN
+#define NLPOOL_CMSIS_NN 0
+#endif
 
 int main(void)
 {
@@ -46,6 +51,14 @@ int main(void)
     }
     fclose(in);
     fclose(out);
+#if defined(NLPOOL_PROFILE)
+    for (int i = 0; i < NLPOOL_NUM_OPS; ++i) {
+        const uint64_t t = nlpool_model_op_ticks(i);
+        printf("NLPOOL_PROFILE op=%d ticks_hi=%lu ticks_lo=%lu\n", i, (unsigned long)(t >> 32),
+               (unsigned long)(t & 0xFFFFFFFFu));
+    }
+#endif
+    printf("NLPOOL_KERNELS %s\n", NLPOOL_CMSIS_NN ? "cmsis-nn" : "portable");
     /* newlib-nano printf has no %llu: print the tick count as two 32-bit halves. */
     printf("NLPOOL_STATS inferences=%lu ticks_hi=%lu ticks_lo=%lu stack_high_water=%lu\n",
            (unsigned long)count, (unsigned long)(ticks >> 32), (unsigned long)(ticks & 0xFFFFFFFFu),

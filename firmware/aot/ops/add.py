@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import broadcast_fields, require_int8, tensors
+from firmware.aot.ops.common import broadcast_fields, require_int8, row_major_strides, tensors
 from firmware.aot.ops.unit import I32, OUT, Dims, Kernel, Params, Prepared, TensorArg, register
 from nlpool.core.fixedpoint import quantize_multiplier
 from nlpool.core.tflite import Operator, TfliteModel
@@ -34,6 +34,7 @@ class AddParams(Params):
 
 
 KERNEL = Kernel("nl_add", AddParams, (TensorArg("in1"), TensorArg("in2"), OUT))
+CMSIS_NN = Kernel("nl_cmsis_add", AddParams, KERNEL.tensors)  # same-shape inputs only
 
 
 @register("ADD")
@@ -48,4 +49,6 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     mo, so = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * out.scale))
     params = AddParams(**broadcast_fields(op, a, b, out), left_shift=LEFT_SHIFT,
                        in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so)
-    return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))
+    dense = tuple(row_major_strides(params.out_dims))
+    same_shape = params.in1_strides == dense and params.in2_strides == dense
+    return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]), cmsis_nn=CMSIS_NN if same_shape else None)

@@ -83,7 +83,10 @@ def _flush(spelling: str, names: list[str]) -> list[str]:
 
 def _prototype(kernel: Kernel) -> str:
     args = [f"const {kernel.params.c_name} *p", *(t.declaration for t in kernel.tensors)]
-    return f"void {kernel.function}({', '.join(args)});"
+    text = f"void {kernel.function}({', '.join(args)});"
+    if kernel.scratch_function:  # the bytes CMSIS-NN asks for: DSP build (mve = 0) or MVE build (mve = 1)
+        text += f"\nint32_t {kernel.scratch_function}(const {kernel.params.c_name} *p, int32_t mve);"
+    return text
 
 
 def initializer(prepared: Prepared, name: str, ctx: EmitContext) -> str:

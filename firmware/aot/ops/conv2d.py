@@ -7,7 +7,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from firmware.aot.ops.common import require_int8, tensors, weighted_fields, window_fields
-from firmware.aot.ops.unit import I32, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, UnsupportedOp, register
+from firmware.aot.ops.unit import (
+    I32,
+    IN,
+    OUT,
+    SCRATCH,
+    I8Array,
+    I32Array,
+    Kernel,
+    OptionalI32Array,
+    Params,
+    Prepared,
+    UnsupportedOp,
+    register,
+)
 from nlpool.core.tflite import Operator, TfliteModel
 
 
@@ -42,6 +55,7 @@ class Conv2dParams(Params):
 
 
 KERNEL = Kernel("nl_conv2d", Conv2dParams)
+CMSIS_NN = Kernel("nl_cmsis_conv2d", Conv2dParams, (IN, OUT, SCRATCH))
 
 
 @register("CONV_2D")
@@ -59,4 +73,4 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
                           **window_fields(op.options, (ih, iw, oh, ow, fh, fw)),
                           **weighted_fields(graph, op, oc),
                           filter_sums=filt.data.reshape(oc, -1).astype(np.int64).sum(axis=1))
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firmware.aot.ops.common import require_int8, tensors, weighted_fields, window_fields
-from firmware.aot.ops.unit import I32, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, register
+from firmware.aot.ops.unit import I32, IN, OUT, SCRATCH, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, register
 from nlpool.core.tflite import Operator, TfliteModel
 
 
@@ -39,6 +39,7 @@ class DepthwiseConv2dParams(Params):
 
 
 KERNEL = Kernel("nl_depthwise_conv2d", DepthwiseConv2dParams)
+CMSIS_NN = Kernel("nl_cmsis_depthwise_conv2d", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
 
 
 @register("DEPTHWISE_CONV_2D")
@@ -53,4 +54,4 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     params = DepthwiseConv2dParams(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, depth_mult=oc // ic,
                                    **window_fields(op.options, (ih, iw, oh, ow, fh, fw)),
                                    **weighted_fields(graph, op, oc))
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)

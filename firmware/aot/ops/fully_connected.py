@@ -5,7 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firmware.aot.ops.common import require_int8, tensors, weighted_fields
-from firmware.aot.ops.unit import I32, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, UnsupportedOp, register
+from firmware.aot.ops.unit import (
+    I32,
+    IN,
+    OUT,
+    SCRATCH,
+    I8Array,
+    I32Array,
+    Kernel,
+    OptionalI32Array,
+    Params,
+    Prepared,
+    UnsupportedOp,
+    register,
+)
 from nlpool.core.tflite import Operator, TfliteModel
 
 
@@ -29,11 +42,13 @@ class FullyConnectedParams(Params):
 
 
 KERNEL = Kernel("nl_fully_connected", FullyConnectedParams)
+CMSIS_NN = Kernel("nl_cmsis_fully_connected", FullyConnectedParams, (IN, OUT, SCRATCH))
 
 
 @register("FULLY_CONNECTED")
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
-    """Depths from the OI filter; one multiplier per output channel only for per-channel weights."""
+    """Depths from the OI filter; one multiplier per output channel only for per-channel weights.
+    CMSIS-NN takes symmetric (zero-point 0) weights, as TFLite's int8 scheme makes them."""
     inp, filt = tensors(graph, op.inputs[:2])
     out = graph.tensors[op.outputs[0]]
     require_int8(op, inp, filt, out)
@@ -44,4 +59,4 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     params = FullyConnectedParams(batches=inp.size // depth, accum_depth=depth, out_depth=depth_out,
                                   per_channel=int(per_channel), filter_offset=-filt.zero_point,
                                   **weighted_fields(graph, op, depth_out if per_channel else 1))
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN if filt.zero_point == 0 else None)

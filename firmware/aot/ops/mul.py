@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import broadcast_fields, require_int8, tensors
+from firmware.aot.ops.common import broadcast_fields, require_int8, row_major_strides, tensors
 from firmware.aot.ops.unit import I32, OUT, Dims, Kernel, Params, Prepared, TensorArg, register
 from nlpool.core.fixedpoint import quantize_multiplier
 from nlpool.core.tflite import Operator, TfliteModel
@@ -27,6 +27,7 @@ class MulParams(Params):
 
 
 KERNEL = Kernel("nl_mul", MulParams, (TensorArg("in1"), TensorArg("in2"), OUT))
+CMSIS_NN = Kernel("nl_cmsis_mul", MulParams, KERNEL.tensors)  # same-shape inputs only
 
 
 @register("MUL")
@@ -37,4 +38,6 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     require_int8(op, a, b, out)
     mo, so = quantize_multiplier(a.scale * b.scale / out.scale)
     params = MulParams(**broadcast_fields(op, a, b, out), out_mult=mo, out_shift=so)
-    return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]))
+    dense = tuple(row_major_strides(params.out_dims))
+    same_shape = params.in1_strides == dense and params.in2_strides == dense
+    return Prepared(KERNEL, params, (op.inputs[0], op.inputs[1], op.outputs[0]), cmsis_nn=CMSIS_NN if same_shape else None)

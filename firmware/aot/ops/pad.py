@@ -20,6 +20,7 @@ class PadParams(Params):
 
 
 KERNEL = Kernel("nl_pad", PadParams)
+CMSIS_NN = Kernel("nl_cmsis_pad", PadParams)  # at most 4 dimensions
 
 
 @register("PAD", "PADV2")
@@ -33,4 +34,5 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     before = tuple(int(p) for p in pads.data.reshape(-1, 2)[:, 0])
     params = PadParams(out_dims=pad_dims(out.shape), in_dims=pad_dims(inp.shape),
                        before=(0,) * (MAX_DIMS - len(inp.shape)) + before, pad_value=value)
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    four_d = len(out.shape) <= 4
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN if four_d else None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from firmware.aot.ops.common import require_int8, same_pad
-from firmware.aot.ops.unit import I32, Kernel, Params, Prepared, register
+from firmware.aot.ops.unit import I32, IN, OUT, SCRATCH, Kernel, Params, Prepared, register
 from firmware.aot.quant import activation_range
 from nlpool.core.tflite import Operator, TfliteModel
 
@@ -33,6 +33,8 @@ class PoolParams(Params):
 
 AVERAGE = Kernel("nl_avg_pool2d", PoolParams)
 MAX = Kernel("nl_max_pool2d", PoolParams)
+CMSIS_NN_AVERAGE = Kernel("nl_cmsis_avg_pool2d", PoolParams, (IN, OUT, SCRATCH))
+CMSIS_NN_MAX = Kernel("nl_cmsis_max_pool2d", PoolParams)
 
 
 def _params(graph: TfliteModel, op: Operator) -> PoolParams:
@@ -51,10 +53,10 @@ def _params(graph: TfliteModel, op: Operator) -> PoolParams:
 @register("AVERAGE_POOL_2D")
 def prepare_average(graph: TfliteModel, op: Operator) -> Prepared:
     """Window and padding; the kernel divides by the in-bounds part of each window."""
-    return Prepared(AVERAGE, _params(graph, op), (op.inputs[0], op.outputs[0]))
+    return Prepared(AVERAGE, _params(graph, op), (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN_AVERAGE)
 
 
 @register("MAX_POOL_2D")
 def prepare_max(graph: TfliteModel, op: Operator) -> Prepared:
     """Window and padding; padded positions never win."""
-    return Prepared(MAX, _params(graph, op), (op.inputs[0], op.outputs[0]))
+    return Prepared(MAX, _params(graph, op), (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN_MAX)

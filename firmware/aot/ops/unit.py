@@ -93,6 +93,8 @@ class TensorArg:
 
 IN = TensorArg("in")
 OUT = TensorArg("out", output=True)
+SCRATCH = TensorArg("scratch", output=True, scratch=True)
+CMSIS_NN_PREFIX = "nl_cmsis_"
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,10 @@ class Kernel:
     """One C entry point `function(const <params> *p, <tensors>)`, alone in its file of
     firmware/kernels: the function name without its `nl_` prefix, e.g. nl_conv2d in conv2d.c.
 
-    The function name is the only spelling of the kernel in Python.
+    The function name is the only spelling of the kernel in Python. A CMSIS-NN wrapper
+    (`nl_cmsis_<op>`, in firmware/kernels/cmsis_nn/) takes the same parameters as nlpool's portable
+    kernel for the op and, when it has a scratch argument, exports `nl_cmsis_<op>_scratch(p, mve)`:
+    the bytes CMSIS-NN asks for on DSP or MVE builds.
     """
 
     function: str
@@ -108,9 +113,20 @@ class Kernel:
     tensors: tuple[TensorArg, ...] = (IN, OUT)
 
     @property
+    def cmsis_nn(self) -> bool:
+        """Whether this is a wrapper that calls Arm's CMSIS-NN (built only when a CMSIS-NN tree is given)."""
+        return self.function.startswith(CMSIS_NN_PREFIX)
+
+    @property
     def source(self) -> str:
-        """The kernel's C file name in firmware/kernels."""
-        return f"{self.function.removeprefix('nl_')}.c"
+        """The kernel's C file, relative to firmware/kernels (CMSIS-NN wrappers are in its cmsis_nn/)."""
+        name = f"{self.function.removeprefix('nl_')}.c"
+        return f"cmsis_nn/{name}" if self.cmsis_nn else name
+
+    @property
+    def scratch_function(self) -> str:
+        """The wrapper's scratch-size function, "" for a kernel without scratch or not on CMSIS-NN."""
+        return f"{self.function}_scratch" if self.cmsis_nn and any(t.scratch for t in self.tensors) else ""
 
 
 @dataclass(frozen=True)
@@ -120,12 +136,18 @@ class Prepared:
     `tensors` holds one tensor index per `kernel.tensors` entry that is not `scratch` (a tuple for a
     `many` argument). `scratch_bytes` is what the kernel's scratch argument must hold: the generator
     checks the memory plan reserved exactly that much in the arena for this op.
+
+    `cmsis_nn` is the op's CMSIS-NN wrapper when CMSIS-NN covers this instance of the op (same
+    parameters and tensors, plus a scratch argument where CMSIS-NN wants a buffer); its scratch size
+    comes from CMSIS-NN itself (`cmsis_scratch_bytes`, filled in by the generator).
     """
 
     kernel: Kernel
     params: Params
     tensors: tuple[int | tuple[int, ...], ...]
     scratch_bytes: int = 0
+    cmsis_nn: Kernel | None = None
+    cmsis_scratch_bytes: int = 0
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]

@@ -1,0 +1,48 @@
+/*
+ * FULLY_CONNECTED on CMSIS-NN. On MVE CMSIS-NN wants each output's filter sum (times the input
+ * offset, plus bias) in its buffer: it is computed here, in the planned scratch, on every call, as
+ * TFLM does when it has no persistent buffer for it.
+ */
+#include "nl_cmsis_nn.h"
+
+typedef struct {
+    cmsis_nn_fc_params fc;
+    cmsis_nn_dims input, filter, bias, output;
+} nl_cmsis_fc_t;
+
+static nl_cmsis_fc_t nl_cmsis_fc(const nl_fully_connected_params_t *p)
+{
+    nl_cmsis_fc_t c;
+    c.fc.input_offset = p->input_offset;
+    c.fc.filter_offset = p->filter_offset;
+    c.fc.output_offset = p->output_offset;
+    c.fc.activation.min = p->act_min;
+    c.fc.activation.max = p->act_max;
+    c.input = nl_cmsis_dims(p->batches, 1, 1, p->accum_depth);
+    c.filter = nl_cmsis_dims(p->accum_depth, 1, 1, p->out_depth);
+    c.bias = nl_cmsis_dims(1, 1, 1, p->out_depth);
+    c.output = nl_cmsis_dims(p->batches, 1, 1, p->out_depth);
+    return c;
+}
+
+int32_t nl_cmsis_fully_connected_scratch(const nl_fully_connected_params_t *p, int32_t mve)
+{
+    nl_cmsis_fc_t c = nl_cmsis_fc(p);
+    return mve ? arm_fully_connected_s8_get_buffer_size_mve(&c.filter) : arm_fully_connected_s8_get_buffer_size_dsp(&c.filter);
+}
+
+#ifndef NL_CMSIS_SCRATCH_PROBE
+void nl_cmsis_fully_connected(const nl_fully_connected_params_t *p, const int8_t *in, int8_t *out, int8_t *scratch)
+{
+    nl_cmsis_fc_t c = nl_cmsis_fc(p);
+    const int32_t size = arm_fully_connected_s8_get_buffer_size(&c.filter);
+    const cmsis_nn_context ctx = {scratch, size};
+    if (size > 0) {
+        nl_cmsis_check(arm_vector_sum_s8((int32_t *)(void *)scratch, p->accum_depth, p->out_depth, p->filter,
+                                         p->input_offset, p->filter_offset, p->bias));
+    }
+    cmsis_nn_quant_params quant = {(int32_t *)p->out_mult, (int32_t *)p->out_shift, p->per_channel};
+    nl_cmsis_check(arm_fully_connected_wrapper_s8(&ctx, &c.fc, &quant, &c.input, in, &c.filter, p->filter, &c.bias,
+                                                  p->bias, &c.output, out));
+}
+#endif

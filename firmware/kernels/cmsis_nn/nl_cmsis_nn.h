@@ -1,0 +1,32 @@
+/*
+ * Shared by nlpool's CMSIS-NN wrappers: each wrapper takes the same Prepare-time parameter struct as
+ * nlpool's portable kernel for the op and calls Arm's CMSIS-NN function for it, so the generated
+ * model can call either (model.c chooses with NLPOOL_CMSIS_NN). Each also exports the scratch size
+ * CMSIS-NN asks for on DSP (Cortex-M4/M7) and MVE (Cortex-M55) builds, computed by CMSIS-NN's own
+ * *_get_buffer_size_dsp/_mve functions: nlpool's generator runs them on the host so the memory
+ * planner can place that scratch in the arena.
+ */
+#ifndef NL_CMSIS_NN_H
+#define NL_CMSIS_NN_H
+
+#include <stdint.h>
+
+#include "arm_nnfunctions.h"
+#include "nlpool_kernels.h"
+
+/* The generator only emits calls CMSIS-NN accepts (its Prepare checks the same limits), so a
+ * failing status is a generator bug: stop at a fault rather than return wrong outputs. */
+static inline void nl_cmsis_check(arm_cmsis_nn_status status)
+{
+    if (status != ARM_CMSIS_NN_SUCCESS) {
+        __builtin_trap();
+    }
+}
+
+static inline cmsis_nn_dims nl_cmsis_dims(int32_t n, int32_t h, int32_t w, int32_t c)
+{
+    const cmsis_nn_dims d = {n, h, w, c};
+    return d;
+}
+
+#endif /* NL_CMSIS_NN_H */

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ class Profile:
 
     def format_table(self, title: str, rows: int = 8) -> str:
         """The export's printout: the `rows` most expensive op kinds and their share of the total."""
-        lines = [f"  {title}: {self.total:,} instructions per inference in {len(self.ops)} ops"]
-        for k in self.by_kind()[:rows]:
-            lines.append(f"    {k.op:<24} {k.kernel:<14} x{k.count:<3} {k.instructions:>12,}  {100 * k.share:5.1f} %")
-        return "\n".join(lines)
+        return format_profile(self.to_json(), title, rows)
+
+
+def format_profile(profile: dict[str, Any], title: str, rows: int = 8) -> str:
+    """A profile's report.json entry (`Profile.to_json`) as printed lines: the `rows` costliest op kinds."""
+    lines = [f"  {title}: {profile['profiled_instructions']:,} instructions per inference in {len(profile['by_op'])} ops"]
+    for k in profile["by_kind"][:rows]:
+        lines.append(f"    {k['op']:<24} {k['kernel']:<14} x{k['count']:<3} {k['instructions']:>12,}  {100 * k['share']:5.1f} %")
+    return "\n".join(lines)

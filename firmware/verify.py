@@ -5,6 +5,11 @@ Three comparisons on the same inputs: the board under QEMU against the same C bu
 NumPy golden custom op, computed by the caller with export.host_run: bit-exactness expected), and
 the board's dequantised outputs against PyTorch (top-1 agreement and cosine similarity). This module
 measures; whether the numbers pass is decided by the caller from the bars the user set.
+
+A project built on CMSIS-NN runs on the board with those kernels while the host build keeps
+nlpool's portable ones, so "bit-exact vs host build" there compares the two kernel sets. The board
+also runs the portable build on a few of the inputs (`PORTABLE_INPUTS`), for the speed-up CMSIS-NN
+brings and a third bit-exactness check, measured in the same run.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from typing import Any
 import numpy as np
 
 from firmware.aot.generate import ProjectInfo
+from firmware.profile import format_profile
 from firmware.run import HOST, FirmwareRun, build_and_run
+
+PORTABLE_INPUTS = 10  # inputs the portable board build runs when the project is on CMSIS-NN
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,12 @@ def measure_firmware(project_dir: str | Path, target: str, inputs: np.ndarray, r
         "macs_per_inference": info.macs,
         "instructions_per_mac": (round(board.instructions_per_inference / info.macs, 2)
                                  if info.macs and board.instructions_per_inference else None),
+        "kernels": board.kernels,
+        "profile": board.profile.to_json() if board.profile is not None else None,
+        "portable": None,
     }
+    if board.kernels == "cmsis-nn":
+        report["portable"] = _portable_report(project_dir, target, inputs[:PORTABLE_INPUTS], board, timeout_s)
     if pytorch is not None:
         spec = info.outputs[0]
         deq = (out.astype(np.float32) - spec.zero_point) * np.float32(spec.scale)
@@ -79,6 +92,24 @@ def measure_firmware(project_dir: str | Path, target: str, inputs: np.ndarray, r
         report["top1_agreement_vs_pytorch"] = float(np.mean(flat_fw.argmax(axis=1) == flat_pt.argmax(axis=1)))
         report["cosine_vs_pytorch"] = _cosine(deq, torch_out)
     return FirmwareMeasurement(host, board, report)
+
+
+def _portable_report(project_dir: str | Path, target: str, inputs: np.ndarray, board: FirmwareRun,
+                     timeout_s: float | None) -> dict[str, Any]:
+    """The same project on the same board with nlpool's portable kernels: cost and agreement."""
+    portable = build_and_run(project_dir, target, inputs, timeout_s=timeout_s, portable=True)
+    same = portable.outputs[0]
+    n = len(same)
+    instructions = portable.instructions_per_inference
+    return {
+        "inferences": n,
+        "bitexact_vs_cmsis_nn": bool(np.array_equal(same, board.outputs[0][:n])),
+        "instructions_per_inference": instructions,
+        "cmsis_nn_speedup": (round(instructions / board.instructions_per_inference, 3)
+                             if instructions and board.instructions_per_inference else None),
+        "flash_bytes": portable.flash_bytes,
+        "stack_high_water_bytes": portable.stack_high_water_bytes,
+    }
 
 
 def format_firmware_table(report: dict[str, Any], passed: bool) -> str:
@@ -107,6 +138,16 @@ def format_firmware_table(report: dict[str, Any], passed: bool) -> str:
         ("flash", num("flash_bytes", " B")),
         ("instructions per inference", num("instructions_per_inference")),
         ("instructions per MAC", ratio("instructions_per_mac", ".2f")),
+        ("kernels", str(report.get("kernels", "portable"))),
     ]
+    portable = report.get("portable")
+    if portable:
+        rows.append(("portable kernels (same board)",
+                     f"{portable['instructions_per_inference']:,} instructions per inference, "
+                     f"{portable['cmsis_nn_speedup']}x CMSIS-NN's; bit-exact {portable['bitexact_vs_cmsis_nn']} "
+                     f"on {portable['inferences']} inputs"))
     width = max(len(k) for k, _ in rows)
-    return "\n".join([f"firmware on {report['target']} under QEMU: {verdict}"] + [f"  {k:<{width}}  {v}" for k, v in rows])
+    lines = [f"firmware on {report['target']} under QEMU: {verdict}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
+    if report.get("profile"):
+        lines.append(format_profile(report["profile"], "where the instructions go"))
+    return "\n".join(lines)

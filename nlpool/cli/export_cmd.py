@@ -73,6 +73,10 @@ def _quiet_stderr() -> Iterator[None]:
 @click.option("--tflm-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Upstream TFLM source tree (create_tflm_tree.py output or a tflite-micro checkout) to build and run "
                    "the TFLM project against on QEMU [default: $NLPOOL_TFLM_DIR; none: that run is skipped].")
+@click.option("--cmsis-nn-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Arm CMSIS-NN tree (a CMSIS-NN checkout, or a TFLM tree that carries one): the AOT firmware calls "
+                   "CMSIS-NN for the ops it covers on Cortex-M [default: $NLPOOL_CMSIS_NN_DIR; none: nlpool's portable "
+                   "kernels].")
 def export_command(
     target: str,
     sram_bytes: int,
@@ -86,6 +90,7 @@ def export_command(
     min_cosine: float,
     keep_failed: bool,
     tflm_dir: Path | None,
+    cmsis_nn_dir: Path | None,
     preset: str | None,
     checkpoint: Path | None,
     **flags: Any,
@@ -114,6 +119,7 @@ def export_command(
         min_cosine=min_cosine,
         keep_failed=keep_failed,
         tflm_dir=tflm_dir,
+        cmsis_nn_dir=cmsis_nn_dir,
     )
     record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
     source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)

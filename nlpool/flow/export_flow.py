@@ -44,6 +44,8 @@ from export.pipeline import (
     prepare_data,
 )
 from firmware.aot import generate_project
+from firmware.aot.cmsis_nn import CMSIS_NN_HINT, CmsisNn, find_cmsis_nn
+from firmware.aot.generate import cmsis_nn_scratch
 from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.run import check_tools
@@ -92,6 +94,8 @@ class ExportOptions:
     min_cosine: float = 0.99  # firmware vs PyTorch cosine needed to pass (trained weights only)
     keep_failed: bool = False  # let a failed export replace a passing earlier one (its evidence is otherwise dropped)
     tflm_dir: Path | None = None  # the user's TFLM source tree (else $NLPOOL_TFLM_DIR; none: the TFLM run is skipped)
+    # The user's CMSIS-NN tree (else $NLPOOL_CMSIS_NN_DIR; none: the AOT firmware keeps nlpool's portable kernels).
+    cmsis_nn_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -248,9 +252,14 @@ def judge_firmware(report: dict[str, Any], options: ExportOptions, trained: bool
     return bitexact and agrees, bars
 
 
-def plan_memory(fused: FusedResult, sram_bytes: int, work_dir: Path) -> MemoryResult:
-    """Plan the fused model's arena once, write memory.md/json/png, and judge it against the SRAM budget."""
-    plan = plan_tflite(fused.path)
+def plan_memory(fused: FusedResult, sram_bytes: int, work_dir: Path, cmsis_nn: CmsisNn | None) -> MemoryResult:
+    """Plan the fused model's arena once (with CMSIS-NN's kernel buffers when the firmware will call it),
+    write memory.md/json/png, and judge it against the SRAM budget."""
+    try:
+        kernel_scratch = cmsis_nn_scratch(fused.path, cmsis_nn) if cmsis_nn is not None else None
+    except NlpoolError:  # ops the AOT runtime lacks: the firmware step reports them; plan the model as it is
+        kernel_scratch = None
+    plan = plan_tflite(fused.path, kernel_scratch=kernel_scratch)
     data = write_reports(plan, sram_bytes, work_dir)
     section = {key: value for key, value in data.items() if key not in MEMORY_REPORT_KEYS_DROPPED}
     return MemoryResult(plan, section, tuple(work_dir / f"memory.{suffix}" for suffix in ("md", "json", "png")))
@@ -269,16 +278,21 @@ def firmware_inputs(network: nn.Module, data: ExportData, fused: FusedResult, co
 
 
 def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, fused: FusedResult, memory: MemoryResult,
-                   io: ProjectIO, options: ExportOptions, work_dir: Path, blocked_by: Failure | None) -> FirmwareResult:
-    """Generate the AOT C project from the memory plan; unless --no-run or an earlier failure, build it and
-    run it on QEMU and on the host, and judge the comparisons."""
+                   io: ProjectIO, options: ExportOptions, cmsis_nn: CmsisNn | None, work_dir: Path,
+                   blocked_by: Failure | None) -> FirmwareResult:
+    """Generate the AOT C project from the memory plan (on CMSIS-NN where it covers an op, when a tree is
+    given); unless --no-run or an earlier failure, build it and run it on QEMU and on the host, and judge
+    the comparisons."""
     project_dir = work_dir / "firmware_aot"
     try:
-        info = generate_project(fused.path, project_dir, options.sram_bytes, options.target, plan=memory.plan, io=io)
+        info = generate_project(fused.path, project_dir, options.sram_bytes, options.target, plan=memory.plan, io=io,
+                                cmsis_nn=cmsis_nn)
     except NlpoolError as err:  # e.g. ops the kernels do not cover (LIP keeps EXP): keep the rest of the export
         return FirmwareResult(None, {"target": options.target, "generated": False, "error": str(err)},
                               Failure(EXIT_CHECK_FAILED, f"no firmware: {err}", f"firmware generation failed: {err}"))
     not_run = {"target": options.target, "arena_bytes": info.arena_bytes,
+               "kernels": "cmsis-nn" if cmsis_nn else "portable",
+               "kernels_note": f"CMSIS-NN from {cmsis_nn.root}" if cmsis_nn else f"no CMSIS-NN tree: {CMSIS_NN_HINT}",
                "input": {"format": options.input_format, "int8_is_pixel_minus_128": io.rgb888.is_pixel_minus_128,
                          "rgb888_to_input": io.rgb888.description, "header": "nlpool_io.h"}}
     if blocked_by is not None:
@@ -292,7 +306,8 @@ def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, 
         return FirmwareResult(project_dir, {**not_run, "run": f"failed: {err}"},
                               Failure(EXIT_CHECK_FAILED, f"firmware run failed: {err}", f"the firmware run failed: {err}"))
     passed, bars = judge_firmware(measurement.report, options, source.trained)
-    section = {**measurement.report, "passed": passed, "pytorch_bars": bars, "input": not_run["input"], "accuracy_on_labels": None}
+    section = {**measurement.report, "passed": passed, "pytorch_bars": bars, "input": not_run["input"],
+               "kernels_note": not_run["kernels_note"], "accuracy_on_labels": None}
     if inputs.labels is not None:  # int8 logits share one scale, so their arg-max is the dequantised one's
         predicted = measurement.board.outputs[0].reshape(len(inputs.labels), -1).argmax(axis=1)
         section["accuracy_on_labels"] = float(np.mean(predicted == inputs.labels))
@@ -406,6 +421,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
                           f" the --sram budget of {format_size(options.sram_bytes)}: use a smaller --input-size or a larger budget")
     if options.run_firmware:
         check_tools(options.target)  # before the long export: say how to install a missing toolchain or QEMU
+    cmsis_nn = find_cmsis_nn(options.cmsis_nn_dir)  # a wrong path stops the export before it starts
     spec, warning = choose_data(options, source)
     images = export_images(spec, source.input_size, source.num_classes, options.calib_samples, FIDELITY_SAMPLES)
     class_names = images.class_names or source.class_names
@@ -427,9 +443,10 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         tflite = run.run(step_tflite, convert_to_int8, onnx, data, work, run.scratch_dir)
         fused = run.run(step_fuse, fuse_pools, tflite, work)
         run.run(step_fidelity, measure_fidelity, network, data, onnx, tflite, fused)
-        memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work)
+        memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work, cmsis_nn)
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
-        firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, work, memory.failure)
+        firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, cmsis_nn, work,
+                           memory.failure)
         tflm = run.run(TFLM, build_tflm, fused, firmware, io, options, work, _first(memory.failure, firmware.failure))
         failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
         placed = run.finish(passed=not failures, keep_failed=options.keep_failed)

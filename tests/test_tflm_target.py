@@ -214,3 +214,8 @@ def test_the_profile_names_each_op_and_sums_to_the_measured_inference(tmp_path):
     gap = run.profiled_inference_instructions - profile.total
     assert 0 <= gap <= 0.02 * run.profiled_inference_instructions, (gap, profile.total)
     assert abs(run.instructions_per_inference - run.profiled_inference_instructions) <= 0.02 * run.instructions_per_inference
+    # The profiler's 80 KiB over the SRAM budget: built without it, run without a profile, same outputs.
+    tight = generate_tflm_project(model, tmp_path / "tight", "cortex-m7", sram_budget=run.sram_used_bytes - (40 << 10))
+    unprofiled = run_on_target(tight.path, "cortex-m7", build_for_target(tight.path, "cortex-m7", tree).elf, inputs, tree=tree)
+    assert unprofiled.profile is None and unprofiled.sram_used_bytes <= run.sram_used_bytes - (40 << 10)
+    assert np.array_equal(unprofiled.outputs[0], run.outputs[0])

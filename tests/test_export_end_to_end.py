@@ -175,6 +175,12 @@ def test_export_plans_memory_and_runs_both_firmwares(which, request):
     assert tflm["target_arena_used_bytes"] <= tflm["arena_bytes"]
     assert tflm["top1_agreement_vs_pytorch"] == firmware["top1_agreement_vs_pytorch"]
     assert tflm["instructions_per_inference"] > 0 and tflm["stack_high_water_bytes"] > 0
+    # MicroProfiler's per-op profile of the first inference: every op of the TFLM model, summing to that
+    # inference's measured instructions less the interpreter's and the profiler's work between ops.
+    profile = tflm["profile"]
+    assert [o["op"] for o in profile["by_op"]] == read_model(out / "model_int8_fused_tflm.tflite").op_names()
+    measured = profile["profiled_inference_instructions"]
+    assert 0 <= measured - profile["profiled_instructions"] <= 0.01 * measured
 
 
 def test_export_plans_memory_once_and_builds_each_firmware_once(default_export):

@@ -19,8 +19,8 @@ import pytest
 from firmware.tflm import TflmTree, find_tree
 from firmware.tflm.ops import RESOLVER_METHODS
 from firmware.tflm.project import arena_with_margin
-from firmware.tflm.sources import CMSIS_NN_SOURCE_DIRS, CORE_SOURCES, KERNEL_DIR, cmsis_nn_dirs, kernel_stems
-from firmware.tflm.target import cache_key, user_cache_dir
+from firmware.tflm.sources import CMSIS_NN_SOURCE_DIRS, CORE_SOURCES, KERNEL_DIR, cmsis_nn_dirs, kernel_set, kernel_stems
+from firmware.tflm.target import cache_key, parse_profile, user_cache_dir
 from memory_planner.graph import Graph, Op, Tensor
 from memory_planner.tflm_model import predict_target_tail
 from nlpool.core.errors import NlpoolError
@@ -160,3 +160,62 @@ def test_a_tflite_micro_checkout_layout_builds_from_its_downloads_folder(tmp_pat
                          cwd=project.path, capture_output=True, text=True, check=True).stdout
     assert f"-I{checkout}/tensorflow/lite/micro/tools/make/downloads/flatbuffers/include" in dry
     assert "kernels/cmsis_nn/add.cc" in dry and "-mcpu=cortex-m55" in dry
+
+
+def test_the_profile_is_read_from_micro_profilers_csv():
+    """The firmware prints the first inference's ticks, then MicroProfiler::LogCsv() (with TFLM's \\r\\n)."""
+    log = ("NLPOOL_TFLM_PROFILE inference=0 ticks=110\n\"Event\",\"Tag\",\"Ticks\"\r\n0,CONV_2D,80\r\n"
+           "1,NLPOOL_WEIGHTED_POOL,20\r\n2,ADD,7\r\nNLPOOL_TFLM_PROFILE_END\nNLPOOL_STATS inferences=1\n")
+    profile, measured = parse_profile(log, 40.0, lambda tag: "portable" if tag.startswith("NLPOOL") else "tflm-cmsis-nn")
+    assert measured == 4400 and profile.total == 107 * 40
+    assert [(o.position, o.op, o.kernel) for o in profile.ops] == [
+        (0, "CONV_2D", "tflm-cmsis-nn"), (1, "NLPOOL_WEIGHTED_POOL", "portable"), (2, "ADD", "tflm-cmsis-nn")]
+    assert parse_profile("NLPOOL_STATS inferences=1\n", 40.0, str) is None
+
+
+def test_an_op_runs_on_cmsis_nn_where_the_tree_has_its_kernel():
+    has = {f"{KERNEL_DIR}/cmsis_nn/conv.cc"}.__contains__
+    assert kernel_set("CONV_2D", "cmsis-nn", has) == "tflm-cmsis-nn"
+    assert kernel_set("RESHAPE", "cmsis-nn", has) == "tflm-reference"
+    assert kernel_set("CONV_2D", "reference", has) == "tflm-reference"
+    assert kernel_set("NLPOOL_WEIGHTED_POOL", "cmsis-nn", has, custom=True) == "portable"
+
+
+@needs_trees
+def test_the_profile_names_each_op_and_sums_to_the_measured_inference(tmp_path):
+    """Built against the CMSIS-NN tree for cortex-m7 and run under QEMU: one profiled op per model op, in
+    order, whose instructions add up to the profiled inference's measured ones less the profiler's overhead."""
+    tf = pytest.importorskip("tensorflow")
+    from firmware.run import check_tools
+    from firmware.testing import convert
+    from firmware.tflm import build_for_target, generate_tflm_project, run_on_target
+    from nlpool.core.tflite import read_model
+
+    try:
+        check_tools("cortex-m7")
+    except NlpoolError as err:
+        pytest.skip(str(err))
+    rng = np.random.default_rng(1)
+    w = tf.constant(rng.normal(size=(3, 3, 4, 8)).astype(np.float32))
+    model = tmp_path / "conv.tflite"
+    model.write_bytes(convert(lambda x: tf.nn.relu(tf.nn.conv2d(x, w, 1, "SAME")) + 1.0, [(1, 16, 16, 4)], rng))
+    tree = find_tree(TREES["cmsis-nn"])
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m7")
+    build = build_for_target(project.path, "cortex-m7", tree)
+    inputs = rng.integers(-128, 128, size=(3, 1, 16, 16, 4), dtype=np.int8)
+    run = run_on_target(project.path, "cortex-m7", build.elf, inputs, tree=tree)
+    profile = run.profile
+    assert profile is not None
+    assert [o.op for o in profile.ops] == read_model(model).op_names()
+    assert [o.position for o in profile.ops] == list(range(len(profile.ops)))
+    assert next(o.kernel for o in profile.ops if o.op == "CONV_2D") == "tflm-cmsis-nn"
+    assert all(o.instructions > 0 for o in profile.ops if o.op == "CONV_2D")
+    # Per op: the profiler's two clock reads and calls, and the tick resolution (40 instructions).
+    gap = run.profiled_inference_instructions - profile.total
+    assert 0 <= gap <= 0.02 * run.profiled_inference_instructions, (gap, profile.total)
+    assert abs(run.instructions_per_inference - run.profiled_inference_instructions) <= 0.02 * run.instructions_per_inference
+    # The profiler's 80 KiB over the SRAM budget: built without it, run without a profile, same outputs.
+    tight = generate_tflm_project(model, tmp_path / "tight", "cortex-m7", sram_budget=run.sram_used_bytes - (40 << 10))
+    unprofiled = run_on_target(tight.path, "cortex-m7", build_for_target(tight.path, "cortex-m7", tree).elf, inputs, tree=tree)
+    assert unprofiled.profile is None and unprofiled.sram_used_bytes <= run.sram_used_bytes - (40 << 10)
+    assert np.array_equal(unprofiled.outputs[0], run.outputs[0])

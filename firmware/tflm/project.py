@@ -141,7 +141,8 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
               if ops.customs else "  return kTfLiteOk;")
     (root / "main.cc").write_text(_render(
         "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
-        resolver_calls=calls, custom_registration=custom))
+        resolver_calls=calls, custom_registration=custom,
+        ticks_per_second=round(1e9 / BOARDS[target].ns_per_tick)))
     for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.cc"):
         shutil.copy(TEMPLATES / name, root / name)
     (root / "nlpool_weighted_pool_op.h").write_text(_render("nlpool_weighted_pool_op.h.in", op_name=OP_NAME))

@@ -78,6 +78,8 @@ def target_report(project: TflmProject, tree: TflmTree, build: TargetBuild, run:
         "arena_bytes": project.arena_bytes,
         "arena_margin_bytes": project.margin_bytes,
         "instructions_per_inference": run.instructions_per_inference,
+        "profile": None if run.profile is None else {
+            **run.profile.to_json(), "profiled_inference_instructions": run.profiled_inference_instructions},
         "stack_high_water_bytes": run.stack_high_water_bytes,
         "flash_bytes": run.flash_bytes,
         "sram_used_bytes": run.sram_used_bytes,

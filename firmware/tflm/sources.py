@@ -9,11 +9,13 @@ generated Makefile picks each kernel's `kernels/cmsis_nn/` version when the tree
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-# The interpreter, allocator, memory planner, flatbuffer parsing and the kernel helpers every
-# kernel links against. Left out on purpose: test helpers, the recording allocator, the profiler and
-# `micro_time.cc` (the project times inference with SysTick, outside TFLM).
+# The interpreter, allocator, memory planner, flatbuffer parsing, the kernel helpers every kernel links
+# against, and `MicroProfiler` (main.cc profiles one inference per op with it). Left out on purpose: test
+# helpers, the recording allocator and `micro_time.cc`: a tree made for project generation compiles it
+# as a stub whose clock is always 0, so the project defines `tflite::GetCurrentTimeTicks()` and
+# `ticks_per_second()` itself, from the platform's SysTick counter (main.cc).
 CORE_SOURCES: tuple[str, ...] = (
     "tensorflow/compiler/mlir/lite/core/api/error_reporter.cc",
     "tensorflow/compiler/mlir/lite/schema/schema_utils.cc",
@@ -43,6 +45,7 @@ CORE_SOURCES: tuple[str, ...] = (
     "tensorflow/lite/micro/micro_interpreter_graph.cc",
     "tensorflow/lite/micro/micro_log.cc",
     "tensorflow/lite/micro/micro_op_resolver.cc",
+    "tensorflow/lite/micro/micro_profiler.cc",
     "tensorflow/lite/micro/micro_resource_variable.cc",
     "tensorflow/lite/micro/micro_utils.cc",
     "tensorflow/lite/micro/tflite_bridge/flatbuffer_conversions_bridge.cc",
@@ -114,3 +117,15 @@ def cmsis_nn_dirs(builtins: Iterable[str]) -> list[str]:
     """The CMSIS-NN Source/ folders the model's ops call into (NNSupportFunctions always), sorted."""
     dirs = {CMSIS_NN_ALWAYS} | {d for op in builtins for d in CMSIS_NN_SOURCE_DIRS.get(op, ())}
     return sorted(dirs)
+
+
+def kernel_set(op: str, tree_kernels: str, has_file: Callable[[str], bool], custom: bool = False) -> str:
+    """Which kernels run `op` in a build with `tree_kernels`: "tflm-cmsis-nn" where the Makefile takes the
+    op's kernel from kernels/cmsis_nn/ (`has_file(path)` says whether the tree has that file), else
+    "tflm-reference"; a custom op (nlpool's own C behind a TFLM registration) is "portable"."""
+    if custom:
+        return "portable"
+    stem = KERNEL_STEMS.get(op, (op.lower(),))[0]
+    if tree_kernels == "cmsis-nn" and has_file(f"{KERNEL_DIR}/cmsis_nn/{stem}.cc"):
+        return "tflm-cmsis-nn"
+    return "tflm-reference"

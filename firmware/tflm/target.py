@@ -16,16 +16,19 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from firmware.boards import BOARDS
+from firmware.profile import OpProfile, Profile
 from firmware.run import elf_sizes, run_executable
 from firmware.tflm.host import io_spec
 from firmware.tflm.project import TEMPLATES
+from firmware.tflm.sources import kernel_set
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME
 from nlpool.core.errors import NlpoolError
 
 TFLM_DIR_ENV = "NLPOOL_TFLM_DIR"
@@ -39,6 +42,10 @@ _SOURCE_SUFFIXES = (".h", ".hpp", ".cc", ".c", ".inc")
 _STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) arena_used=(\d+) arena=(\d+) "
                     r"stack_high_water=(\d+)")
 _KERNELS = re.compile(r"NLPOOL_TFLM kernels=(\S+)")
+_BUDGET = re.compile(r"nlpool: SRAM use .*")
+# The first inference's MicroProfiler events (MicroProfiler::LogCsv: a header, then event,tag,ticks).
+_PROFILE = re.compile(r"NLPOOL_TFLM_PROFILE inference=0 ticks=(\d+)\s*\n(.*?)NLPOOL_TFLM_PROFILE_END", re.S)
+_PROFILE_EVENT = re.compile(r"^(\d+),([^,\s]+),(-?\d+)\s*$", re.M)
 # The TFLM objects compile on these many jobs (the machines nlpool's docs assume have two cores).
 MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))
 
@@ -74,6 +81,10 @@ class TargetRun:
     instructions_per_inference: int
     flash_bytes: int
     sram_used_bytes: int
+    # MicroProfiler's per-op instructions of the first inference (None: the firmware printed none), and
+    # that inference's own measured instructions, which the ops sum to within the profiler's overhead.
+    profile: Profile | None = None
+    profiled_inference_instructions: int | None = None
 
 
 def find_tree(tflm_dir: str | Path | None = None) -> TflmTree | None:
@@ -125,20 +136,27 @@ def cache_key(tree: TflmTree, target: str) -> str:
 
 
 def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> TargetBuild:
-    """`make` in the project against `tree`, with the TFLM objects in the user cache (locked while building)."""
+    """`make` in the project against `tree`, with the TFLM objects in the user cache (locked while building).
+
+    When only the profiler's 80 KiB push the firmware over the SRAM budget, it is built again without
+    the profiler (`-DNLPOOL_TFLM_NO_PROFILE`; the run then has no profile) rather than failing."""
     project_dir = Path(project_dir)
     cache = user_cache_dir() / "tflm" / f"{target}-{tree.kernels}-{cache_key(tree, target)}"
     cache.mkdir(parents=True, exist_ok=True)
     before = sum(1 for _ in cache.rglob("*.o"))
     start = time.monotonic()
+    make = ["make", "-s", f"-j{MAKE_JOBS}", f"TFLM_DIR={tree.path}", f"TFLM_KERNELS={tree.kernels}",
+            f"TFLM_THIRD_PARTY={tree.third_party}", f"TFLM_OBJ_DIR={cache}"]
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # two exports sharing the cache compile each object once
-        proc = subprocess.run(["make", "-s", f"-j{MAKE_JOBS}", f"TFLM_DIR={tree.path}", f"TFLM_KERNELS={tree.kernels}",
-                               f"TFLM_THIRD_PARTY={tree.third_party}", f"TFLM_OBJ_DIR={cache}"],
-                              cwd=project_dir, capture_output=True, text=True)
+        proc = subprocess.run(make, cwd=project_dir, capture_output=True, text=True)
+        if proc.returncode != 0 and _BUDGET.search(proc.stderr + proc.stdout):
+            (project_dir / "build" / target / "main.o").unlink(missing_ok=True)  # make cannot see a flag change
+            proc = subprocess.run([*make, "CXXFLAGS_EXTRA=-DNLPOOL_TFLM_NO_PROFILE"], cwd=project_dir,
+                                  capture_output=True, text=True)
     if proc.returncode != 0:
         text = proc.stderr + proc.stdout
-        budget = re.search(r"nlpool: SRAM use .*", text)
+        budget = _BUDGET.search(text)
         if budget:
             raise NlpoolError(f"the TFLM firmware for {target} does not link: {budget.group(0).strip()}")
         lines = [ln for ln in text.splitlines() if "error" in ln.lower() or ln.startswith("nlpool:")] or text.splitlines()[-1:]
@@ -148,9 +166,25 @@ def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> Ta
     return TargetBuild(project_dir / "build" / target / "firmware.elf", cache, time.monotonic() - start, compiled)
 
 
+def parse_profile(log: str, ns_per_tick: float, kernel_of: Callable[[str], str]) -> tuple[Profile, int] | None:
+    """The per-op profile the firmware printed and the profiled inference's measured instructions, or None.
+
+    One OpProfile per MicroProfiler event (one event per op, in op order); `kernel_of(tag)` names the
+    kernel set that ran the op. Ticks become instructions with `ns_per_tick` (QEMU -icount shift=0)."""
+    found = _PROFILE.search(log)
+    if found is None:
+        return None
+    ops = tuple(OpProfile(int(index), tag, kernel_of(tag), round(int(ticks) * ns_per_tick))
+                for index, tag, ticks in _PROFILE_EVENT.findall(found.group(2)))
+    return Profile(ops), round(int(found.group(1)) * ns_per_tick)
+
+
 def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.ndarray,
-                  timeout_s: float = 900) -> TargetRun:
-    """Run the firmware under QEMU on `inputs` ((n, *input_shape) int8, the model's one input)."""
+                  timeout_s: float = 900, tree: TflmTree | None = None) -> TargetRun:
+    """Run the firmware under QEMU on `inputs` ((n, *input_shape) int8, the model's one input).
+
+    `tree`: the tree it was built against, to name which kernel set ran each op in the profile (without
+    it every builtin op is put down to the kernels the firmware reports)."""
     spec = io_spec(project_dir)
     shape, dtype = tuple(spec["inputs"][0]["shape"]), np.dtype(spec["inputs"][0]["dtype"])
     inputs = np.asarray(inputs)
@@ -168,5 +202,11 @@ def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.nd
     outputs = [np.frombuffer(raw, np.dtype(out["dtype"])).reshape(done, *out["shape"])]
     ticks = (int(stats.group(2)) << 32) + int(stats.group(3))
     flash, sram = elf_sizes(elf)
-    return TargetRun(outputs, kernels.group(1), int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
-                     round(ticks * BOARDS[target].ns_per_tick / max(done, 1)), flash, sram)
+    ns_per_tick = BOARDS[target].ns_per_tick
+    built = kernels.group(1)
+    has_file = (lambda path: (tree.path / path).is_file()) if tree is not None else (lambda path: True)
+    customs = {OP_NAME, ATTENTION_OP_NAME}
+    profiled = parse_profile(log, ns_per_tick, lambda tag: kernel_set(tag, built, has_file, tag in customs))
+    return TargetRun(outputs, built, int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
+                     round(ticks * ns_per_tick / max(done, 1)), flash, sram,
+                     *(profiled if profiled is not None else (None, None)))

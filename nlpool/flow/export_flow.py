@@ -48,6 +48,7 @@ from firmware.aot.cmsis_nn import CMSIS_NN_HINT, CmsisNn, find_cmsis_nn
 from firmware.aot.generate import cmsis_nn_scratch
 from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
+from firmware.profile import Profile
 from firmware.run import check_tools
 from firmware.tflm import TREE_HINT, build_for_target, find_tree, generate_tflm_project, run_on_target, target_report
 from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_firmware
@@ -205,6 +206,7 @@ class TflmResult(StepResult):
     project_dir: Path | None
     section: dict[str, Any]
     failure: Failure | None = None
+    profile: Profile | None = None  # MicroProfiler's per-op instructions of the run on the target
 
     def report_section(self) -> dict[str, Any]:
         return self.section
@@ -220,7 +222,8 @@ class TflmResult(StepResult):
         return (f"  TFLM ({s['kernels']} kernels) on {s['target']} under QEMU: {verdict} the AOT firmware on "
                 f"{s['inferences']} inputs (max |diff| {s['max_abs_diff_vs_aot']} int8 steps); arena used "
                 f"{s['target_arena_used_bytes']:,} B, predicted {s['predicted_arena_bytes']:,} B; "
-                f"{s['instructions_per_inference']:,} instructions per inference")
+                f"{s['instructions_per_inference']:,} instructions per inference"
+                + ("" if self.profile is None else "\n" + self.profile.format_table("TFLM per-op profile (MicroProfiler)")))
 
 
 @dataclass(frozen=True)
@@ -336,7 +339,7 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
         if tree is None:
             return TflmResult(project_dir, {**not_run, "run": f"skipped: no TFLM source tree; {TREE_HINT}"})
         build = build_for_target(project_dir, options.target, tree)
-        run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs)
+        run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs, tree=tree)
     except NlpoolError as err:  # e.g. EXP left in the model, a bad tree, the build failing: keep the rest of the export
         written = project_dir if (project_dir / "Makefile").is_file() else None  # the sources, to debug the build
         return TflmResult(written, {"target_verified": False, "target": options.target, "error": str(err)},
@@ -347,7 +350,7 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
                **target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)}
     failure = None if section["max_abs_diff_vs_aot"] == 0 else Failure(
         EXIT_CHECK_FAILED, "TFLM firmware output differs from the AOT firmware: see report.json's tflm key", "TFLM output differs")
-    return TflmResult(project_dir, section, failure)
+    return TflmResult(project_dir, section, failure, run.profile)
 
 
 def _first(*failures: Failure | None) -> Failure | None:

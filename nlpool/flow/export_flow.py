@@ -222,7 +222,8 @@ class TflmResult(StepResult):
         return (f"  TFLM ({s['kernels']} kernels) on {s['target']} under QEMU: {verdict} the AOT firmware on "
                 f"{s['inferences']} inputs (max |diff| {s['max_abs_diff_vs_aot']} int8 steps); arena used "
                 f"{s['target_arena_used_bytes']:,} B, predicted {s['predicted_arena_bytes']:,} B; "
-                f"{s['instructions_per_inference']:,} instructions per inference"
+                f"{s['instructions_per_inference']:,} instructions per inference (the AOT firmware, "
+                f"{s['aot_vs_tflm_instructions']['aot_kernels']} kernels, runs {s['aot_vs_tflm_instructions']['ratio']}x that)"
                 + ("" if self.profile is None else "\n" + self.profile.format_table("TFLM per-op profile (MicroProfiler)")))
 
 
@@ -348,6 +349,10 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
         shutil.rmtree(project_dir / "build", ignore_errors=True)  # the output folder keeps sources only
     section = {"file": fused.tflm_path.name,
                **target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)}
+    aot = firmware.measurement.board
+    # The AOT firmware's instructions over TFLM's, both measured on the same board and inputs in this export.
+    section["aot_vs_tflm_instructions"] = {"aot_kernels": aot.kernels, "ratio": round(
+        aot.instructions_per_inference / run.instructions_per_inference, 3) if aot.instructions_per_inference else None}
     failure = None if section["max_abs_diff_vs_aot"] == 0 else Failure(
         EXIT_CHECK_FAILED, "TFLM firmware output differs from the AOT firmware: see report.json's tflm key", "TFLM output differs")
     return TflmResult(project_dir, section, failure, run.profile)

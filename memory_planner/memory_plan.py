@@ -29,6 +29,7 @@ class LayerRecord:
     output_bytes: int
     live_bytes: int
     peak: bool
+    scratch_bytes: int = 0  # the kernel's scratch (NLPOOL_ATTENTION's, CMSIS-NN's buffers), part of live_bytes
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def build_plan(graph: Graph, inplace: bool = True) -> MemoryPlan:
                 output_bytes=sum(graph.tensors[t].nbytes for t in outputs),
                 live_bytes=live[op.index],
                 peak=op.index == peak_step,
+                scratch_bytes=sum(graph.tensors[t].nbytes for t in op.scratch),
             )
         )
     return MemoryPlan(

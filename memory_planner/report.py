@@ -47,6 +47,7 @@ def as_json(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
             "output_shape": list(r.output_shape),
             "output_bytes": r.output_bytes,
             "live_bytes": r.live_bytes,
+            "scratch_bytes": r.scratch_bytes,
             "budget_share": round(r.live_bytes / budget_bytes, 4),
             "peak": r.peak,
         }
@@ -103,14 +104,14 @@ def format_markdown(plan: MemoryPlan, budget_bytes: int) -> str:
         "|---|---|",
         *[f"| {label} | {value} |" for label, value in _totals(plan, budget_bytes)],
         "",
-        "| step | op | layer | output | live bytes | budget share |",
-        "|---:|---|---|---|---:|---:|",
+        "| step | op | layer | output | kernel scratch | live bytes | budget share |",
+        "|---:|---|---|---|---:|---:|---:|",
     ]
     for r in plan.layers:
         shape = "x".join(map(str, r.output_shape))
         bold = "**" if r.peak else ""
         lines.append(
-            f"| {r.step} | {bold}{r.kind}{bold} | `{r.name}` | {shape} | {bold}{r.live_bytes:,}{bold}"
+            f"| {r.step} | {bold}{r.kind}{bold} | `{r.name}` | {shape} | {r.scratch_bytes:,} | {bold}{r.live_bytes:,}{bold}"
             f"{' (peak)' if r.peak else ''} | {r.live_bytes / budget_bytes:.1%} |"
         )
     return "\n".join(lines) + "\n"

@@ -45,15 +45,15 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
 
     calls: Counter = Counter()
 
-    def counted_plan(path):
+    def counted_plan(path, **kwargs):
         calls["plan"] += 1
-        return plan_tflite(path)
+        return plan_tflite(path, **kwargs)
 
     build = firmware.run.build
 
-    def counted_build(project_dir, target):
-        calls[f"build {target}"] += 1
-        return build(project_dir, target)
+    def counted_build(project_dir, target, portable=False):
+        calls[f"build {target}{' portable' if portable else ''}"] += 1
+        return build(project_dir, target, portable)
 
     with pytest.MonkeyPatch.context() as patch:
         for module in (nlpool.flow.export_flow, firmware.aot.generate, firmware.tflm.project):
@@ -66,6 +66,9 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
 # the CMSIS-NN tree ($NLPOOL_TFLM_DIR, which nlpool export reads itself), the ResNet18 with the
 # reference one (passed with --tflm-dir). Without them the TFLM run is skipped and says why.
 TFLM_REF_DIR = os.environ.get("NLPOOL_TFLM_REF_DIR")
+# With a CMSIS-NN tree ($NLPOOL_CMSIS_NN_DIR, read by nlpool export itself, as CI sets it) the AOT
+# firmware runs on CMSIS-NN's kernels, and its portable build runs on the same board too.
+CMSIS_NN_DIR = os.environ.get("NLPOOL_CMSIS_NN_DIR")
 TARGETS = {"default_export": "cortex-m7", "resnet_export": "cortex-m4"}
 
 
@@ -187,7 +190,42 @@ def test_export_plans_memory_once_and_builds_each_firmware_once(default_export):
     """One plan of the fused model for the memory report and the AOT generator, one of the TFLM model (without
     NLPOOL_ATTENTION); the AOT host run serves the firmware check and the TFLM comparison."""
     calls = default_export[2]
-    assert calls == {"plan": 2, "build host": 1, "build cortex-m7": 1}
+    portable = {"build cortex-m7 portable": 1} if CMSIS_NN_DIR else {}
+    assert calls == {"plan": 2, "build host": 1, "build cortex-m7": 1, **portable}
+
+
+@pytest.mark.parametrize("which", ["default_export", "resnet_export"])
+def test_firmware_profile_names_every_op_and_sums_to_the_total(which, request):
+    """The per-op instruction profile of the AOT firmware: one entry per op of the fused model, in order,
+    with the kernel set that ran it, summing to the measured total less the loop around the ops."""
+    out, report, _ = request.getfixturevalue(which)
+    firmware = report["firmware"]
+    profile = firmware["profile"]
+    assert [o["op"] for o in profile["by_op"]] == read_model(out / "model_int8_fused.tflite").op_names()
+    total = firmware["instructions_per_inference"]
+    assert 0 <= total - profile["profiled_instructions"] <= 0.001 * total
+    kernels = {o["kernel"] for o in profile["by_op"]}
+    assert firmware["kernels"] == ("cmsis-nn" if CMSIS_NN_DIR else "portable")
+    assert kernels == ({"cmsis-nn", "portable"} if CMSIS_NN_DIR else {"portable"})
+    assert abs(sum(k["share"] for k in profile["by_kind"]) - 1) < 0.01
+
+
+@pytest.mark.skipif(not CMSIS_NN_DIR, reason="no CMSIS-NN tree (set NLPOOL_CMSIS_NN_DIR)")
+def test_default_firmware_on_cmsis_nn_is_bitexact_and_faster_than_tflm(default_export):
+    """CMSIS-NN where it covers an op, nlpool's kernels elsewhere: bit-exact with the portable build and the
+    reference, with CMSIS-NN's buffers in the planned arena; with the TFLM tree too, at most 0.8x the
+    instructions of TFLM with CMSIS-NN on the same board and inputs."""
+    out, report, _ = default_export
+    firmware = report["firmware"]
+    assert firmware["kernels"] == "cmsis-nn" and firmware["bitexact_vs_host"] and firmware["bitexact_vs_reference"]
+    portable = firmware["portable"]
+    assert portable["bitexact_vs_cmsis_nn"] and portable["cmsis_nn_speedup"] > 1.2
+    layers = json.loads((out / "memory.json").read_text())["layers"]
+    scratch = {layer["op"] for layer in layers if layer["scratch_bytes"]}
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "CUSTOM:NLPOOL_ATTENTION"} <= scratch  # CMSIS-NN's buffers and the attention's
+    if os.environ.get("NLPOOL_TFLM_DIR"):
+        ratio = report["tflm"]["aot_vs_tflm_instructions"]
+        assert ratio["aot_kernels"] == "cmsis-nn" and ratio["ratio"] <= 0.8
 
 
 def test_default_model_firmware_agrees_with_pytorch(default_export):

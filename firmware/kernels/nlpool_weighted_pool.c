@@ -36,6 +36,39 @@ static int32_t wp_weighted_mean_q16(int32_t num, int32_t den)
     return (int32_t)(n < 0 ? -q : q);
 }
 
+#if defined(__ARM_FEATURE_MVE) || defined(__ARM_FEATURE_DSP)
+/*
+ * The same quotient without the 64-bit division (a library call of a few hundred instructions on
+ * Cortex-M): these cores divide 32 by 32 bits in hardware. With a = |num| and d = 2 den, the
+ * quotient is floor((a 2^17 + den) / d): long division, first a / d, then the 17 bits of the shift
+ * a few at a time, each step's remainder times 2^step (plus den on the last) kept below 2^32 by
+ * d < 2^(31 - step). Every den is >= 2^14 (table entries are), so two or three steps; a d of 2^30
+ * or more takes the 64-bit division. (__builtin_clz: GCC, Clang and Arm Compiler 6 all have it.)
+ */
+static int32_t wp_weighted_mean_q16_fast(int32_t num, int32_t den)
+{
+    const uint32_t a = num < 0 ? 0u - (uint32_t)num : (uint32_t)num;
+    const uint32_t d = 2u * (uint32_t)den;
+    if (d >= (1u << 30)) {
+        return wp_weighted_mean_q16(num, den);
+    }
+    const int step = 31 - (32 - __builtin_clz(d)); /* 31 less the bit length of d */
+    uint32_t q = a / d;
+    uint32_t r = a % d;
+    for (int left = 16 + 1; left > 0;) {
+        const int s = left < step ? left : step;
+        left -= s;
+        const uint32_t t = (r << s) + (left == 0 ? (uint32_t)den : 0u);
+        q = (q << s) + t / d;
+        r = t % d;
+    }
+    return (int32_t)(num < 0 ? 0u - q : q);
+}
+#define WP_WEIGHTED_MEAN_Q16 wp_weighted_mean_q16_fast
+#else
+#define WP_WEIGHTED_MEAN_Q16 wp_weighted_mean_q16
+#endif
+
 void nlpool_weighted_pool(const nlpool_weighted_pool_params_t *p, const int8_t *x,
                           const int8_t *r, int8_t *y)
 {
@@ -56,7 +89,7 @@ void nlpool_weighted_pool(const nlpool_weighted_pool_params_t *p, const int8_t *
                             den += w;
                         }
                     }
-                    const int32_t mean = wp_weighted_mean_q16(num, den);
+                    const int32_t mean = WP_WEIGHTED_MEAN_Q16(num, den);
                     int32_t acc = wp_mbqm(mean, p->out_multiplier, p->out_shift - 16);
                     acc += p->out_zero_point;
                     acc = acc < -128 ? -128 : (acc > 127 ? 127 : acc);

@@ -1,14 +1,16 @@
-"""The TFLM firmware of one fused model on every core and kernel set, against the AOT firmware.
+"""The AOT and TFLM firmwares of one fused model on every core and kernel set.
 
-For each Cortex-M target and each TFLM tree given (reference kernels, CMSIS-NN kernels): generate the
-TFLM project, build it against the tree (objects from nlpool's cache), run it under QEMU on the same
-inputs as the AOT firmware for that target, and print one Markdown row: arena used and predicted,
-flash, stack high-water mark, instructions per inference (QEMU `-icount`, not cycles), and the
-largest difference from the AOT firmware's outputs. The AOT rows come first. The AOT firmware runs
+For each Cortex-M target: the AOT firmware with nlpool's portable kernels and, given a CMSIS-NN tree
+(`--cmsis-nn`, default $NLPOOL_CMSIS_NN_DIR), on CMSIS-NN; then for each TFLM tree given (reference
+kernels, CMSIS-NN kernels) the TFLM project built against it (objects from nlpool's cache). All run
+under QEMU on the same inputs; one Markdown row each: arena used and predicted, flash, stack
+high-water mark, instructions per inference and per MAC (QEMU `-icount`, not cycles), and the
+largest difference from the portable AOT firmware's outputs. The AOT firmware runs
 `model_int8_fused.tflite` (attention fused into NLPOOL_ATTENTION), TFLM the export's
 `model_int8_fused_tflm.tflite` next to it (weighted pooling only) when there is one.
 
-    .venv/bin/python benchmarks/tflm_targets.py out/model_int8_fused.tflite --tree ref=PATH --tree cmsis-nn=PATH [--inputs N]
+    .venv/bin/python benchmarks/tflm_targets.py out/model_int8_fused.tflite --tree ref=PATH --tree cmsis-nn=PATH \
+        [--cmsis-nn PATH] [--inputs N]
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot import generate_project
+from firmware.aot import find_cmsis_nn, generate_project
 from firmware.boards import BOARDS
 from firmware.run import build_and_run
 from firmware.tflm import build_for_target, find_tree, generate_tflm_project, run_on_target
@@ -33,31 +35,40 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, help="NAME=PATH of a TFLM tree (repeatable)")
     parser.add_argument("--inputs", type=int, default=4)
     parser.add_argument("--targets", default=",".join(BOARDS))
+    parser.add_argument("--cmsis-nn", type=Path, default=None, help="CMSIS-NN tree for the AOT firmware")
     args = parser.parse_args()
     trees = [find_tree(spec.split("=", 1)[1]) for spec in args.tree]
+    cmsis_nn = find_cmsis_nn(args.cmsis_nn)
     tflm_model = args.fused.with_name(f"{args.fused.stem}_tflm.tflite")
     tflm_model = tflm_model if tflm_model.is_file() else args.fused
     tflm = plan_tflite(tflm_model).tflm
     rng = np.random.default_rng(0)
-    print("| firmware | core | arena used (B) | predicted (B) | flash (B) | stack (B) | instructions / inference | max diff vs AOT |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| firmware | core | arena used (B) | predicted (B) | flash (B) | stack (B) | instructions / inference "
+          "| per MAC | max diff vs AOT portable |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        aot_dir = root / "aot"
-        info = generate_project(args.fused, aot_dir, 2 << 20, "cortex-m7")
-        inputs = rng.integers(-128, 128, size=(args.inputs, *info.inputs[0].shape), dtype=np.int8)
+        projects = {"AOT, portable C": generate_project(args.fused, root / "aot", 2 << 20, "cortex-m7")}
+        if cmsis_nn is not None:
+            projects["AOT + CMSIS-NN"] = generate_project(args.fused, root / "aot-cmsis-nn", 2 << 20, "cortex-m7", cmsis_nn=cmsis_nn)
+        macs = projects["AOT, portable C"].macs
+        inputs = rng.integers(-128, 128, size=(args.inputs, *projects["AOT, portable C"].inputs[0].shape), dtype=np.int8)
         for target in args.targets.split(","):
-            aot = build_and_run(aot_dir, target, inputs)
-            print(f"| AOT (nlpool) | {target} | {aot.arena_bytes:,} | {info.arena_lower_bound:,} | {aot.flash_bytes:,} | "
-                  f"{aot.stack_high_water_bytes:,} | {aot.instructions_per_inference / 1e6:.1f} M | - |", flush=True)
+            portable = None
+            for label, info in projects.items():
+                aot = build_and_run(info.path, target, inputs)
+                portable = portable or aot
+                print(f"| {label} | {target} | {aot.arena_bytes:,} | {info.arena_lower_bound:,} (lower bound) | "
+                      f"{aot.flash_bytes:,} | {aot.stack_high_water_bytes:,} | {aot.instructions_per_inference / 1e6:.1f} M | "
+                      f"{aot.instructions_per_inference / macs:.2f} | {max_abs_diff(aot.outputs, portable.outputs)} |", flush=True)
             for tree in trees:
                 project = generate_tflm_project(tflm_model, root / f"tflm-{target}-{tree.kernels}", target)
                 build = build_for_target(project.path, target, tree)
                 run = run_on_target(project.path, target, build.elf, inputs)
-                diff = max_abs_diff(run.outputs, aot.outputs)
+                diff = max_abs_diff(run.outputs, portable.outputs)
                 print(f"| TFLM {run.kernels} | {target} | {run.arena_used_bytes:,} | {tflm.total_bytes_target:,} | "
                       f"{run.flash_bytes:,} | {run.stack_high_water_bytes:,} | {run.instructions_per_inference / 1e6:.1f} M | "
-                      f"{diff} |", flush=True)
+                      f"{run.instructions_per_inference / macs:.2f} | {diff} |", flush=True)
 
 
 if __name__ == "__main__":

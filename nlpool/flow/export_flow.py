@@ -43,9 +43,7 @@ from export.pipeline import (
     measure_fidelity,
     prepare_data,
 )
-from firmware.aot import generate_project
-from firmware.aot.cmsis_nn import CMSIS_NN_HINT, CmsisNn, find_cmsis_nn
-from firmware.aot.generate import cmsis_nn_scratch
+from firmware.aot import CMSIS_NN_HINT, CmsisNn, cmsis_nn_scratch, find_cmsis_nn, generate_project
 from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.profile import Profile

@@ -51,7 +51,7 @@ def test_skips_after_a_firmware_generation_failure_name_it(stand_ins: dict, monk
 
     monkeypatch.setattr(flow, "generate_project", no_kernels)
     s, memory = stand_ins, _memory(fits=True)
-    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
+    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], None, s["work"],
                                    memory.failure)
     assert firmware.failure is not None and firmware.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert firmware.report_section() == {"target": "cortex-m7", "generated": False, "error": NO_KERNEL}
@@ -64,7 +64,7 @@ def test_skips_after_an_over_budget_plan_name_the_budget(stand_ins: dict, monkey
     monkeypatch.setattr(flow, "generate_project", lambda *_args, **_kwargs: SimpleNamespace(arena_bytes=100))
     s, memory = stand_ins, _memory(fits=False)
     assert memory.failure is not None and memory.failure.exit_code == flow.EXIT_OVER_BUDGET
-    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], s["work"],
+    firmware = flow.build_firmware(s["source"], nn.Identity(), s["data"], s["fused"], memory, s["io"], s["options"], None, s["work"],
                                    memory.failure)
     assert firmware.failure is None and firmware.report_section()["run"] == "skipped: over the SRAM budget"
     tflm = flow.build_tflm(s["fused"], firmware, s["io"], s["options"], s["work"], memory.failure)

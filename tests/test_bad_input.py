@@ -155,6 +155,8 @@ CASES: list[tuple[str, list[str], int, str]] = [
     ("export-firmware-inputs", [*EXPORT, "--firmware-inputs", "500"], 2, "--firmware-inputs"),
     ("export-min-top1", [*EXPORT, "--min-top1", "2"], 2, "--min-top1"),
     ("export-input-format", [*EXPORT, "--input-format", "bgr"], 2, "--input-format"),
+    ("export-cmsis-nn-not-a-tree", [*EXPORT, "--cmsis-nn-dir", "{ws}/user_folder"], 1, "holds no CMSIS-NN tree"),
+    ("export-cmsis-nn-a-file", [*EXPORT, "--cmsis-nn-dir", "{ws}/a_file"], 2, "--cmsis-nn-dir"),
     ("export-out-file", ["export", "--target", "cortex-m7", "--sram", "512k", "--out", "{ws}/a_file"], 2, "is a file"),
     ("export-out-under-file", ["export", "--target", "cortex-m7", "--sram", "512k", "--out", "{ws}/a_file/out"], 1, "cannot write"),
     ("export-out-user-folder", ["export", "--target", "cortex-m7", "--sram", "512k", "--out", "{ws}/user_folder"], 1,

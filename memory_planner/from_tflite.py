@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nlpool.core.custom_ops import CustomOptionsError, scratch_bytes
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import TfliteModel, read_model
+from nlpool.core.tflite import Operator, TfliteModel, read_model
 
 from .graph import Graph, Op, Tensor
 
@@ -56,7 +56,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
             index = len(tensors)
             tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
             scratch = (index,)
-        ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch))
+        ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch, _inplace_scratch(model, op)))
     graph = Graph(
         name=path.stem,
         tensors=tensors,
@@ -70,6 +70,26 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         return graph.validate()
     except ValueError as err:
         raise NlpoolError(f"{path} is inconsistent ({err}): re-export the model") from None
+
+
+MAX_INPLACE_TAPS = 64  # NL_DW_MAX_TAPS of the in-place depthwise kernel
+
+
+def _inplace_scratch(model: TfliteModel, op: Operator) -> int:
+    """Scratch bytes of the op's in-place kernel, 0 when it has none: a depthwise convolution whose
+    output has its input's shape (stride 1, SAME, multiplier 1) can overwrite its input one channel
+    at a time, holding that channel's plane aside with its SAME padding around it."""
+    if op.name != "DEPTHWISE_CONV_2D" or len(op.outputs) != 1:
+        return 0
+    inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    o = op.options
+    same = inp.shape == out.shape and inp.dtype == out.dtype == "int8" and len(inp.shape) == 4
+    if not same or inp.constant or (o.strideH, o.strideW) != (1, 1):
+        return 0
+    _, fh, fw, _ = model.tensors[op.inputs[1]].shape
+    if fh * fw > MAX_INPLACE_TAPS:
+        return 0
+    return int((inp.shape[1] + (fh - 1) * o.dilationHFactor) * (inp.shape[2] + (fw - 1) * o.dilationWFactor))
 
 
 def graph_from_tflite(path: Path, kernel_scratch: Mapping[int, int] | None = None) -> Graph:

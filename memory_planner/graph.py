@@ -7,7 +7,7 @@ plan's offsets can be handed to firmware that addresses tensors by that index.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from math import prod
 
@@ -63,6 +63,10 @@ class Op:
 
     `scratch` are tensors that stand for the kernel's scratch memory: live during this op only, they
     take arena space like any activation, so the plan holds them where the firmware expects them.
+
+    `inplace_scratch` > 0 says the op has a kernel that writes its output over its first input
+    through that many bytes of scratch (a stride-1 depthwise convolution, one channel plane at a
+    time); `inplace` says the plan uses it (`Graph.with_inplace`).
     """
 
     index: int
@@ -71,6 +75,8 @@ class Op:
     inputs: tuple[int, ...]
     outputs: tuple[int, ...]
     scratch: tuple[int, ...] = ()
+    inplace_scratch: int = 0
+    inplace: bool = False
 
 
 @dataclass
@@ -118,6 +124,20 @@ class Graph:
         """Bytes of constant tensors the ops read (weights, biases, tables): they stay in flash."""
         used = {t for op in self.ops for t in op.inputs}
         return sum(self.tensors[t].nbytes for t in used if self.tensors[t].constant)
+
+    def with_inplace(self, index: int) -> Graph:
+        """This graph with op `index` run by its in-place kernel: its output may take its first input's
+        memory, and its scratch is the in-place kernel's (instead of any other kernel's)."""
+        op = self.ops[index]
+        if not op.inplace_scratch:
+            raise ValueError(f"op {index} ({op.kind}) has no in-place kernel")
+        tensors = dict(self.tensors)
+        scratch = max(tensors) + 1
+        tensors[scratch] = Tensor(scratch, f"{op.name}/inplace-scratch", (op.inplace_scratch,), "int8", 1)
+        ops = list(self.ops)
+        ops[index] = replace(op, scratch=(scratch,), inplace=True)
+        return Graph(self.name, tensors, ops, self.inputs, self.outputs, self.source,
+                     {k: v for k, v in self.extra.items() if k != "lifetimes"})
 
     def validate(self) -> Graph:
         """Check that every op reads tensors that exist and were produced earlier (or are inputs)."""

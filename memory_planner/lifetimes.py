@@ -48,16 +48,17 @@ def tensor_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
 def inplace_pairs(graph: Graph) -> list[tuple[int, int, int]]:
     """(op, input, output) triples where the output may take over the input's memory.
 
-    Allowed when the op is element-wise or a reshape (`INPLACE_OPS`), the input is an activation of
-    exactly the output's byte size, this op is its last reader, and it is not a graph output.
+    Allowed when the op is element-wise or a reshape (`INPLACE_OPS`) or runs its in-place kernel
+    (`Op.inplace`: first input only), the input is an activation of exactly the output's byte size,
+    this op is its last reader, and it is not a graph output.
     """
     spans = tensor_lifetimes(graph)
     pairs = []
     for op in graph.ops:
-        if op.kind not in INPLACE_OPS or len(op.outputs) != 1 or op.outputs[0] not in spans:
+        if (op.kind not in INPLACE_OPS and not op.inplace) or len(op.outputs) != 1 or op.outputs[0] not in spans:
             continue
         out = graph.tensors[op.outputs[0]]
-        for t in dict.fromkeys(op.inputs):
+        for t in dict.fromkeys(op.inputs[:1] if op.inplace else op.inputs):
             tensor = graph.tensors[t]
             if tensor.constant or t in graph.outputs or op.inputs.count(t) > 1:
                 continue

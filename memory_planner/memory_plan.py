@@ -94,9 +94,28 @@ def build_plan(graph: Graph, inplace: bool = True) -> MemoryPlan:
     """Lifetimes, every plan and the per-layer records of `graph`.
 
     `inplace=False` keeps every tensor in memory of its own in the best plan (for runtimes whose
-    kernels cannot write over their input).
+    kernels cannot write over their input). With `inplace`, an op with an in-place kernel
+    (`Op.inplace_scratch`: the stride-1 depthwise convolutions) is switched to it while it is the
+    peak and the switch lowers the arena: only there, since its kernel is slower than the ones it
+    replaces (CMSIS-NN's). `MemoryPlan.graph` is the graph as planned (`Op.inplace` marks them).
     """
+    plan = _plan_graph(graph, inplace)
+    while inplace:
+        op = graph.ops[max(plan.layers, key=lambda r: r.live_bytes).step] if plan.layers else None
+        if op is None or op.inplace or not op.inplace_scratch:
+            return plan
+        candidate = _plan_graph(graph.with_inplace(op.index), inplace)
+        if candidate.best.arena_bytes >= plan.best.arena_bytes or op.index not in {a[0] for a in candidate.best.aliases}:
+            return plan
+        graph, plan = candidate.graph, candidate
+    return plan
+
+
+def _plan_graph(graph: Graph, inplace: bool) -> MemoryPlan:
     live = live_bytes_per_step(graph)
+    for op in graph.ops:  # an in-place kernel's input and output share their bytes at its step
+        if op.inplace:
+            live[op.index] -= graph.tensors[op.inputs[0]].nbytes
     peak_step = max(range(len(live)), key=lambda s: live[s]) if graph.ops else 0
     spans = tensor_lifetimes(graph)
     layers = []

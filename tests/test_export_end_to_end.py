@@ -228,6 +228,15 @@ def test_default_firmware_on_cmsis_nn_is_bitexact_and_faster_than_tflm(default_e
         assert ratio["aot_kernels"] == "cmsis-nn" and ratio["ratio"] <= 0.8
 
 
+def test_default_arena_keeps_the_papers_memory_promise(default_export):
+    """The attention blocks stream (no heads x N x N scores) and the peak depthwise convolution runs in
+    place: the whole arena, CMSIS-NN's buffers included when it is used, stays under 66,000 B."""
+    out, report, _ = default_export
+    firmware = report["firmware"]
+    assert firmware["arena_bytes"] <= 66_000 and report["memory"]["peak_bytes"] == firmware["arena_bytes"]
+    assert "nl_depthwise_conv2d_inplace(" in (out / "firmware_aot" / "model.c").read_text()
+
+
 def test_default_model_firmware_agrees_with_pytorch(default_export):
     firmware = default_export[1]["firmware"]
     assert firmware["top1_agreement_vs_pytorch"] >= 0.98 and firmware["cosine_vs_pytorch"] >= 0.99

@@ -196,6 +196,19 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None) -> list[tuple[Ope
     return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
 
 
+def _use_inplace_kernels(prepared: list[tuple[Operator, Prepared]], inplace: set[int]) -> list[tuple[Operator, Prepared]]:
+    """The ops the memory plan runs in place (output over input) switched to their in-place kernel."""
+    result = []
+    for op, p in prepared:
+        if op.position in inplace:
+            if p.inplace is None:
+                raise NlpoolError(f"the memory plan runs op {op.position} ({op.name}) in place, which its kernel cannot do: "
+                                  "pass the plan of this model, or report this memory_planner bug")
+            p = replace(p, kernel=p.inplace, scratch_bytes=p.inplace_scratch_bytes, cmsis_nn=None, cmsis_scratch_bytes=0)
+        result.append((op, p))
+    return result
+
+
 def _kernel_scratch(prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]:
     """Op position -> the runtime scratch the memory plan must add (CMSIS-NN's buffers)."""
     return {op.position: p.cmsis_scratch_bytes for op, p in prepared if p.cmsis_scratch_bytes}
@@ -257,6 +270,7 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
         plan = plan_tflite(tflite_path, kernel_scratch=_kernel_scratch(prepared))
     offsets, arena_bytes, lower_bound = _arena_layout(plan, graph, activations)
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
+    prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})
     macs = sum(_macs(graph, op) for op in graph.operators)
     op_kernels = ["cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],

@@ -40,11 +40,15 @@ class DepthwiseConv2dParams(Params):
 
 KERNEL = Kernel("nl_depthwise_conv2d", DepthwiseConv2dParams)
 CMSIS_NN = Kernel("nl_cmsis_depthwise_conv2d", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
+INPLACE = Kernel("nl_depthwise_conv2d_inplace", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
+MAX_INPLACE_TAPS = 64  # NL_DW_MAX_TAPS in depthwise_conv2d_inplace.c
 
 
 @register("DEPTHWISE_CONV_2D")
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
-    """Shapes, window and per-channel requantisation; the depth multiplier from the channel counts."""
+    """Shapes, window and per-channel requantisation; the depth multiplier from the channel counts.
+    Stride 1 with multiplier 1 (output shaped as the input) also has an in-place kernel, whose
+    scratch is one channel's H x W plane."""
     inp, filt = tensors(graph, op.inputs[:2])
     out = graph.tensors[op.outputs[0]]
     require_int8(op, inp, filt, out)
@@ -54,4 +58,8 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     params = DepthwiseConv2dParams(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, depth_mult=oc // ic,
                                    **window_fields(op.options, (ih, iw, oh, ow, fh, fw)),
                                    **weighted_fields(graph, op, oc))
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)
+    same_shape = oc == ic and (oh, ow) == (ih, iw) and (op.options.strideH, op.options.strideW) == (1, 1)
+    if not same_shape or fh * fw > MAX_INPLACE_TAPS:
+        return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)
+    padded = (ih + (fh - 1) * params.dil_h) * (iw + (fw - 1) * params.dil_w)  # one channel plane with its padding
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN, inplace=INPLACE, inplace_scratch_bytes=padded)

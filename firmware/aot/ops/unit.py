@@ -140,6 +140,10 @@ class Prepared:
     `cmsis_nn` is the op's CMSIS-NN wrapper when CMSIS-NN covers this instance of the op (same
     parameters and tensors, plus a scratch argument where CMSIS-NN wants a buffer); its scratch size
     comes from CMSIS-NN itself (`cmsis_scratch_bytes`, filled in by the generator).
+
+    `inplace` is the op's kernel that writes its output over its input through
+    `inplace_scratch_bytes` of scratch; the generator uses it where the memory plan put the output on
+    the input (memory_planner's `Op.inplace`), instead of `kernel` and `cmsis_nn`.
     """
 
     kernel: Kernel
@@ -148,6 +152,8 @@ class Prepared:
     scratch_bytes: int = 0
     cmsis_nn: Kernel | None = None
     cmsis_scratch_bytes: int = 0
+    inplace: Kernel | None = None
+    inplace_scratch_bytes: int = 0
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]

@@ -11,7 +11,11 @@ is then shaped like the int8 TFLite graph the export produces:
 - calls whose inputs are all constant (e.g. slicing the positional tables) are folded to constants;
 - a strided convolution whose PyTorch padding is not TFLite's SAME gets an explicit PAD op, as
   in the converted graph (measured: the plan then equals the .tflite's on MobileNetV2-0.35 64 px);
-- the weighted pooling tail becomes the fused custom op the export deploys (NLPOOL_WEIGHTED_POOL);
+- the weighted pooling tail becomes the fused custom op the export deploys (NLPOOL_WEIGHTED_POOL),
+  and each attention block (a module whose `fused_op` is NLPOOL_ATTENTION, with the token layout ops
+  and the positional-table ADD around it) the streamed NLPOOL_ATTENTION with its O(N E) scratch:
+  no heads x N x N score tensor, as the firmware runs it;
+- a stride-1 depthwise convolution can run in place (`Op.inplace_scratch`), as in the firmware;
 - every activation is int8 (1 byte per element); weights are int8 and biases int32 (flash).
 
 It cannot know converter-specific extras (onnx2tf's NCHW<->NHWC transposes, the float DIV of the
@@ -27,7 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from nlpool.core.custom_ops import OP_NAME
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, attention_scratch_bytes
 
 from .graph import Graph, Op, Tensor
 
@@ -69,6 +73,8 @@ KINDS = {
     "instance_norm": "INSTANCE_NORM",
 }
 ALIASES = frozenset({"dropout", "contiguous", "clone", "detach"})
+MAX_INPLACE_TAPS = 64  # as memory_planner.from_tflite: the in-place depthwise kernel's limit
+LAYOUT = frozenset({"TRANSPOSE", "RESHAPE"})  # token layout ops the attention fusion absorbs
 FOLDABLE = frozenset({"BATCH_NORM", "RELU", "RELU6"})
 FOLD_INTO = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
 
@@ -104,6 +110,15 @@ def _explicit_pad_shape(x: torch.Size, w: torch.Size, stride: Any, padding: Any,
     return None
 
 
+def _inplace_depthwise_scratch(x: torch.Size, w: torch.Size, y: torch.Size, stride: Any, _padding: Any, dilation: Any) -> int:
+    """The in-place depthwise kernel's scratch (one channel plane with its SAME padding), 0 when the
+    convolution cannot run in place (stride > 1, or an output shaped unlike its input)."""
+    if _pair(stride) != (1, 1) or tuple(x) != tuple(y) or w[2] * w[3] > MAX_INPLACE_TAPS:
+        return 0
+    (dh, dw) = _pair(dilation)
+    return int((x[2] + (w[2] - 1) * dh) * (x[3] + (w[3] - 1) * dw))
+
+
 def _tensors(value: Any) -> list[torch.Tensor]:
     return [v for v in tree_flatten(value)[0] if isinstance(v, torch.Tensor)]
 
@@ -119,6 +134,8 @@ class _Recorder(TorchFunctionMode):
         self.meta: dict[int, dict[str, Any]] = {}  # graph tensor index -> shape / constant / itemsize / name
         self.calls: list[dict[str, Any]] = []
         self.scope: list[str] = []
+        self.fused_scopes = {name for name, module in model.named_modules()
+                             if getattr(module, "fused_op", None) == ATTENTION_OP_NAME}
         self.handles = []
         for name, module in model.named_modules():
             self.handles.append(module.register_forward_pre_hook(lambda _m, _i, name=name: self._enter(name)))
@@ -178,7 +195,12 @@ class _Recorder(TorchFunctionMode):
             kind = "RESIZE_BILINEAR" if mode == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 2:
             self.meta[inputs[2]]["itemsize"] = 4  # int32 bias
-        self.calls.append({"kind": kind, "name": layer, "inputs": inputs, "outputs": out_ids})
+        call = {"kind": kind, "name": layer, "inputs": inputs, "outputs": out_ids,
+                "attention": next((s for s in self.scope if s in self.fused_scopes), None)}
+        if kind == "DEPTHWISE_CONV_2D":
+            call["inplace_scratch"] = _inplace_depthwise_scratch(args[0].shape, args[1].shape, outputs[0].shape,
+                                                                 *(args[3:6] if len(args) > 5 else ((1, 1), (0, 0), (1, 1))))
+        self.calls.append(call)
         return out
 
 
@@ -261,6 +283,59 @@ def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list
     return [call for j, call in enumerate(calls) if j not in drop]
 
 
+ATTENTION = f"CUSTOM:{ATTENTION_OP_NAME}"
+
+
+def _fuse_attention(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:
+    """Replace each attention block by one NLPOOL_ATTENTION op, as the export's fusion does: the calls
+    of the block, the token layout (flatten, transpose, reshape) and the positional-table ADD before
+    it and the layout after it, from the last tensor in the grid's element order to the first."""
+    readers: dict[int, set[int]] = {}
+    for j, call in enumerate(calls):
+        for t in call["inputs"]:
+            readers.setdefault(t, set()).add(j)
+
+    def activations(j: int) -> list[int]:
+        return [t for t in calls[j]["inputs"] if not meta[t]["constant"]]
+
+    def absorbable_before(j: int, group: set[int]) -> bool:
+        kind = calls[j]["kind"]
+        out = calls[j]["outputs"]
+        return (len(out) == 1 and out[0] not in outputs and readers.get(out[0], set()) <= group
+                and (kind in LAYOUT or (kind == "ADD" and len(activations(j)) == 1)))
+
+    drop: set[int] = set()
+    replaced: dict[int, dict[str, Any]] = {}
+    k = 0
+    while k < len(calls):
+        scope = calls[k].get("attention")
+        if scope is None:
+            k += 1
+            continue
+        end = k
+        while end + 1 < len(calls) and calls[end + 1].get("attention") == scope:
+            end += 1
+        group = set(range(k, end + 1))
+        _, n, e = meta[activations(k)[0]]["shape"]
+        first = k
+        while first - 1 >= 0 and first - 1 not in drop and absorbable_before(first - 1, group):
+            first -= 1
+            group.add(first)
+        result = calls[end]["outputs"][0]
+        while (end + 1 < len(calls) and calls[end + 1]["kind"] in LAYOUT and calls[end + 1]["inputs"][:1] == [result]
+               and readers.get(result) == {end + 1} and result not in outputs):
+            end += 1
+            group.add(end)
+            result = calls[end]["outputs"][0]
+        scratch = len(meta)
+        meta[scratch] = {"shape": (attention_scratch_bytes(n, e),), "constant": False, "itemsize": 1, "name": f"{scope}/scratch"}
+        replaced[end] = {"kind": ATTENTION, "name": scope, "inputs": activations(first)[:1], "outputs": [result],
+                         "base": ATTENTION, "scratch": [scratch]}
+        drop.update(group - {end})
+        k = end + 1
+    return [replaced.get(j, call) for j, call in enumerate(calls) if j not in drop]
+
+
 @torch.no_grad()
 def graph_from_torch(
     model: nn.Module,
@@ -269,13 +344,16 @@ def graph_from_torch(
     in_channels: int = 3,
     explicit_pad: bool = True,
     fuse_weighted_pool: bool = True,
+    fuse_attention: bool = True,
 ) -> Graph:
     """Trace one forward pass of `model` on a (1, C, S, S) zero image into an int8 planning graph.
 
     `explicit_pad` adds the PAD ops a TFLite graph needs where PyTorch's padding is not SAME/VALID
     (what the export produces); without it padding is assumed done inside the convolution kernel.
     `fuse_weighted_pool` plans self-attentive pooling's tail as the fused custom op the export
-    deploys; without it as the unfused LOGISTIC/EXP/MUL/AVERAGE_POOL_2D/DIV chain.
+    deploys; without it as the unfused LOGISTIC/EXP/MUL/AVERAGE_POOL_2D/DIV chain. `fuse_attention`
+    plans each attention block as the streamed NLPOOL_ATTENTION op the export deploys; without it as
+    its projections, score matmuls and softmax (heads x N x N scores).
 
     Runs on one CPU thread: the pass is tiny (batch 1) and thread start-up and contention on a
     shared machine cost more than the arithmetic.
@@ -298,14 +376,18 @@ def graph_from_torch(
     calls = _fold(recorder.calls, recorder.meta, set(output_ids))
     if fuse_weighted_pool:
         calls = _fuse_weighted_pools(calls, set(output_ids))
+    if fuse_attention:
+        calls = _fuse_attention(calls, recorder.meta, set(output_ids))
     used = {image_id, *output_ids}
     for call in calls:
         used.update(call["inputs"])
         used.update(call["outputs"])
+        used.update(call.get("scratch", ()))
     tensors = {
         i: Tensor(i, m["name"], m["shape"], "int32" if m["itemsize"] == 4 else "int8", m["itemsize"], m["constant"])
         for i, m in recorder.meta.items()
         if i in used
     }
-    ops = [Op(position, c["kind"], c["name"] or "model", tuple(c["inputs"]), tuple(c["outputs"])) for position, c in enumerate(calls)]
+    ops = [Op(position, c["kind"], c["name"] or "model", tuple(c["inputs"]), tuple(c["outputs"]), tuple(c.get("scratch", ())),
+              c.get("inplace_scratch", 0)) for position, c in enumerate(calls)]
     return Graph(name=name, tensors=tensors, ops=ops, inputs=(image_id,), outputs=output_ids, source="pytorch").validate()

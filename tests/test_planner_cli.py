@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from memory_planner import build_plan, graph_from_torch, plan_model, plan_tflite, write_reports
 from memory_planner import claims as claims_module
-from memory_planner import plan_model, plan_tflite, write_reports
 from memory_planner.claims import attention_score_tensors
 from nlpool.checkpoint import save_checkpoint
 from nlpool.cli import main
@@ -70,8 +70,11 @@ def test_plan_from_a_checkpoint(capsys, tmp_path):
     code, out, _ = run(capsys, "plan", "--checkpoint", str(ckpt), "--sram", "1m", "--json")
     report = json.loads(out)
     assert code == 0 and report["fits"] is True
-    # stem output 32x32x16 and the first block's depthwise output (same shape) are live together
-    assert report["lower_bound_bytes"] == 2 * 32 * 32 * 16
+    # The first block's depthwise (32x32x16 in and out) runs in place through one padded channel plane
+    # (34x34), so the peak moves to the stem: its padded input 66x66x3 and its output 32x32x16.
+    depthwise = next(layer for layer in report["layers"] if layer["op"] == "DEPTHWISE_CONV_2D")
+    assert depthwise["scratch_bytes"] == 34 * 34 and depthwise["live_bytes"] == 32 * 32 * 16 + 34 * 34
+    assert report["lower_bound_bytes"] == 66 * 66 * 3 + 32 * 32 * 16
 
 
 def test_write_reports_files_and_export_keys(tmp_path):
@@ -92,14 +95,28 @@ def nlp_plan():
     return plan_model(build_model(cfg), cfg)
 
 
-def test_model_plan_exposes_attention_scores(nlp_plan):
-    graph = nlp_plan.graph
+def test_unfused_model_graph_exposes_attention_scores():
+    cfg = ModelConfig()
+    graph = graph_from_torch(build_model(cfg), cfg.input_size, fuse_attention=False)
     scores = attention_score_tensors(graph)
     assert (1, 2, 144, 144) in {graph.tensors[t].shape for t in scores}
     assert not any(op.kind == "BATCH_NORM" for op in graph.ops)  # folded into the convs
-    peak = nlp_plan.peak_layer
+    peak = build_plan(graph).peak_layer
     assert peak.kind == "SOFTMAX" and peak.output_shape == (1, 2, 144, 144)
     assert peak.live_bytes >= 2 * 2 * 144 * 144  # scores and softmax output live together
+
+
+def test_model_plan_is_the_deployed_graph(nlp_plan):
+    """As the firmware runs it: each attention block one NLPOOL_ATTENTION op with its O(N E) scratch
+    (no score tensor), the peak depthwise in place; the arena is the firmware's (65,680 B, measured
+    by the export on the same model with the portable kernels)."""
+    graph = nlp_plan.graph
+    attention = [op for op in graph.ops if op.kind == "CUSTOM:NLPOOL_ATTENTION"]
+    assert len(attention) == 5 and not attention_score_tensors(graph)
+    stage1 = graph.tensors[attention[0].scratch[0]].nbytes
+    assert stage1 == 2 * 144 * 8 + 144 + 2 * 8  # tokens 144, width 8
+    assert [op.kind for op in graph.ops if op.inplace] == ["DEPTHWISE_CONV_2D"]
+    assert nlp_plan.best.arena_bytes == 65_680
 
 
 def test_model_plan_uses_the_fused_weighted_pool(nlp_plan):
@@ -118,6 +135,7 @@ def test_claims_marks_invalid_configurations(monkeypatch):
     assert "too small" in rows[4]["n/a"]
     assert rows[2]["bytes"]["arena"] >= rows[2]["bytes"]["arena_noattn"]
     assert rows[2]["bytes"]["io"] > rows[2]["bytes"]["io_noattn"]
+    assert rows[2]["bytes"]["deployed"] < rows[2]["bytes"]["arena_noattn"] < rows[2]["bytes"]["arena"]
     assert "n/a (" in claims_module.format_claims(report)
 
 

@@ -21,15 +21,18 @@ if TYPE_CHECKING:
 CLAIMS_CLASSES = 1000
 
 
-def mobilenetv2_graph(config: ClaimConfig) -> Graph:
-    """The planning graph of MobileNetV2 at one grid point (NlpoolError when it is not a valid model)."""
+def mobilenetv2_graph(config: ClaimConfig, deployed: bool = False) -> Graph:
+    """The planning graph of MobileNetV2 at one grid point (NlpoolError when it is not a valid model):
+    every op of the network, or (`deployed`) as nlpool's firmware runs it."""
     from memory_planner import graph_from_torch
     from nlpool.models import ModelConfig, build_model
 
     cfg = ModelConfig(arch="mobilenetv2", width=config.width, pool=config.pool, s1=config.s1,
                       input_size=config.size, num_classes=CLAIMS_CLASSES).validated()
     name = f"{config.width}x-{config.pool}-s1={config.s1}-{config.size}"
-    return graph_from_torch(build_model(cfg), config.size, name=name, explicit_pad=False)
+    if deployed:
+        return graph_from_torch(build_model(cfg), config.size, name=name)
+    return graph_from_torch(build_model(cfg), config.size, name=name, explicit_pad=False, fuse_attention=False)
 
 
 @click.command("claims")

@@ -232,9 +232,8 @@ class AttentionParams:
         ]
 
     def scratch_bytes(self) -> int:
-        """The kernel's scratch: K and V of every token (2 N E) plus one query row, one score row and
-        one mixed row (E + N + E) — O(N E), never heads x N x N."""
-        return 2 * self.tokens * self.width + self.tokens + 2 * self.width
+        """The kernel's scratch (`attention_scratch_bytes`)."""
+        return attention_scratch_bytes(self.tokens, self.width)
 
     def to_flexbuffer(self) -> bytes:
         data = {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
@@ -337,6 +336,12 @@ def check_operands(params: WeightedPoolParams | AttentionParams, inputs: tuple[O
             continue
         if not tensor.constant or tensor.size != size or tensor.dtype != dtype:
             raise CustomOptionsError(f"{name} {what} must be a constant {dtype} tensor of {size} elements")
+
+
+def attention_scratch_bytes(tokens: int, width: int) -> int:
+    """NLPOOL_ATTENTION's scratch for N tokens of width E: K and V of every token (2 N E) plus one
+    query row, one score row and one mixed row (E + N + E) — O(N E), never heads x N x N."""
+    return 2 * tokens * width + tokens + 2 * width
 
 
 def scratch_bytes(name: str, options: bytes | bytearray | np.ndarray) -> int:

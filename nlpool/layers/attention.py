@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nlpool.core.custom_ops import ATTENTION_OP_NAME
+
 
 class MultiHeadSelfAttention(nn.Module):
     """Self-attention over tokens (B, N, E) with q = k = v = the tokens.
@@ -21,6 +23,10 @@ class MultiHeadSelfAttention(nn.Module):
         form: "plain" (the authors' code: attention only, no norm, no residual) or "prenorm"
             (the ViT block the paper describes: x + attention(LayerNorm(x))).
     """
+
+    # The export fuses this block (with the token layout and positional table around it) into one
+    # streamed custom op; memory_planner's PyTorch path plans it as that op.
+    fused_op = ATTENTION_OP_NAME
 
     def __init__(self, dim: int, num_heads: int = 2, form: str = "plain") -> None:
         super().__init__()

@@ -52,6 +52,11 @@ def _int(rng: np.random.Generator, lo: int, hi: int) -> int:
     return int(rng.integers(lo, hi + 1))
 
 
+def _large(rng: np.random.Generator) -> bool:
+    """One draw in five gets larger sizes."""
+    return bool(rng.random() < 0.2)
+
+
 def _spatial(rng: np.random.Generator, k: int, stride: int, dil: int, padding: str, lo: int = 1, hi: int = 12) -> tuple[int, int]:
     """H, W with at least one output position for a k x k window (dilated) under `padding`."""
     reach = (k - 1) * dil + 1
@@ -69,6 +74,9 @@ def conv_2d(rng: np.random.Generator) -> OpInstance:
     act_name, act = _activation(rng)
     batch, cin, cout = int(rng.choice([1, 1, 1, 2])), _int(rng, 1, 12), _int(rng, 1, 16)
     h, w = _spatial(rng, k, stride, dil, padding, 1, 11)
+    if _large(rng):  # channel counts in multiples of 4 and 8 (the vectorised kernels' blocks), larger maps
+        cin, cout = 4 * _int(rng, 1, 8), 4 * _int(rng, 1, 8)
+        h, w = _spatial(rng, k, stride, dil, padding, 6, 16)
     wt, b = _weights(rng, k, k, cin, cout), _weights(rng, cout)
 
     def fn(x):
@@ -89,6 +97,9 @@ def depthwise_conv_2d(rng: np.random.Generator) -> OpInstance:
     act_name, act = _activation(rng)
     cin = _int(rng, 1, 12)
     h, w = _spatial(rng, k, stride, dil, padding, 1, 11)
+    if _large(rng):
+        cin = 4 * _int(rng, 1, 12)
+        h, w = _spatial(rng, k, stride, dil, padding, 6, 16)
     wt, b = _weights(rng, k, k, cin, mult), _weights(rng, cin * mult)
 
     def fn(x):
@@ -102,6 +113,8 @@ def fully_connected(rng: np.random.Generator) -> OpInstance:
     import tensorflow as tf
 
     batch, depth, units = int(rng.choice([1, 1, 2, 3, 8])), _int(rng, 1, 64), _int(rng, 1, 32)
+    if _large(rng):
+        depth, units = 8 * _int(rng, 1, 40), 4 * _int(rng, 1, 24)
     act_name, act = _activation(rng)
     bias = bool(rng.random() < 0.8)
     wt, b = _weights(rng, depth, units), _weights(rng, units)
@@ -117,6 +130,8 @@ def fully_connected(rng: np.random.Generator) -> OpInstance:
 def _broadcast_pair(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...], str]:
     rank = _int(rng, 1, 4)
     full = tuple(_int(rng, 1, 7) for _ in range(rank))
+    if _large(rng):
+        full = (*full[:-1], 4 * _int(rng, 2, 24))
     style = str(rng.choice(["same", "same", "rhs", "lhs", "both", "scalar"]))
     if style == "same":
         return full, full, style
@@ -156,7 +171,7 @@ def _pool(kind: str, rng: np.random.Generator) -> OpInstance:
     k = _int(rng, 1, 4)
     stride = _int(rng, 1, 3)
     padding = str(rng.choice(["SAME", "VALID"]))
-    c = _int(rng, 1, 10)
+    c = 4 * _int(rng, 1, 10) if _large(rng) else _int(rng, 1, 10)
     h, w = _spatial(rng, k, 1, 1, padding, 1, 12)
     pool = tf.nn.avg_pool2d if kind == "AVERAGE_POOL_2D" else tf.nn.max_pool2d
     params = {"k": k, "stride": stride, "padding": padding}
@@ -178,7 +193,7 @@ def _shape(rng: np.random.Generator, rank_lo: int = 1, rank_hi: int = 4, hi: int
 def softmax(rng: np.random.Generator) -> OpInstance:
     import tensorflow as tf
 
-    shape = (*_shape(rng, 1, 3, 6), _int(rng, 1, 80))
+    shape = (*_shape(rng, 1, 3, 6), _int(rng, 81, 300) if _large(rng) else _int(rng, 1, 80))
     return OpInstance("SOFTMAX", {"depth": shape[-1]}, [shape], tf.nn.softmax)
 
 

@@ -27,6 +27,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tflite_micro")
 
+import tensorflow as tf
 from random_ops import GENERATORS, OpInstance, batch_function, draw_batch
 
 from firmware.aot import generate_project
@@ -39,9 +40,9 @@ SEED = 20261126
 BATCHES = 12
 OPS_PER_BATCH = 44
 MIN_OP_INSTANCES = 500
-SAMPLES = 8
+SAMPLES = 16
 SRAM_BUDGET = 2 << 20
-TARGETS = ("cortex-m7", "cortex-m55")
+TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")
 KERNEL_SETS = ("portable", "cmsis-nn")
 
 
@@ -86,6 +87,10 @@ def _batch(index: int, root: Path) -> Batch:
         f"drawn {len(shapes)} / {len(ops)}")
     for i, (t, shape) in enumerate(zip(model.inputs, shapes, strict=True)):
         assert model.tensors[t].shape == shape, f"batch {index}: input {i} is {model.tensors[t].shape}, drawn {shape}"
+    # outputs in op order: each has the shape TensorFlow gives that op (the draws' shapes all differ)
+    for j, (op, t) in enumerate(zip(ops, model.outputs, strict=True)):
+        want = tuple(op.fn(*[tf.zeros(s) for s in op.shapes]).shape)
+        assert model.tensors[t].shape == want, f"{_label(index, j, op)}: output {j} is {model.tensors[t].shape}, TF says {want}"
     writer = {o: op.name for op in model.operators for o in op.outputs}
     producers = [writer.get(t, "<input>") for t in model.outputs]
     for j, (op, name) in enumerate(zip(ops, producers, strict=True)):

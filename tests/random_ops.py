@@ -57,30 +57,46 @@ def _large(rng: np.random.Generator) -> bool:
     return bool(rng.random() < 0.2)
 
 
-def _spatial(rng: np.random.Generator, k: int, stride: int, dil: int, padding: str, lo: int = 1, hi: int = 12) -> tuple[int, int]:
-    """H, W with at least one output position for a k x k window (dilated) under `padding`."""
-    reach = (k - 1) * dil + 1
-    low = max(lo, reach) if padding == "VALID" else lo
-    return _int(rng, low, max(low, hi)), _int(rng, low, max(low, hi))
+def _spatial(rng: np.random.Generator, k: tuple[int, int], dil: tuple[int, int], padding: str,
+             lo: int = 1, hi: int = 12) -> tuple[int, int]:
+    """H, W with at least one output position for a kh x kw window (dilated) under `padding`."""
+    out = []
+    for kk, dd in zip(k, dil, strict=True):
+        low = max(lo, (kk - 1) * dd + 1) if padding == "VALID" else lo
+        out.append(_int(rng, low, max(low, hi)))
+    return out[0], out[1]
+
+
+def _pair(rng: np.random.Generator, choices: Sequence[int]) -> tuple[int, int]:
+    """Mostly square (the same value twice), one draw in three two independent values."""
+    a = int(rng.choice(choices))
+    return (a, a) if rng.random() < 2 / 3 else (a, int(rng.choice(choices)))
+
+
+def _window(rng: np.random.Generator, sizes: Sequence[int], strides: Sequence[int],
+            square_stride: bool = False) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    """Kernel size, strides and dilations of a convolution (TF dilates only with unit strides)."""
+    k = _pair(rng, sizes)
+    s = (int(rng.choice(strides)),) * 2 if square_stride else _pair(rng, strides)
+    dil = _pair(rng, [1, 1, 2, 3]) if s == (1, 1) and max(k) > 1 else (1, 1)
+    return k, s, dil
 
 
 def conv_2d(rng: np.random.Generator) -> OpInstance:
     import tensorflow as tf
 
-    k = int(rng.choice([1, 1, 3, 3, 3, 5]))
-    stride = int(rng.choice([1, 1, 2, 3])) if k > 1 else int(rng.choice([1, 2]))
-    dil = int(rng.choice([1, 2])) if stride == 1 and k > 1 else 1
+    k, stride, dil = _window(rng, [1, 1, 3, 3, 3, 5], [1, 1, 2, 3])
     padding = str(rng.choice(["SAME", "VALID"]))
     act_name, act = _activation(rng)
     batch, cin, cout = int(rng.choice([1, 1, 1, 2])), _int(rng, 1, 12), _int(rng, 1, 16)
-    h, w = _spatial(rng, k, stride, dil, padding, 1, 11)
+    h, w = _spatial(rng, k, dil, padding, 1, 11)
     if _large(rng):  # channel counts in multiples of 4 and 8 (the vectorised kernels' blocks), larger maps
         cin, cout = 4 * _int(rng, 1, 8), 4 * _int(rng, 1, 8)
-        h, w = _spatial(rng, k, stride, dil, padding, 6, 16)
-    wt, b = _weights(rng, k, k, cin, cout), _weights(rng, cout)
+        h, w = _spatial(rng, k, dil, padding, 6, 16)
+    wt, b = _weights(rng, *k, cin, cout), _weights(rng, cout)
 
     def fn(x):
-        return act(tf.nn.conv2d(x, wt, stride, padding, dilations=dil) + b)
+        return act(tf.nn.conv2d(x, wt, [1, *stride, 1], padding, dilations=[1, *dil, 1]) + b)
 
     params = {"k": k, "stride": stride, "dilation": dil, "padding": padding, "act": act_name, "cout": cout}
     return OpInstance("CONV_2D", params, [(batch, h, w, cin)], fn)
@@ -89,21 +105,19 @@ def conv_2d(rng: np.random.Generator) -> OpInstance:
 def depthwise_conv_2d(rng: np.random.Generator) -> OpInstance:
     import tensorflow as tf
 
-    k = int(rng.choice([1, 3, 3, 5]))
-    stride = int(rng.choice([1, 1, 2])) if k > 1 else 1
-    dil = int(rng.choice([1, 2])) if stride == 1 and k > 1 else 1
+    k, stride, dil = _window(rng, [1, 3, 3, 5], [1, 1, 2], square_stride=True)  # TF: equal strides only
     padding = str(rng.choice(["SAME", "VALID"]))
     mult = int(rng.choice([1, 1, 2]))
     act_name, act = _activation(rng)
     cin = _int(rng, 1, 12)
-    h, w = _spatial(rng, k, stride, dil, padding, 1, 11)
+    h, w = _spatial(rng, k, dil, padding, 1, 11)
     if _large(rng):
         cin = 4 * _int(rng, 1, 12)
-        h, w = _spatial(rng, k, stride, dil, padding, 6, 16)
-    wt, b = _weights(rng, k, k, cin, mult), _weights(rng, cin * mult)
+        h, w = _spatial(rng, k, dil, padding, 6, 16)
+    wt, b = _weights(rng, *k, cin, mult), _weights(rng, cin * mult)
 
     def fn(x):
-        return act(tf.nn.depthwise_conv2d(x, wt, [1, stride, stride, 1], padding, dilations=[dil, dil]) + b)
+        return act(tf.nn.depthwise_conv2d(x, wt, [1, *stride, 1], padding, dilations=list(dil)) + b)
 
     params = {"k": k, "stride": stride, "dilation": dil, "padding": padding, "mult": mult, "act": act_name}
     return OpInstance("DEPTHWISE_CONV_2D", params, [(1, h, w, cin)], fn)
@@ -118,18 +132,20 @@ def fully_connected(rng: np.random.Generator) -> OpInstance:
     act_name, act = _activation(rng)
     bias = bool(rng.random() < 0.8)
     wt, b = _weights(rng, depth, units), _weights(rng, units)
+    # one draw in four a 3-D input: FULLY_CONNECTED with keep_num_dims
+    shape = (batch, depth) if rng.random() < 0.75 else (_int(rng, 1, 2), batch, depth)
 
     def fn(x):
         y = tf.matmul(x, wt)
         return act(y + b if bias else y)
 
     params = {"units": units, "bias": bias, "act": act_name}
-    return OpInstance("FULLY_CONNECTED", params, [(batch, depth)], fn)
+    return OpInstance("FULLY_CONNECTED", params, [shape], fn)
 
 
 def _broadcast_pair(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...], str]:
-    rank = _int(rng, 1, 4)
-    full = tuple(_int(rng, 1, 7) for _ in range(rank))
+    rank = int(rng.choice([1, 2, 3, 4, 4, 5, 6]))
+    full = tuple(_int(rng, 1, 7 if rank <= 4 else 4) for _ in range(rank))
     if _large(rng):
         full = (*full[:-1], 4 * _int(rng, 2, 24))
     style = str(rng.choice(["same", "same", "rhs", "lhs", "both", "scalar"]))
@@ -168,11 +184,10 @@ def mul(rng: np.random.Generator) -> OpInstance:
 def _pool(kind: str, rng: np.random.Generator) -> OpInstance:
     import tensorflow as tf
 
-    k = _int(rng, 1, 4)
-    stride = _int(rng, 1, 3)
+    k, stride = _pair(rng, [1, 2, 2, 3, 4]), _pair(rng, [1, 2, 2, 3])
     padding = str(rng.choice(["SAME", "VALID"]))
     c = 4 * _int(rng, 1, 10) if _large(rng) else _int(rng, 1, 10)
-    h, w = _spatial(rng, k, 1, 1, padding, 1, 12)
+    h, w = _spatial(rng, k, (1, 1), padding, 1, 12)
     pool = tf.nn.avg_pool2d if kind == "AVERAGE_POOL_2D" else tf.nn.max_pool2d
     params = {"k": k, "stride": stride, "padding": padding}
     return OpInstance(kind, params, [(int(rng.choice([1, 1, 2])), h, w, c)], lambda x: pool(x, k, stride, padding))
@@ -231,12 +246,12 @@ def batch_matmul(rng: np.random.Generator) -> OpInstance:
 
     batch = tuple(_int(rng, 1, 3) for _ in range(_int(rng, 1, 2)))
     rows, depth, cols = _int(rng, 1, 9), _int(rng, 1, 16), _int(rng, 1, 9)
-    adj_y = bool(rng.random() < 0.5)
+    adj_x, adj_y = bool(rng.random() < 0.25), bool(rng.random() < 0.5)
     rhs_batch = (1,) * len(batch) if rng.random() < 0.2 else batch
-    lhs = (*batch, rows, depth)
+    lhs = (*batch, depth, rows) if adj_x else (*batch, rows, depth)
     rhs = (*rhs_batch, cols, depth) if adj_y else (*rhs_batch, depth, cols)
-    params = {"adj_y": adj_y, "rhs_broadcast": rhs_batch != batch}
-    return OpInstance("BATCH_MATMUL", params, [lhs, rhs], lambda a, b: tf.matmul(a, b, transpose_b=adj_y))
+    params = {"adj_x": adj_x, "adj_y": adj_y, "rhs_broadcast": rhs_batch != batch}
+    return OpInstance("BATCH_MATMUL", params, [lhs, rhs], lambda a, b: tf.matmul(a, b, transpose_a=adj_x, transpose_b=adj_y))
 
 
 def reshape(rng: np.random.Generator) -> OpInstance:

@@ -146,13 +146,42 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_batches_cover_every_kind_with_at_least_500_ops() -> None:
-    """The fuzz cannot silently shrink: count the op instances and each kind's share."""
+    """The fuzz cannot silently shrink: count the op instances, each kind's share, the parameters drawn."""
     ops = [op for b in range(BATCHES) for op in _draw(b)]
     kinds = Counter(op.kind for op in ops)
     assert len(ops) >= MIN_OP_INSTANCES, f"{len(ops)} op instances, at least {MIN_OP_INSTANCES} wanted"
     expected = {k for k in GENERATORS if k != "RESIZE"} | {"RESIZE_BILINEAR", "RESIZE_NEAREST_NEIGHBOR"}
     assert set(kinds) == expected, f"kinds drawn: {sorted(kinds)}"
     assert min(kinds.values()) >= 10, f"a kind drawn fewer than 10 times: {dict(kinds)}"
+    seen: dict[tuple[str, str], set[str]] = {}
+    for op in ops:
+        for name, value in op.params.items():
+            seen.setdefault((op.kind, name), set()).add(str(value))
+    for (kind, name), values in REQUIRED_PARAMS.items():
+        missing = values - seen.get((kind, name), set())
+        assert not missing, f"no {kind} drawn with {name} in {sorted(missing)}"
+
+
+# Parameter values the draws must include (each at least once over all batches).
+REQUIRED_PARAMS: dict[tuple[str, str], set[str]] = {
+    ("CONV_2D", "k"): {"(1, 1)", "(3, 3)", "(5, 5)"},
+    ("CONV_2D", "stride"): {"(1, 1)", "(2, 2)"},
+    ("CONV_2D", "dilation"): {"(1, 1)", "(2, 2)"},
+    ("CONV_2D", "padding"): {"SAME", "VALID"},
+    ("CONV_2D", "act"): {"none", "relu", "relu6"},
+    ("DEPTHWISE_CONV_2D", "mult"): {"1", "2"},
+    ("DEPTHWISE_CONV_2D", "stride"): {"(1, 1)", "(2, 2)"},
+    ("DEPTHWISE_CONV_2D", "dilation"): {"(1, 1)", "(2, 2)"},
+    ("DEPTHWISE_CONV_2D", "padding"): {"SAME", "VALID"},
+    ("FULLY_CONNECTED", "act"): {"none", "relu", "relu6"},
+    ("ADD", "broadcast"): {"same", "lhs", "rhs", "both", "scalar"},
+    ("MUL", "broadcast"): {"same", "lhs", "rhs", "both", "scalar"},
+    ("AVERAGE_POOL_2D", "padding"): {"SAME", "VALID"},
+    ("MAX_POOL_2D", "padding"): {"SAME", "VALID"},
+    ("BATCH_MATMUL", "adj_y"): {"False", "True"},
+    ("RESIZE_BILINEAR", "mode"): {"half_pixel", "align_corners", "asymmetric"},
+    ("RESIZE_NEAREST_NEIGHBOR", "mode"): {"half_pixel", "align_corners", "asymmetric"},
+}
 
 
 @pytest.mark.parametrize("kernels", KERNEL_SETS)

@@ -37,7 +37,27 @@ class OpInstance:
 def _weights(rng: np.random.Generator, *shape: int) -> Any:
     import tensorflow as tf
 
-    return tf.constant(rng.normal(0, rng.uniform(0.1, 1.0), size=shape).astype(np.float32))
+    return tf.constant(rng.normal(0, 10 ** rng.uniform(-2.0, 0.5), size=shape).astype(np.float32))
+
+
+def draw_ranges(rng: np.random.Generator, ops: Sequence[OpInstance]) -> list[tuple[float, float]]:
+    """Calibration (low, high) for every input of `ops` (in order) over three decades of magnitude:
+    mostly around zero, one in six only positive (zero point -128), one in six only negative (zero
+    point 127). Not only negative into a fused RELU/RELU6: an output always 0 calibrates to a scale
+    near 1e-8, an ADD output multiplier above 1 that TFLM's Prepare rejects by aborting."""
+    out = []
+    for op in ops:
+        negative = op.params.get("act", "none") == "none"
+        for _ in op.shapes:
+            mag = 10 ** rng.uniform(-1.5, 1.5)
+            roll = rng.random()
+            if roll < 1 / 6:
+                out.append((rng.uniform(0.0, 0.3) * mag, mag))
+            elif roll < 2 / 6 and negative:
+                out.append((-mag, -rng.uniform(0.0, 0.3) * mag))
+            else:
+                out.append((-rng.uniform(0.0, 1.0) * mag, rng.uniform(0.05, 1.0) * mag))
+    return out
 
 
 def _activation(rng: np.random.Generator) -> tuple[str, Callable[[Any], Any]]:

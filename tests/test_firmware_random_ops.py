@@ -28,7 +28,7 @@ pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tflite_micro")
 
 import tensorflow as tf
-from random_ops import GENERATORS, OpInstance, batch_function, draw_batch
+from random_ops import GENERATORS, OpInstance, batch_function, draw_batch, draw_ranges
 
 from firmware.aot import generate_project
 from firmware.run import build_and_run, check_tools
@@ -56,6 +56,7 @@ class Batch:
     inputs: list[np.ndarray]
     expected: list[np.ndarray]
     producers: list[str]
+    quant: list[str]  # per op: "scale/zero_point" of its inputs, then of its output
     convert_s: float
 
 
@@ -63,8 +64,8 @@ def _draw(index: int) -> list[OpInstance]:
     return draw_batch(np.random.default_rng(SEED + index), OPS_PER_BATCH)
 
 
-def _label(batch: int, j: int, op: OpInstance) -> str:
-    return f"batch {batch} op {j} {op.describe()}"
+def _label(batch: int, j: int, op: OpInstance, quant: str = "") -> str:
+    return f"batch {batch} op {j} {op.describe()}" + (f" quant {quant}" if quant else "")
 
 
 _BATCHES: dict[int, Batch] = {}
@@ -79,7 +80,7 @@ def _batch(index: int, root: Path) -> Batch:
     fn, shapes = batch_function(ops)
     path = root / f"batch{index}.tflite"
     start = time.perf_counter()
-    path.write_bytes(convert(fn, shapes, rng))
+    path.write_bytes(convert(fn, shapes, rng, ranges=draw_ranges(rng, ops)))
     convert_s = time.perf_counter() - start
     model = read_model(path)
     assert len(model.inputs) == len(shapes) and len(model.outputs) == len(ops), (
@@ -95,8 +96,14 @@ def _batch(index: int, root: Path) -> Batch:
     producers = [writer.get(t, "<input>") for t in model.outputs]
     for j, (op, name) in enumerate(zip(ops, producers, strict=True)):
         assert name in op.kinds, f"{_label(index, j, op)}: its output is written by {name}, not {op.kinds}"
+    # each op's quantisation, for failure messages: the input(s) in order, then the output
+    at, quant = 0, []
+    for op, out in zip(ops, model.outputs, strict=True):
+        ts = [*model.inputs[at:at + len(op.shapes)], out]
+        at += len(op.shapes)
+        quant.append(" ".join(f"{model.tensors[t].scale:.4g}/{model.tensors[t].zero_point}" for t in ts))
     inputs = random_inputs(path, rng, SAMPLES)
-    batch = Batch(index, ops, path, inputs, tflm_reference(path, inputs), producers, convert_s)
+    batch = Batch(index, ops, path, inputs, tflm_reference(path, inputs), producers, quant, convert_s)
     _BATCHES[index] = batch
     return batch
 
@@ -128,14 +135,15 @@ def _project(batch: Batch, kernels: str, root: Path) -> tuple[Path, dict[str, li
 def _compare(batch: Batch, got: list[np.ndarray], what: str, want: list[np.ndarray], against: str) -> None:
     failures = []
     for j, (op, g, e) in enumerate(zip(batch.ops, got, want, strict=True)):
+        label = _label(batch.index, j, op, batch.quant[j])
         if g.shape != e.shape or g.dtype != e.dtype:
-            failures.append(f"{_label(batch.index, j, op)}: {g.dtype}{list(g.shape)} vs {e.dtype}{list(e.shape)}")
+            failures.append(f"{label}: {g.dtype}{list(g.shape)} vs {e.dtype}{list(e.shape)}")
             continue
         bad = np.flatnonzero(g != e)
         if bad.size:
             diff = np.abs(g.astype(np.int32) - e.astype(np.int32)).reshape(-1)
             first = int(bad[0])
-            failures.append(f"{_label(batch.index, j, op)}: {bad.size} of {e.size} differ, max {int(diff.max())} LSB, "
+            failures.append(f"{label}: {bad.size} of {e.size} differ, max {int(diff.max())} LSB, "
                             f"first at flat index {first} ({int(g.reshape(-1)[first])} vs {int(e.reshape(-1)[first])})")
     assert not failures, f"{what} differs from {against} on {len(failures)} op(s):\n" + "\n".join(failures)
 

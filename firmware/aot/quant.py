@@ -47,12 +47,3 @@ def logistic_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -
         quant = int(rescaled + F32(out_zp))
         table.append(max(-128, min(127, quant)))
     return table
-
-
-def softmax_table(in_scale: float, beta: float) -> list[float]:
-    """The interpreter's int8 SOFTMAX exp table: table[255 - v] = expf(-in_scale * beta * v)."""
-    scale = -F32(in_scale) * F32(beta)
-    table = [0.0] * 256
-    for val in range(256):
-        table[255 - val] = float(expf(F32(scale * F32(val))))
-    return table

@@ -1,14 +1,14 @@
 /*
  * Integer evaluation of NLPOOL_ATTENTION exactly as export/golden.py's attention() computes it,
  * streamed one query row at a time (docs/custom_op.md). The softmax is TFLite's reference int8
- * SOFTMAX in gemmlowp fixed point (what TFLM runs too), not the float exp table of softmax.c: the
+ * SOFTMAX in gemmlowp fixed point (what TFLM runs too; nl_softmax_row, shared with softmax.c): the
  * unfused graph's bytes depend on it. Its exps come from a Prepare-time table of the same values.
  */
 #include "nlpool_attention.h"
 
 #include "nlpool_fixedpoint.h"
 
-enum { ADD_LEFT_SHIFT = 20, SOFTMAX_ACCUM_BITS = 12, SOFTMAX_OUTPUT_BITS = 8 };
+enum { ADD_LEFT_SHIFT = 20 };
 
 /*
  * Single rounding, (x * multiplier + 2^(30 - shift)) >> (31 - shift): the host TFLite interpreter's
@@ -82,63 +82,6 @@ static const int8_t *token_row(const nlpool_attention_params_t *p, const int8_t 
     return row;
 }
 
-/* --- TFLite's reference int8 SOFTMAX: gemmlowp fixed point ------------------------------------ */
-
-static int32_t saturating_shift_left(int64_t x, int32_t exponent)
-{
-    const int64_t v = x * ((int64_t)1 << exponent);
-    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
-}
-
-/* 1 / total in Q0.31 scaled into [1/2, 1) and the bits it was scaled by, for a Q12.19 sum > 0:
- * three Newton-Raphson steps in Q2.29 from 48/17 - 32/17 d. */
-static int32_t reciprocal(int32_t total, int32_t *bits_over_unit)
-{
-    int32_t headroom = 0;
-    while (!((uint32_t)total & (0x80000000u >> headroom))) {
-        ++headroom;
-    }
-    *bits_over_unit = SOFTMAX_ACCUM_BITS - headroom;
-    const int64_t shifted_minus_one = (int64_t)((uint32_t)total << headroom) - ((int64_t)1 << 31);
-    const int64_t sum = shifted_minus_one + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + 1) / 2);
-    int32_t x = 1515870810 + nl_srdhm(half_denominator, -1010580540);
-    for (int32_t i = 0; i < 3; ++i) {
-        const int32_t one_minus = (1 << 29) - nl_srdhm(half_denominator, x);
-        x = x + saturating_shift_left(nl_srdhm(x, one_minus), 2);
-    }
-    return saturating_shift_left(x >> 1, 2);
-}
-
-/* In place over one row of n scores. The exp of a difference is looked up in the table Prepare
- * computed with TFLite's fixed-point exp (nlpool.core.fixedpoint.softmax_exp_table): the same
- * value the reference kernel evaluates, twice per score, with a polynomial. */
-static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t n)
-{
-    int32_t max_val = -128;
-    for (int32_t m = 0; m < n; ++m) {
-        max_val = nl_max_i32(max_val, row[m]);
-    }
-    int32_t total = 0;
-    for (int32_t m = 0; m < n; ++m) {
-        const int32_t diff = row[m] - max_val;
-        if (diff >= p->softmax_diff_min) {
-            total += nl_rdbpot(p->softmax_exp_table[-diff], SOFTMAX_ACCUM_BITS);
-        }
-    }
-    int32_t bits_over_unit;
-    const int32_t scale = reciprocal(total, &bits_over_unit);
-    const int32_t exponent = bits_over_unit + 31 - SOFTMAX_OUTPUT_BITS;
-    for (int32_t m = 0; m < n; ++m) {
-        const int32_t diff = row[m] - max_val;
-        int32_t q = -128;
-        if (diff >= p->softmax_diff_min) {
-            q = nl_rdbpot(nl_srdhm(p->softmax_exp_table[-diff], scale), exponent) - 128;
-        }
-        row[m] = nl_sat_i8(q);
-    }
-}
-
 /* --- the op --------------------------------------------------------------------------------- */
 
 int32_t nlpool_attention_scratch_bytes(const nlpool_attention_params_t *p)
@@ -173,7 +116,7 @@ void nlpool_attention(const nlpool_attention_params_t *p, const int8_t *tokens, 
                 }
                 scores[m] = nl_sat_i8(nl_mbqm(acc, p->score_multiplier, p->score_shift) + p->score_output_offset);
             }
-            softmax_row(p, scores, n_tok);
+            nl_softmax_row(p->softmax_exp_table, p->softmax_diff_min, scores, scores, n_tok);
             for (int32_t d = 0; d < d_n; ++d) {
                 int32_t acc = 0;
                 for (int32_t m = 0; m < n_tok; ++m) {

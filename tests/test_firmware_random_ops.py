@@ -90,7 +90,8 @@ def _batch(index: int, root: Path) -> Batch:
         assert model.tensors[t].shape == shape, f"batch {index}: input {i} is {model.tensors[t].shape}, drawn {shape}"
     # outputs in op order: each has the shape TensorFlow gives that op (the draws' shapes all differ)
     for j, (op, t) in enumerate(zip(ops, model.outputs, strict=True)):
-        want = tuple(op.fn(*[tf.zeros(s) for s in op.shapes]).shape)
+        specs = [tf.TensorSpec(s, tf.float32) for s in op.shapes]  # traced, not run: eager TF broadcasts only to 5-D
+        want = tuple(tf.function(op.fn).get_concrete_function(*specs).structured_outputs.shape)
         assert model.tensors[t].shape == want, f"{_label(index, j, op)}: output {j} is {model.tensors[t].shape}, TF says {want}"
     writer = {o: op.name for op in model.operators for o in op.outputs}
     producers = [writer.get(t, "<input>") for t in model.outputs]

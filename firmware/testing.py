@@ -18,14 +18,15 @@ TFLM_ARENA_BYTES = 4 << 20  # generous: the test models are tiny
 
 
 def convert(fn: Callable, shapes: Sequence[tuple[int, ...]], rng: np.random.Generator,
-            float_io: bool = False) -> bytes:
+            float_io: bool = False, ranges: Sequence[tuple[float, float]] | None = None) -> bytes:
     """Full-integer int8 conversion of a tf.function; random calibration ranges per input so that
-    scales and zero points differ from case to case."""
+    scales and zero points differ from case to case (or the given (low, high) per input)."""
     import tensorflow as tf
 
     specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
     func = tf.function(fn, input_signature=specs)
-    ranges = [(rng.uniform(-4.0, 0.0), rng.uniform(0.5, 4.0)) for _ in shapes]
+    if ranges is None:
+        ranges = [(rng.uniform(-4.0, 0.0), rng.uniform(0.5, 4.0)) for _ in shapes]
 
     def representative():
         for _ in range(24):

@@ -147,8 +147,10 @@ def _run_case(tmp: Path, name: str, build: Case, seed: int, float_io: bool = Fal
 
 # Largest difference (int8 steps) from the host TFLite interpreter's reference kernels, per op, as
 # docs/rounding.md states: FULLY_CONNECTED rounds once there and twice in TFLM; a standalone RELU6
-# is requantised there and only clamped in TFLM (any difference when the scales differ).
-TFLITE_HOST_LSB = {"FULLY_CONNECTED": 1, "RELU6": 255}
+# is requantised there and only clamped in TFLM (any difference when the scales differ); SOFTMAX is a
+# float exp table there and gemmlowp fixed point in TFLM (one LSB now and then), as is LOGISTIC (a
+# float sigmoid table there, gemmlowp's fixed-point logistic in TFLM).
+TFLITE_HOST_LSB = {"FULLY_CONNECTED": 1, "RELU6": 255, "SOFTMAX": 1, "LOGISTIC": 1}
 
 
 # Arithmetic-heavy ops get a second random draw (other shapes' weights, scales, zero points).
@@ -180,6 +182,28 @@ def test_float_io_quantize_dequantize(tmp_path: Path) -> None:
     assert info.ops == ["QUANTIZE", "AVERAGE_POOL_2D", "DEQUANTIZE"]
     ulp = np.spacing(np.abs(expected).astype(np.float32))
     assert np.all(np.abs(got - expected) <= 4 * ulp)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_logistic_table_is_tflm_for_every_input(tmp_path: Path, seed: int) -> None:
+    """LOGISTIC's generation-time table equals TFLM's kernel on all 256 inputs (input scale over
+    three decades, zero points anywhere, one-sided ranges included)."""
+    from nlpool.core.fixedpoint import logistic_int8_table
+    from nlpool.core.tflite import read_model
+
+    rng = np.random.default_rng(300 + seed)
+    mag = 10 ** rng.uniform(-1.5, 1.5)
+    lo, hi = [(-rng.uniform(0, 1) * mag, rng.uniform(0.05, 1) * mag), (rng.uniform(0, 0.3) * mag, mag),
+              (-mag, -rng.uniform(0, 0.3) * mag)][seed % 3]
+    path = tmp_path / "logistic.tflite"
+    path.write_bytes(convert(tf.sigmoid, [(1, 256)], rng, ranges=[(lo, hi)]))
+    graph = read_model(path)
+    t = graph.tensors[graph.inputs[0]]
+    every = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)
+    expected = tflm_reference(path, [every])[0].reshape(-1)
+    got = logistic_int8_table(t.scale, t.zero_point)
+    differ = np.flatnonzero(got != expected) - 128
+    assert differ.size == 0, f"scale {t.scale} zero point {t.zero_point}: inputs {differ} differ"
 
 
 def test_unsupported_op_is_listed(tmp_path: Path) -> None:

@@ -29,30 +29,3 @@ def activation_range(activation: int, scale: float, zero_point: int) -> tuple[in
     if activation == 3:
         return max(-128, q(0.0)), min(127, q(6.0))
     raise ValueError(f"fused activation {activation}")
-
-
-def expf(x: np.float32) -> np.float32:
-    """Correctly rounded single-precision exp (as glibc's expf), via double precision."""
-    return F32(np.exp(np.float64(x)))
-
-
-def logistic_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
-    """The interpreter's int8 LOGISTIC lookup table, indexed by q + 128."""
-    inv = F32(1.0) / F32(out_scale)
-    table = []
-    for val in range(-128, 128):
-        deq = F32(in_scale) * F32(val - in_zp)
-        y = F32(1.0) / (F32(1.0) + expf(-deq))
-        rescaled = F32(round_half_away(float(y * inv)))
-        quant = int(rescaled + F32(out_zp))
-        table.append(max(-128, min(127, quant)))
-    return table
-
-
-def softmax_table(in_scale: float, beta: float) -> list[float]:
-    """The interpreter's int8 SOFTMAX exp table: table[255 - v] = expf(-in_scale * beta * v)."""
-    scale = -F32(in_scale) * F32(beta)
-    table = [0.0] * 256
-    for val in range(256):
-        table[255 - val] = float(expf(F32(scale * F32(val))))
-    return table

@@ -1,8 +1,9 @@
 /*
  * Integer evaluation of NLPOOL_ATTENTION exactly as export/golden.py's attention() computes it,
  * streamed one query row at a time (docs/custom_op.md). The softmax is TFLite's reference int8
- * SOFTMAX in gemmlowp fixed point (what TFLM runs too), not the float exp table of softmax.c: the
- * unfused graph's bytes depend on it. Its exps come from a Prepare-time table of the same values.
+ * SOFTMAX in gemmlowp fixed point (what TFLM runs too): the arithmetic of nlpool_fixedpoint.h's
+ * nl_softmax_row, which softmax.c uses, written here with the cheaper Arm fixed point below (same
+ * values). The unfused graph's bytes depend on it. Its exps come from a Prepare-time table.
  */
 #include "nlpool_attention.h"
 

@@ -54,4 +54,67 @@ static inline int8_t nl_sat_i8(int32_t v)
     return (int8_t)nl_clamp_i32(v, -128, 127);
 }
 
+/* --- upstream TFLM's reference int8 SOFTMAX (gemmlowp fixed point) --------------------------- */
+
+enum { NL_SOFTMAX_ACCUM_BITS = 12, NL_SOFTMAX_OUTPUT_BITS = 8 };
+
+static inline int32_t nl_sat_shl(int64_t x, int32_t exponent)
+{
+    const int64_t v = x * ((int64_t)1 << exponent);
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
+}
+
+/* 1 / total in Q0.31 scaled into [1/2, 1) and the bits it was scaled by, for a Q12.19 sum > 0:
+ * three Newton-Raphson steps in Q2.29 from 48/17 - 32/17 d (gemmlowp's GetReciprocal). */
+static inline int32_t nl_softmax_reciprocal(int32_t total, int32_t *bits_over_unit)
+{
+    int32_t headroom = 0;
+    while (!((uint32_t)total & (0x80000000u >> headroom))) {
+        ++headroom;
+    }
+    *bits_over_unit = NL_SOFTMAX_ACCUM_BITS - headroom;
+    const int64_t shifted_minus_one = (int64_t)((uint32_t)total << headroom) - ((int64_t)1 << 31);
+    const int64_t sum = shifted_minus_one + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + 1) / 2);
+    int32_t x = 1515870810 + nl_srdhm(half_denominator, -1010580540);
+    for (int32_t i = 0; i < 3; ++i) {
+        const int32_t one_minus = (1 << 29) - nl_srdhm(half_denominator, x);
+        x = x + nl_sat_shl(nl_srdhm(x, one_minus), 2);
+    }
+    return nl_sat_shl(x >> 1, 2);
+}
+
+/*
+ * One row of n int8 scores to int8 probabilities (output scale 1/256, zero point -128), in place
+ * allowed (in == out). exp_table[i] is the fixed-point exp of a difference of -i from the row maximum
+ * (nlpool.core.fixedpoint.softmax_exp_table: the value the reference kernel evaluates with a
+ * polynomial); differences below diff_min do not contribute. TFLM checks the output exponent is at
+ * most 31 (a row of 512 or more values at its maximum exceeds it) and aborts; here it is capped.
+ */
+static inline void nl_softmax_row(const int32_t *exp_table, int32_t diff_min, const int8_t *in, int8_t *out, int32_t n)
+{
+    int32_t max_val = -128;
+    for (int32_t m = 0; m < n; ++m) {
+        max_val = nl_max_i32(max_val, in[m]);
+    }
+    int32_t total = 0;
+    for (int32_t m = 0; m < n; ++m) {
+        const int32_t diff = in[m] - max_val;
+        if (diff >= diff_min) {
+            total += nl_rdbpot(exp_table[-diff], NL_SOFTMAX_ACCUM_BITS);
+        }
+    }
+    int32_t bits_over_unit;
+    const int32_t scale = nl_softmax_reciprocal(total, &bits_over_unit);
+    const int32_t exponent = nl_min_i32(bits_over_unit + 31 - NL_SOFTMAX_OUTPUT_BITS, 31);
+    for (int32_t m = 0; m < n; ++m) {
+        const int32_t diff = in[m] - max_val;
+        int32_t q = -128;
+        if (diff >= diff_min) {
+            q = nl_rdbpot(nl_srdhm(exp_table[-diff], scale), exponent) - 128;
+        }
+        out[m] = nl_sat_i8(q);
+    }
+}
+
 #endif /* NLPOOL_FIXEDPOINT_H */

@@ -115,11 +115,13 @@ def saturating_shift_left(x: np.ndarray, exponent: int) -> np.ndarray:
     return np.clip(np.asarray(x, dtype=np.int64) << exponent, INT32_MIN, INT32_MAX)
 
 
-def _exp_on_negative_values(a: np.ndarray) -> np.ndarray:
-    """exp(a) in Q0.31 for a <= 0 in Q5.26: a Taylor polynomial on [-1/4, 0) times barrel factors."""
-    quarter = np.int64(1 << 24)
+def _exp_on_negative_values(a: np.ndarray, integer_bits: int = SOFTMAX_SCALED_DIFF_INTEGER_BITS) -> np.ndarray:
+    """exp(a) in Q0.31 for a <= 0 in Q(integer_bits).(31 - integer_bits), at most 5 integer bits
+    (gemmlowp's exp_on_negative_values): a Taylor polynomial on [-1/4, 0) times barrel factors."""
+    fractional = 31 - integer_bits
+    quarter = np.int64(1 << (fractional - 2))
     a_mod = (a & (quarter - 1)) - quarter  # in [-1/4, 0)
-    x = (a_mod << 5) + np.int64(1 << 28)  # Q0.31, + 1/8: the expansion point
+    x = (a_mod << integer_bits) + np.int64(1 << 28)  # Q0.31, + 1/8: the expansion point
     x2 = srdhm(x, x)
     x3 = srdhm(x2, x)
     x4 = srdhm(x2, x2)
@@ -129,7 +131,9 @@ def _exp_on_negative_values(a: np.ndarray) -> np.ndarray:
     result = exp_minus_eighth + srdhm(exp_minus_eighth, x + poly)
     remainder = a_mod - a
     for bit, factor in _EXP_BARREL:
-        result = np.where(remainder & np.int64(1 << bit), srdhm(result, factor), result)
+        k = bit - 26  # the barrel's power of two: exp(-2^k)
+        if integer_bits > k:
+            result = np.where(remainder & np.int64(1 << (fractional + k)), srdhm(result, factor), result)
     return np.where(a == 0, INT32_MAX, result)
 
 
@@ -145,3 +149,38 @@ def softmax_exp_table(multiplier: int, left_shift: int) -> np.ndarray:
     The exp depends on nothing but the difference, so a kernel can look it up (1 KiB) instead of
     evaluating the polynomial twice per score; the bytes are the same by construction."""
     return softmax_exp(-np.arange(256, dtype=np.int64), multiplier, left_shift).astype(np.int32)
+
+
+# --- TFLM's reference int8 LOGISTIC (gemmlowp fixed point), tabulated over the 256 inputs ----------
+
+LOGISTIC_INPUT_INTEGER_BITS = 4  # input differences rescaled to Q4.27
+
+
+def _one_over_one_plus_x(a: np.ndarray) -> np.ndarray:
+    """1 / (1 + a) in Q0.31 for a in [0, 1] in Q0.31: gemmlowp's three Newton-Raphson steps in Q2.29."""
+    total = a + np.int64(INT32_MAX)
+    half_denominator = np.where(total >= 0, (total + 1) // 2, -((-(total - 1)) // 2))  # RoundingHalfSum
+    x = np.int64(1515870810) + srdhm(half_denominator, -1010580540)
+    for _ in range(3):
+        one_minus = np.int64(1 << 29) - srdhm(half_denominator, x)
+        x = x + saturating_shift_left(srdhm(x, one_minus), 2)
+    return saturating_shift_left(x, 1)
+
+
+def logistic_int8_table(in_scale: float, in_zero_point: int) -> np.ndarray:
+    """TFLM's reference int8 LOGISTIC of every input q = -128..127 (entry q + 128), output scale 1/256
+    and zero point -128: Prepare's multiplier (frexp of scale * 2^27) and input radius, then
+    gemmlowp's fixed-point logistic of the rescaled input, rounded by 2^23."""
+    fraction, left_shift = math.frexp(float(in_scale) * (1 << (31 - LOGISTIC_INPUT_INTEGER_BITS)))
+    multiplier = int(round_half_away(fraction * (1 << 31)))
+    radius = math.floor(((1 << LOGISTIC_INPUT_INTEGER_BITS) - 1) * (1 << (31 - LOGISTIC_INPUT_INTEGER_BITS))
+                        / 2.0**left_shift)
+    q = np.arange(-128, 128, dtype=np.int64) - int(in_zero_point)
+    inside = (q > -radius) & (q < radius)
+    a = multiply_by_quantized_multiplier(np.where(inside, q, 0), multiplier, left_shift)
+    positive = _one_over_one_plus_x(_exp_on_negative_values(-np.abs(a), LOGISTIC_INPUT_INTEGER_BITS))
+    value = np.where(a > 0, positive, np.int64(INT32_MAX) - positive)
+    value = np.where(a == 0, np.int64(1 << 30), value)
+    out = np.clip(rounding_divide_by_pot(value, 31 - 8) - 128, -128, 127)
+    out = np.where(inside, out, np.where(q <= -radius, -128, 127))
+    return out.astype(np.int8)

@@ -1,14 +1,12 @@
-"""LOGISTIC int8 through the interpreter's lookup table (kernels/logistic.c)."""
+"""LOGISTIC int8 through a lookup table of TFLM's fixed-point reference kernel (kernels/logistic.c)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from firmware.aot.ops.common import require_int8
-from firmware.aot.ops.unit import I32, I8Array, Kernel, Params, Prepared, register
-from firmware.aot.quant import logistic_table
+from firmware.aot.ops.unit import I32, I8Array, Kernel, Params, Prepared, UnsupportedOp, register
+from nlpool.core.fixedpoint import logistic_int8_table
 from nlpool.core.tflite import Operator, TfliteModel
 
 
@@ -25,8 +23,12 @@ KERNEL = Kernel("nl_logistic", LutParams)
 
 @register("LOGISTIC")
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
-    """The int8 table the interpreter builds from float sigmoid, for these scales and zero points."""
+    """TFLM's reference int8 LOGISTIC of each of the 256 inputs, for this input scale and zero point.
+
+    TFLM requires the output zero point -128 and assumes the scale 1/256 (what the converter writes)."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
-    params = LutParams(size=inp.size, table=np.asarray(logistic_table(inp.scale, inp.zero_point, out.scale, out.zero_point)))
+    if out.zero_point != -128:
+        raise UnsupportedOp(f"LOGISTIC output zero point {out.zero_point} (TFLM: only -128)")
+    params = LutParams(size=inp.size, table=logistic_int8_table(inp.scale, inp.zero_point))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))

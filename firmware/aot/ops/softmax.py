@@ -1,27 +1,24 @@
-"""SOFTMAX int8 over the last dimension (kernels/softmax.c)."""
+"""SOFTMAX int8 over the last dimension (kernels/softmax.c): TFLM's fixed-point reference kernel."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from firmware.aot.ops.common import require_int8
-from firmware.aot.ops.unit import F32, I32, F32Array, Kernel, Params, Prepared, register
-from firmware.aot.quant import softmax_table
+from firmware.aot.ops.unit import I32, I32Array, Kernel, Params, Prepared, UnsupportedOp, register
+from nlpool.core.fixedpoint import softmax_exp_table, softmax_fixed_params
 from nlpool.core.tflite import Operator, TfliteModel
 
 
 @dataclass(frozen=True)
 class SoftmaxParams(Params):
-    """SOFTMAX over the last dimension, TFLite's float lookup-table algorithm;
-    table[255 - d] = exp(-input_scale * beta * d)."""
+    """SOFTMAX over the last dimension, upstream TFLM's gemmlowp fixed-point algorithm;
+    exp_table[i] = the fixed-point exp of a difference of -i from the row maximum."""
 
     rows: I32
     depth: I32
-    output_zero_point: I32
-    output_scale: F32
-    table: F32Array
+    diff_min: I32
+    exp_table: I32Array
 
 
 KERNEL = Kernel("nl_softmax", SoftmaxParams)
@@ -29,10 +26,16 @@ KERNEL = Kernel("nl_softmax", SoftmaxParams)
 
 @register("SOFTMAX")
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
-    """The interpreter's exp table for this input scale and beta, built at generation time."""
+    """TFLM's Prepare: the input multiplier and diff_min from scale x beta, the exps tabulated."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
+    if out.zero_point != -128 or float(out.scale) != 1.0 / 256:
+        raise UnsupportedOp(f"SOFTMAX output quantised {out.scale:g}/{out.zero_point} (TFLM: only 1/256, -128)")
+    try:
+        multiplier, left_shift, diff_min = softmax_fixed_params(inp.scale, op.options.beta)
+    except ValueError as exc:
+        raise UnsupportedOp(str(exc)) from None
     depth = inp.shape[-1]
-    params = SoftmaxParams(rows=inp.size // depth, depth=depth, output_zero_point=out.zero_point,
-                           output_scale=float(out.scale), table=np.asarray(softmax_table(inp.scale, op.options.beta)))
+    params = SoftmaxParams(rows=inp.size // depth, depth=depth, diff_min=diff_min,
+                           exp_table=softmax_exp_table(multiplier, left_shift))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))

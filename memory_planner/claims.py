@@ -176,7 +176,7 @@ def claims_report(sram_bytes: int, graph_for: GraphBuilder, progress: bool = Tru
         else:
             entry["bytes"] = r.values
             entry["ratio_to_reference"] = {a: _ratio(by_key, a, REFERENCE, r.key) for a in ACCOUNTINGS}
-            entry["fits_sram"] = r.values["arena"] <= sram_bytes
+            entry["fits_sram"] = r.values["deployed"] <= sram_bytes  # what the firmware's arena needs
         table.append(entry)
     return {
         "sram_bytes": sram_bytes,
@@ -196,7 +196,7 @@ def format_claims(report: dict[str, Any]) -> str:
     """Terminal text: the accountings in words, the grid with ratios, the factors and the verdict."""
     lines = ["Accountings (int8, batch 1):"]
     lines += [f"  {name:<13} {words}" for name, words in report["accountings"].items()]
-    lines.append(f"Ratios are {report['reference']} divided by the row; '*' = planned arena fits {report['sram_bytes']:,} B SRAM.")
+    lines.append(f"Ratios are {report['reference']} divided by the row; '*' = the deployed arena fits {report['sram_bytes']:,} B SRAM.")
     header = f"{'width':>5} {'pool':<8} {'s1':>2} {'size':>4} " + " ".join(f"{a:>21}" for a in ACCOUNTINGS) + "  fits"
     lines += [header, "-" * len(header)]
     for e in report["configurations"]:

@@ -10,6 +10,7 @@ import ctypes
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ pytest.importorskip("ai_edge_litert")
 from attention_blocks import draw_block, reference
 
 from export.attention_fusion import fuse_attention
-from export.golden import attention
+from export.golden import attention, softmax_reference
 from firmware.aot import generate_project
 from firmware.aot.ops.attention import AttentionParams, prepare
 from firmware.aot.ops.unit import Prepared
@@ -170,3 +171,35 @@ def test_board_runs_random_blocks_bit_exact(tmp_path: Path, seed: int) -> None:
     for x, y in zip(inputs, board.outputs[0], strict=True):
         assert np.array_equal(y.reshape(1, *x.shape), _golden(model, x[None]))
     assert board.arena_bytes == plan.peak_bytes
+
+
+def test_long_rows_round_their_softmax_exactly(kernel: ctypes.CDLL, tmp_path: Path) -> None:
+    """Rows of 512+ tokens (the 224 px model's 784): where the exps of a row sum to 512 or more the
+    softmax's output shift passes 31 bits (TFLM's reference aborts, CMSIS-NN shifts out of range); the
+    golden model and the kernel both round the same quotient exactly, and agree byte for byte."""
+    equal = np.zeros((1, 600), np.int8)  # 600 scores at the maximum: each 1/600 of 256 levels = 0.43
+    table_options = draw_block(np.random.default_rng(0)).content  # any block: only its softmax scale matters
+    _, model, _ = _fused_block(table_options, tmp_path)
+    options = Options.from_flexbuffer(model.operators[0].custom_options)
+    probs = softmax_reference(equal, options.softmax_multiplier, options.softmax_left_shift, options.softmax_diff_min)
+    assert (probs == -128).all()  # round(0.43) = 0: capping the shift at 31 would give 1 (-127)
+    rng = np.random.default_rng(784)
+    for index in range(4):
+        block = draw_block(rng, max_side=30)
+        while block.grid[0] * block.grid[1] < 512:
+            block = draw_block(rng, max_side=30)
+        _, model, prepared = _fused_block(block.content, tmp_path)
+        op = model.operators[0]
+        consts = [model.tensors[t].data if t >= 0 else None for t in op.inputs[1:]]
+        options = Options.from_flexbuffer(op.custom_options)
+        params = prepared.params
+        if index % 2:  # every score equal: every row sums N >= 512 exps of 1, the shift passes 31 bits
+            options, params = replace(options, score_multiplier=0), replace(params, score_multiplier=0)
+        struct, keep = _struct(params)
+        x = rng.integers(-128, 128, size=(1, *block.grid, block.width), dtype=np.int8)
+        expected = attention(options, x, *consts)
+        got = np.zeros_like(x)
+        scratch = np.zeros(prepared.scratch_bytes, np.int8)
+        kernel.nlpool_attention(ctypes.byref(struct), x.ctypes.data, got.ctypes.data, scratch.ctypes.data)
+        assert np.array_equal(got, expected), (index, block.grid, int((got != expected).sum()))
+        del keep

@@ -246,7 +246,8 @@ static int32_t reciprocal(int32_t total, int32_t *bits_over_unit)
 
 /* In place over one row of n scores. The exp of a difference is looked up in the table Prepare
  * computed with TFLite's fixed-point exp (nlpool.core.fixedpoint.softmax_exp_table): the same
- * value the reference kernel evaluates, twice per score, with a polynomial. */
+ * value the reference kernel evaluates, twice per score, with a polynomial. A row of 512+ tokens
+ * near the maximum shifts by more than 31 bits: exact in 64 bits, as nl_softmax_row does. */
 static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t n)
 {
     int32_t max_val = -128;
@@ -267,7 +268,8 @@ static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t
         const int32_t diff = row[m] - max_val;
         int32_t q = -128;
         if (diff >= p->softmax_diff_min) {
-            q = fx_rdbpot(fx_srdhm(p->softmax_exp_table[-diff], scale), exponent) - 128;
+            const int32_t scaled = fx_srdhm(p->softmax_exp_table[-diff], scale);
+            q = (exponent <= 31 ? fx_rdbpot(scaled, exponent) : nl_rdbpot_wide(scaled, exponent)) - 128;
         }
         row[m] = nl_sat_i8(q);
     }

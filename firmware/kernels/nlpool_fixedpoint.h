@@ -85,11 +85,28 @@ static inline int32_t nl_softmax_reciprocal(int32_t total, int32_t *bits_over_un
 }
 
 /*
+ * x / 2^exponent rounded to nearest, ties away from zero, for exponents beyond int32's 31 too (the
+ * softmax of a long row): the same rounding, computed in 64 bits.
+ */
+static inline int32_t nl_rdbpot_wide(int32_t x, int32_t exponent)
+{
+    if (exponent <= 31) {
+        return nl_rdbpot(x, exponent);
+    }
+    const int64_t mask = ((int64_t)1 << exponent) - 1;
+    const int64_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (int32_t)(((int64_t)x >> exponent) + ((((int64_t)x) & mask) > threshold ? 1 : 0));
+}
+
+/*
  * One row of n int8 scores to int8 probabilities (output scale 1/256, zero point -128), in place
  * allowed (in == out). exp_table[i] is the fixed-point exp of a difference of -i from the row maximum
  * (nlpool.core.fixedpoint.softmax_exp_table: the value the reference kernel evaluates with a
- * polynomial); differences below diff_min do not contribute. TFLM checks the output exponent is at
- * most 31 (a row of 512 or more values at its maximum exceeds it) and aborts; here it is capped.
+ * polynomial); differences below diff_min do not contribute. A row whose exps sum to 512 or more (a
+ * row of 512+ values near its maximum) needs an output shift beyond 31 bits: TFLM's reference kernel
+ * aborts there (TFLITE_CHECK) and CMSIS-NN shifts an int32 by 32 or more (undefined in C); nlpool
+ * rounds the same fixed-point quotient exactly (nl_rdbpot_wide), for rows of up to 4,095 values (the
+ * Q12.19 sum stays in int32). Below 512 it is TFLM's arithmetic, bit for bit.
  */
 static inline void nl_softmax_row(const int32_t *exp_table, int32_t diff_min, const int8_t *in, int8_t *out, int32_t n)
 {
@@ -106,12 +123,12 @@ static inline void nl_softmax_row(const int32_t *exp_table, int32_t diff_min, co
     }
     int32_t bits_over_unit;
     const int32_t scale = nl_softmax_reciprocal(total, &bits_over_unit);
-    const int32_t exponent = nl_min_i32(bits_over_unit + 31 - NL_SOFTMAX_OUTPUT_BITS, 31);
+    const int32_t exponent = bits_over_unit + 31 - NL_SOFTMAX_OUTPUT_BITS;
     for (int32_t m = 0; m < n; ++m) {
         const int32_t diff = in[m] - max_val;
         int32_t q = -128;
         if (diff >= diff_min) {
-            q = nl_rdbpot(nl_srdhm(exp_table[-diff], scale), exponent) - 128;
+            q = nl_rdbpot_wide(nl_srdhm(exp_table[-diff], scale), exponent) - 128;
         }
         out[m] = nl_sat_i8(q);
     }

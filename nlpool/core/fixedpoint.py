@@ -57,9 +57,11 @@ def saturating_rounding_doubling_high_mul(a: np.ndarray, b: int) -> np.ndarray:
 
 
 def rounding_divide_by_pot(x: np.ndarray, exponent: int) -> np.ndarray:
-    """x / 2^exponent rounded to nearest, ties away from zero (x int32-valued)."""
-    if not 0 <= exponent <= 31:
-        raise ValueError(f"rounding shift must be in [0, 31], got {exponent}")
+    """x / 2^exponent rounded to nearest, ties away from zero (x int32-valued). gemmlowp stops at 31;
+    beyond it (a softmax row whose exps sum to 512 or more) this is the same rounding in 64 bits,
+    nlpool's definition where TFLM's reference aborts (docs/rounding.md)."""
+    if not 0 <= exponent <= 62:
+        raise ValueError(f"rounding shift must be in [0, 62], got {exponent}")
     x = np.asarray(x, dtype=np.int64)
     mask = np.int64((1 << exponent) - 1)
     remainder = x & mask

@@ -32,9 +32,10 @@ from nlpool.core import custom_ops
 from nlpool.core.fixedpoint import softmax_exp_table
 from nlpool.core.tflite import Operator, TfliteModel
 
-# The fixed-point softmax divides by 2^(bits over unit + 23), which must stay within 31 bits: its
-# sum of N exps (each at most 2^19) must stay below 2^28, so a row holds at most 511 tokens.
-MAX_TOKENS = 511
+# The fixed-point softmax sums a row's N exps (each at most 2^19 in Q12.19) in int32, so a row holds
+# at most 4,095 tokens. From 512 on its output shift can pass 31 bits, where TFLM's reference aborts:
+# the kernels round exactly in 64 bits there (nl_rdbpot_wide; docs/rounding.md).
+MAX_TOKENS = 4095
 
 
 @dataclass(frozen=True)

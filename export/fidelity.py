@@ -52,6 +52,9 @@ def format_table(report: dict[str, dict[str, float]], samples: int) -> str:
     rows = [header, "-" * len(header)]
     for name, m in report.items():
         accuracy = f"{m['accuracy'] * 100:>9.1f}%" if "accuracy" in m else ""
+        if "note" in m:
+            rows.append(f"{name:<26}{m['note']}")
+            continue
         if "top1_agreement" not in m:
             rows.append(f"{name:<26}{'':>53}{accuracy}")
             continue

@@ -31,6 +31,7 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams, WeightedPoolParams
+from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, model_bytes, read_model, schema
 
 from .golden import attention, weighted_pool
@@ -38,6 +39,16 @@ from .golden import attention, weighted_pool
 CustomKernel = Callable[[dict[int, np.ndarray]], np.ndarray]
 
 TFLM_ARENA_BYTES = 64 << 20  # the host TFLM interpreter's arena: far above any model nlpool exports
+# TFLite's and TFLM's reference int8 SOFTMAX abort the process (TFLITE_CHECK on its output shift)
+# when a row's exps sum to 512 or more, which rows of 512+ values can reach (docs/rounding.md).
+SOFTMAX_SAFE_ROW = 511
+
+
+def long_softmax_row(model: TfliteModel) -> int:
+    """The longest int8 SOFTMAX row of `model` that the reference interpreters may abort on, 0 if none."""
+    rows = [model.tensors[op.inputs[0]].shape[-1] for op in model.operators
+            if op.name == "SOFTMAX" and model.tensors[op.inputs[0]].dtype == "int8"]
+    return max((n for n in rows if n > SOFTMAX_SAFE_ROW), default=0)
 Kernels = Literal["tflite", "tflm"]
 
 
@@ -88,6 +99,10 @@ class HostModel:
 
     def __init__(self, path: str | Path, kernels: Kernels = "tflite") -> None:
         model = read_model(path)
+        row = long_softmax_row(model)
+        if row:
+            raise NlpoolError(f"{Path(path).name} has an int8 SOFTMAX over rows of {row} values, on which the reference "
+                              "interpreters abort the process: run the model with its attention fused (NLPOOL_ATTENTION)")
         self.kernels = kernels
         graph = model.raw.subgraphs[0]
         self.input_index, self.output_index = model.inputs[0], model.outputs[0]

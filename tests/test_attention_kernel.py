@@ -155,12 +155,15 @@ def test_generated_project_plans_the_scratch_and_runs_in_place(tmp_path: Path) -
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="arm-none-eabi-gcc and qemu-system-arm are needed")
-@pytest.mark.parametrize("seed", [1, 4, 6])
-def test_board_runs_random_blocks_bit_exact(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "min_tokens"), [(1, 1), (4, 1), (6, 1), (7, 600)])
+def test_board_runs_random_blocks_bit_exact(tmp_path: Path, seed: int, min_tokens: int) -> None:
     """On QEMU's Cortex-M7 board: the same bytes as the host build and the golden model, and the
-    firmware's arena is the plan's."""
+    firmware's arena is the plan's; also with 600+ tokens (as at 224 px, where the 64-bit softmax
+    rounding may apply)."""
     rng = np.random.default_rng(seed)
-    block = draw_block(rng)
+    block = draw_block(rng, max_side=30 if min_tokens > 1 else 12)
+    while block.grid[0] * block.grid[1] < min_tokens:
+        block = draw_block(rng, max_side=30)
     path, model, _ = _fused_block(block.content, tmp_path)
     plan = plan_tflite(path)
     generate_project(path, tmp_path / "proj", 512 * 1024, "cortex-m7", plan=plan)
@@ -203,3 +206,20 @@ def test_long_rows_round_their_softmax_exactly(kernel: ctypes.CDLL, tmp_path: Pa
         kernel.nlpool_attention(ctypes.byref(struct), x.ctypes.data, got.ctypes.data, scratch.ctypes.data)
         assert np.array_equal(got, expected), (index, block.grid, int((got != expected).sum()))
         del keep
+
+
+def test_reference_interpreters_are_not_run_on_long_softmax_rows(tmp_path: Path) -> None:
+    """TFLite's and TFLM's reference SOFTMAX abort the process on rows of 512+ values whose exps sum
+    past 512: the host runner refuses such a model with a one-line error instead (the export plans and
+    runs the fused model, and says the unfused int8 model was not measured)."""
+    import tensorflow as tf
+
+    from export.host_run import HostModel, long_softmax_row
+    from firmware.testing import convert
+    from nlpool.core.errors import NlpoolError
+
+    path = tmp_path / "softmax600.tflite"
+    path.write_bytes(convert(tf.nn.softmax, [(1, 600)], np.random.default_rng(0)))
+    assert long_softmax_row(read_model(path)) == 600
+    with pytest.raises(NlpoolError, match="SOFTMAX over rows of 600 values"):
+        HostModel(path)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.host_run import HostModel
+from export.host_run import HostModel, long_softmax_row
 from export.pipeline import (
     EXPORT_STEPS,
     FIDELITY_SAMPLES,
@@ -53,6 +53,7 @@ from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_
 from memory_planner import MemoryPlan, plan_tflite, write_reports
 from nlpool.checkpoint import TrainingRecord
 from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import read_model
 from nlpool.core.units import format_size
 from nlpool.data import Normalization, export_images
 from nlpool.models import ModelConfig, PixelInput
@@ -332,6 +333,10 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
         not_run = {"file": fused.tflm_path.name, "target_verified": False, "target": options.target, "ops": project.ops,
                    "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
         tree = find_tree(options.tflm_dir)
+        row = long_softmax_row(read_model(fused.tflm_path))
+        if row:  # TFLM's reference SOFTMAX aborts on long rows; CMSIS-NN's shifts out of range there
+            return TflmResult(project_dir, {**not_run, "run": f"skipped: the unfused attention's SOFTMAX rows hold {row} tokens, "
+                                            "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
             why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
             return TflmResult(project_dir, {**not_run, "run": why})

@@ -114,6 +114,7 @@ CASES: dict[str, Case] = {
     "transpose_reshape": unary(lambda x: tf.reshape(tf.transpose(x, [0, 3, 1, 2]), (1, 4, 30)), (1, 5, 6, 4)),
     "strided_slice_step": unary(lambda x: x[:, 1:7:2, ::-1, 1:] * 1.0, (1, 8, 6, 5)),
     "strided_slice_shrink": unary(lambda x: x[:, 2, :, 1:3], (1, 4, 6, 5)),
+    "slice": unary(lambda x: tf.nn.relu(tf.slice(x, [0, 1, 2, 0], [1, 3, -1, 3])), (1, 5, 6, 4)),
     "batch_matmul": binary(tf.matmul, (1, 2, 5, 7), (1, 2, 7, 3)),
     "batch_matmul_adj_y": binary(lambda a, b: tf.matmul(a, b, transpose_b=True), (2, 6, 4), (2, 5, 4)),
     "concat_requantize": binary(lambda a, b: tf.concat([a, b], axis=-1), (1, 4, 4, 3), (1, 4, 4, 5)),

@@ -1,4 +1,4 @@
-"""TRANSPOSE and STRIDED_SLICE as one strided gather (kernels/gather.c).
+"""TRANSPOSE, STRIDED_SLICE and SLICE as one strided gather (kernels/gather.c).
 
 Both only move bytes: out[i] = in[base + sum_k i_k * in_strides[k]] over the output's index space.
 Prepare turns a permutation, or begin/end/stride with every mask, into `base` and `in_strides`.
@@ -17,7 +17,7 @@ from nlpool.core.tflite import Operator, TfliteModel
 
 @dataclass(frozen=True)
 class GatherParams(Params):
-    """Strided gather: out[i] = in[base + sum_k i_k * in_strides[k]] (TRANSPOSE, STRIDED_SLICE)."""
+    """Strided gather: out[i] = in[base + sum_k i_k * in_strides[k]] (TRANSPOSE, STRIDED_SLICE, SLICE)."""
 
     out_dims: Dims
     in_strides: Dims
@@ -80,4 +80,29 @@ def prepare_strided_slice(graph: TfliteModel, op: Operator) -> Prepared:
         raise UnsupportedOp(f"STRIDED_SLICE resolved to {lengths}, output is {list(out.shape)}")
     lead = MAX_DIMS - len(dims)
     params = GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(strides), base=base)
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+
+
+@register("SLICE")
+def prepare_slice(graph: TfliteModel, op: Operator) -> Prepared:
+    """begin and size (size -1: to the end) as TFLite's Prepare resolves them: the converter writes
+    unit-step slices as SLICE."""
+    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
+    require_int8(op, inp, out)
+    begin_t, size_t = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
+    if begin_t.data is None or size_t.data is None:
+        raise UnsupportedOp("SLICE with non-constant begin or size")
+    begin, size = begin_t.data.reshape(-1).tolist(), size_t.data.reshape(-1).tolist()
+    dims = list(inp.shape)
+    if len(begin) != len(dims) or len(size) != len(dims):
+        raise UnsupportedOp(f"SLICE of a {len(dims)}-D tensor with {len(begin)} begins and {len(size)} sizes")
+    lengths = [dim - int(b) if int(n) == -1 else int(n) for dim, b, n in zip(dims, begin, size, strict=True)]
+    if any(int(b) < 0 or n < 0 or int(b) + n > dim for dim, b, n in zip(dims, begin, lengths, strict=True)):
+        raise UnsupportedOp(f"SLICE begin {begin} size {size} outside the input {dims}")
+    if lengths != list(out.shape):
+        raise UnsupportedOp(f"SLICE resolved to {lengths}, output is {list(out.shape)}")
+    in_strides = row_major_strides(dims)
+    lead = MAX_DIMS - len(dims)
+    params = GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(in_strides),
+                          base=sum(int(b) * st for b, st in zip(begin, in_strides, strict=True)))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))

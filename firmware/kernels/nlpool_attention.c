@@ -16,7 +16,7 @@
 #include <string.h>
 #endif
 
-enum { ADD_LEFT_SHIFT = 20, SOFTMAX_ACCUM_BITS = 12, SOFTMAX_OUTPUT_BITS = 8 };
+enum { ADD_LEFT_SHIFT = 20 };
 
 /* --- fixed point: nlpool_fixedpoint.h's, cheaper on Arm -------------------------------------------
  *
@@ -218,32 +218,6 @@ static const int8_t *token_row(const nlpool_attention_params_t *p, const int8_t 
 
 /* --- TFLite's reference int8 SOFTMAX: gemmlowp fixed point ------------------------------------ */
 
-static int32_t saturating_shift_left(int64_t x, int32_t exponent)
-{
-    const int64_t v = x * ((int64_t)1 << exponent);
-    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
-}
-
-/* 1 / total in Q0.31 scaled into [1/2, 1) and the bits it was scaled by, for a Q12.19 sum > 0:
- * three Newton-Raphson steps in Q2.29 from 48/17 - 32/17 d. */
-static int32_t reciprocal(int32_t total, int32_t *bits_over_unit)
-{
-    int32_t headroom = 0;
-    while (!((uint32_t)total & (0x80000000u >> headroom))) {
-        ++headroom;
-    }
-    *bits_over_unit = SOFTMAX_ACCUM_BITS - headroom;
-    const int64_t shifted_minus_one = (int64_t)((uint32_t)total << headroom) - ((int64_t)1 << 31);
-    const int64_t sum = shifted_minus_one + INT32_MAX;
-    const int32_t half_denominator = (int32_t)((sum + 1) / 2);
-    int32_t x = 1515870810 + fx_srdhm(half_denominator, -1010580540);
-    for (int32_t i = 0; i < 3; ++i) {
-        const int32_t one_minus = (1 << 29) - fx_srdhm(half_denominator, x);
-        x = x + saturating_shift_left(fx_srdhm(x, one_minus), 2);
-    }
-    return saturating_shift_left(x >> 1, 2);
-}
-
 /* In place over one row of n scores. The exp of a difference is looked up in the table Prepare
  * computed with TFLite's fixed-point exp (nlpool.core.fixedpoint.softmax_exp_table): the same
  * value the reference kernel evaluates, twice per score, with a polynomial. A row of 512+ tokens
@@ -258,12 +232,12 @@ static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t
     for (int32_t m = 0; m < n; ++m) {
         const int32_t diff = row[m] - max_val;
         if (diff >= p->softmax_diff_min) {
-            total += fx_rdbpot(p->softmax_exp_table[-diff], SOFTMAX_ACCUM_BITS);
+            total += fx_rdbpot(p->softmax_exp_table[-diff], NL_SOFTMAX_ACCUM_BITS);
         }
     }
     int32_t bits_over_unit;
-    const int32_t scale = reciprocal(total, &bits_over_unit);
-    const int32_t exponent = bits_over_unit + 31 - SOFTMAX_OUTPUT_BITS;
+    const int32_t scale = nl_softmax_reciprocal(total, &bits_over_unit);  /* once per row: its cost is small */
+    const int32_t exponent = bits_over_unit + 31 - NL_SOFTMAX_OUTPUT_BITS;
     for (int32_t m = 0; m < n; ++m) {
         const int32_t diff = row[m] - max_val;
         int32_t q = -128;

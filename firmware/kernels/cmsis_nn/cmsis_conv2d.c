@@ -11,14 +11,7 @@ static nl_cmsis_conv_t nl_cmsis_conv(const nl_conv2d_params_t *p)
     nl_cmsis_conv_t c;
     c.conv.input_offset = p->input_offset;
     c.conv.output_offset = p->output_offset;
-    c.conv.stride.w = p->stride_w;
-    c.conv.stride.h = p->stride_h;
-    c.conv.padding.w = p->pad_w;
-    c.conv.padding.h = p->pad_h;
-    c.conv.dilation.w = p->dil_w;
-    c.conv.dilation.h = p->dil_h;
-    c.conv.activation.min = p->act_min;
-    c.conv.activation.max = p->act_max;
+    NL_CMSIS_WINDOW(c.conv, p);
     c.input = nl_cmsis_dims(p->batches, p->in_h, p->in_w, p->in_c);
     c.filter = nl_cmsis_dims(p->out_c, p->filter_h, p->filter_w, p->in_c);
     c.bias = nl_cmsis_dims(1, 1, 1, p->out_c);

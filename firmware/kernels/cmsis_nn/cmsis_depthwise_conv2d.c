@@ -13,14 +13,7 @@ static nl_cmsis_dw_t nl_cmsis_dw(const nl_depthwise_conv2d_params_t *p)
     c.conv.input_offset = p->input_offset;
     c.conv.output_offset = p->output_offset;
     c.conv.ch_mult = p->depth_mult;
-    c.conv.stride.w = p->stride_w;
-    c.conv.stride.h = p->stride_h;
-    c.conv.padding.w = p->pad_w;
-    c.conv.padding.h = p->pad_h;
-    c.conv.dilation.w = p->dil_w;
-    c.conv.dilation.h = p->dil_h;
-    c.conv.activation.min = p->act_min;
-    c.conv.activation.max = p->act_max;
+    NL_CMSIS_WINDOW(c.conv, p);
     c.input = nl_cmsis_dims(p->batches, p->in_h, p->in_w, p->in_c);
     c.filter = nl_cmsis_dims(1, p->filter_h, p->filter_w, out_c);
     c.bias = nl_cmsis_dims(1, 1, 1, out_c);

@@ -23,6 +23,20 @@ static inline void nl_cmsis_check(arm_cmsis_nn_status status)
     }
 }
 
+/* The window of CMSIS-NN's convolution and depthwise parameter structs (the same field names in
+ * both) from nlpool's parameters: stride, leading padding, dilation and the activation clamp. */
+#define NL_CMSIS_WINDOW(conv, p)                                                                         \
+    do {                                                                                                \
+        (conv).stride.w = (p)->stride_w;                                                                \
+        (conv).stride.h = (p)->stride_h;                                                                \
+        (conv).padding.w = (p)->pad_w;                                                                  \
+        (conv).padding.h = (p)->pad_h;                                                                  \
+        (conv).dilation.w = (p)->dil_w;                                                                 \
+        (conv).dilation.h = (p)->dil_h;                                                                 \
+        (conv).activation.min = (p)->act_min;                                                           \
+        (conv).activation.max = (p)->act_max;                                                           \
+    } while (0)
+
 static inline cmsis_nn_dims nl_cmsis_dims(int32_t n, int32_t h, int32_t w, int32_t c)
 {
     const cmsis_nn_dims d = {n, h, w, c};

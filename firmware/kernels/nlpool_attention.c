@@ -1,9 +1,9 @@
 /*
  * Integer evaluation of NLPOOL_ATTENTION exactly as export/golden.py's attention() computes it,
  * streamed one query row at a time (docs/custom_op.md). The softmax is TFLite's reference int8
- * SOFTMAX in gemmlowp fixed point (what TFLM runs too): the arithmetic of nlpool_fixedpoint.h's
- * nl_softmax_row, which softmax.c uses, written here with the cheaper Arm fixed point below (same
- * values). The unfused graph's bytes depend on it. Its exps come from a Prepare-time table.
+ * SOFTMAX in gemmlowp fixed point (what TFLM runs too): nlpool_fixedpoint.h's nl_softmax_row, which
+ * softmax.c calls too. The unfused graph's bytes depend on it. Its exps come from a Prepare-time
+ * table (nlpool.core.fixedpoint.softmax_exp_table: the value the reference evaluates per score).
  */
 #include "nlpool_attention.h"
 
@@ -18,42 +18,6 @@
 
 enum { ADD_LEFT_SHIFT = 20 };
 
-/* --- fixed point: nlpool_fixedpoint.h's, cheaper on Arm -------------------------------------------
- *
- * gemmlowp's SRDHM nudges by 2^30 or 1 - 2^30 and divides truncating; both cases are one floor,
- * (a b + 2^30) >> 31 (for a b < 0, truncating (x + 1 - 2^30) / 2^31 is flooring x + 2^30 over it),
- * which the compiler makes an SMLAL and a shift instead of a sign test and a 64-bit division. The
- * rounding divide keeps its mask in 32 bits (exponents are 0..31 here). Same values, fewer
- * instructions; an arithmetic >> of a negative int64 is what every Arm compiler does, so only the
- * Arm paths rely on it and the portable path keeps nlpool_fixedpoint.h's.
- */
-#if defined(__ARM_FEATURE_MVE) || defined(__ARM_FEATURE_DSP)
-static inline int32_t fx_srdhm(int32_t a, int32_t b)
-{
-    if (a == INT32_MIN && b == INT32_MIN) {
-        return INT32_MAX;
-    }
-    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
-}
-
-static inline int32_t fx_rdbpot(int32_t x, int exponent)
-{
-    const int32_t mask = (int32_t)((1u << exponent) - 1u);
-    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
-    return (x >> exponent) + ((x & mask) > threshold ? 1 : 0);
-}
-
-static inline int32_t fx_mbqm(int32_t x, int32_t multiplier, int32_t shift)
-{
-    const int left = shift > 0 ? shift : 0;
-    const int right = shift > 0 ? 0 : -shift;
-    return fx_rdbpot(fx_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
-}
-#else
-static inline int32_t fx_srdhm(int32_t a, int32_t b) { return nl_srdhm(a, b); }
-static inline int32_t fx_rdbpot(int32_t x, int exponent) { return nl_rdbpot(x, exponent); }
-static inline int32_t fx_mbqm(int32_t x, int32_t multiplier, int32_t shift) { return nl_mbqm(x, multiplier, shift); }
-#endif
 
 /* --- int8 products with zero-point offsets: the hot loops of the op -------------------------------
  *
@@ -162,7 +126,7 @@ static int32_t mbqm_single(int32_t x, int32_t multiplier, int32_t shift)
 /* The requantisation of FULLY_CONNECTED: rounded twice (TFLM, nlpool's exports) or once (TFLite interpreter). */
 static int32_t fc_requantize(const nlpool_attention_params_t *p, int32_t acc, int32_t m, int32_t s)
 {
-    return p->fc_double_rounding ? fx_mbqm(acc, m, s) : mbqm_single(acc, m, s);
+    return p->fc_double_rounding ? nl_mbqm(acc, m, s) : mbqm_single(acc, m, s);
 }
 
 /* One int8 ADD or MUL of x with a constant c (TFLite reference arithmetic, no activation). */
@@ -172,11 +136,11 @@ static int8_t apply_step(const int32_t *r, int32_t x, int32_t c)
     const int32_t cv = c + r[2];
     int32_t total;
     if (r[0] == NLPOOL_STEP_ADD) {
-        total = fx_mbqm(xv * (1 << ADD_LEFT_SHIFT), r[3], r[4]) + fx_mbqm(cv * (1 << ADD_LEFT_SHIFT), r[5], r[6]);
+        total = nl_mbqm(xv * (1 << ADD_LEFT_SHIFT), r[3], r[4]) + nl_mbqm(cv * (1 << ADD_LEFT_SHIFT), r[5], r[6]);
     } else {
         total = xv * cv;
     }
-    return nl_sat_i8(fx_mbqm(total, r[7], r[8]) + r[9]);
+    return nl_sat_i8(nl_mbqm(total, r[7], r[8]) + r[9]);
 }
 
 /*
@@ -216,48 +180,17 @@ static const int8_t *token_row(const nlpool_attention_params_t *p, const int8_t 
     return row;
 }
 
-/* --- TFLite's reference int8 SOFTMAX: gemmlowp fixed point ------------------------------------ */
-
-/* In place over one row of n scores. The exp of a difference is looked up in the table Prepare
- * computed with TFLite's fixed-point exp (nlpool.core.fixedpoint.softmax_exp_table): the same
- * value the reference kernel evaluates, twice per score, with a polynomial. A row of 512+ tokens
- * near the maximum shifts by more than 31 bits: exact in 64 bits, as nl_softmax_row does. */
-static void softmax_row(const nlpool_attention_params_t *p, int8_t *row, int32_t n)
-{
-    int32_t max_val = -128;
-    for (int32_t m = 0; m < n; ++m) {
-        max_val = nl_max_i32(max_val, row[m]);
-    }
-    int32_t total = 0;
-    for (int32_t m = 0; m < n; ++m) {
-        const int32_t diff = row[m] - max_val;
-        if (diff >= p->softmax_diff_min) {
-            total += fx_rdbpot(p->softmax_exp_table[-diff], NL_SOFTMAX_ACCUM_BITS);
-        }
-    }
-    int32_t bits_over_unit;
-    const int32_t scale = nl_softmax_reciprocal(total, &bits_over_unit);  /* once per row: its cost is small */
-    const int32_t exponent = bits_over_unit + 31 - NL_SOFTMAX_OUTPUT_BITS;
-    for (int32_t m = 0; m < n; ++m) {
-        const int32_t diff = row[m] - max_val;
-        int32_t q = -128;
-        if (diff >= p->softmax_diff_min) {
-            const int32_t scaled = fx_srdhm(p->softmax_exp_table[-diff], scale);
-            q = (exponent <= 31 ? fx_rdbpot(scaled, exponent) : nl_rdbpot_wide(scaled, exponent)) - 128;
-        }
-        row[m] = nl_sat_i8(q);
-    }
-}
+/* --- scores ------------------------------------------------------------------------------------- */
 
 /* One score: the requantised product of the query's head with one key's. */
 static int8_t score_of(const nlpool_attention_params_t *p, int32_t acc)
 {
-    return nl_sat_i8(fx_mbqm(acc, p->score_multiplier, p->score_shift) + p->score_output_offset);
+    return nl_sat_i8(nl_mbqm(acc, p->score_multiplier, p->score_shift) + p->score_output_offset);
 }
 
 #if defined(__ARM_FEATURE_MVE)
 /*
- * fx_mbqm on four lanes, for right shifts > 0 (the caller takes the others). VQRDMULH is gemmlowp's
+ * nl_mbqm on four lanes, for right shifts > 0 (the caller takes the others). VQRDMULH is gemmlowp's
  * SRDHM exactly: floor((a b + 2^30) / 2^31), saturating the one overflow. VRSHL by -right rounds
  * half up, (x + 2^(right-1)) >> right without overflow; rounding half away from zero is that of
  * x - 1 for negative x (saturating: INT32_MIN has no remainder, so it stays exact).
@@ -358,7 +291,7 @@ static void mix_head(const nlpool_attention_params_t *p, int simd, const int8_t 
         }
         vst1q_s32(acc, sum);
         for (int32_t i = 0; i < 4; ++i) {
-            mixed[d + i] = nl_sat_i8(fx_mbqm(acc[i], p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
+            mixed[d + i] = nl_sat_i8(nl_mbqm(acc[i], p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
         }
     }
 #elif defined(__ARM_FEATURE_DSP)
@@ -375,7 +308,7 @@ static void mix_head(const nlpool_attention_params_t *p, int simd, const int8_t 
             acc[3] = __smlabt(s, v13, acc[3]);
         }
         for (int32_t i = 0; i < 4; ++i) {
-            mixed[d + i] = nl_sat_i8(fx_mbqm(acc[i], p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
+            mixed[d + i] = nl_sat_i8(nl_mbqm(acc[i], p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
         }
     }
 #else
@@ -385,7 +318,7 @@ static void mix_head(const nlpool_attention_params_t *p, int simd, const int8_t 
     (void)e;
 #endif
     for (; d < d_n; ++d) {
-        mixed[d] = nl_sat_i8(fx_mbqm(mix_one_c(p, scores, v + d), p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
+        mixed[d] = nl_sat_i8(nl_mbqm(mix_one_c(p, scores, v + d), p->mix_multiplier, p->mix_shift) + p->mix_output_offset);
     }
 }
 
@@ -417,7 +350,7 @@ void nlpool_attention(const nlpool_attention_params_t *p, const int8_t *tokens, 
         for (int32_t h = 0; h < p->heads; ++h) {
             const int8_t *qh = q + h * d_n;
             score_row(p, simd, qh, k_all + h * d_n, scores);
-            softmax_row(p, scores, n_tok);
+            nl_softmax_row(p->softmax_exp_table, p->softmax_diff_min, scores, scores, n_tok);
             mix_head(p, simd, scores, v_all + h * d_n, mixed + h * d_n);
         }
         /* Input row n was last read above: output row n may overwrite it. */

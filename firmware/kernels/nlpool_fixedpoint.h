@@ -20,22 +20,34 @@ static inline int32_t nl_clamp_i32(int32_t v, int32_t lo, int32_t hi)
     return v < lo ? lo : (v > hi ? hi : v);
 }
 
-/* High 32 bits of 2*a*b with rounding; the single overflow case saturates. */
+/*
+ * High 32 bits of 2*a*b with rounding; the single overflow case saturates.
+ *
+ * gemmlowp nudges by 2^30 or 1 - 2^30 and divides truncating; both cases are one floor,
+ * (a b + 2^30) >> 31 (for a b < 0, truncating (x + 1 - 2^30) / 2^31 floors x + 2^30 over it), which
+ * an Arm compiler makes an SMLAL and a shift instead of a sign test and a 64-bit division. Only the
+ * Cortex-M builds use that form: it needs the arithmetic >> of a negative int64 that every Arm
+ * compiler does (implementation-defined in C); the portable form is the reference's literally.
+ */
 static inline int32_t nl_srdhm(int32_t a, int32_t b)
 {
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
+#if defined(__ARM_FEATURE_MVE) || defined(__ARM_FEATURE_DSP)
+    return (int32_t)(((int64_t)a * b + (1 << 30)) >> 31);
+#else
     const int64_t ab = (int64_t)a * (int64_t)b;
     const int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
     /* Division (not a shift) truncates toward zero, as the reference does. */
     return (int32_t)((ab + nudge) / (1LL << 31));
+#endif
 }
 
-/* x / 2^exponent rounded to nearest, ties away from zero. */
+/* x / 2^exponent rounded to nearest, ties away from zero (exponent 0..31; the mask fits 32 bits). */
 static inline int32_t nl_rdbpot(int32_t x, int exponent)
 {
-    const int32_t mask = (int32_t)((1LL << exponent) - 1);
+    const int32_t mask = (int32_t)((1u << exponent) - 1u);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);

@@ -333,15 +333,15 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
         not_run = {"file": fused.tflm_path.name, "target_verified": False, "target": options.target, "ops": project.ops,
                    "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
         tree = find_tree(options.tflm_dir)
-        row = long_softmax_row(read_model(fused.tflm_path))
-        if row:  # TFLM's reference SOFTMAX aborts on long rows; CMSIS-NN's shifts out of range there
-            return TflmResult(project_dir, {**not_run, "run": f"skipped: the unfused attention's SOFTMAX rows hold {row} tokens, "
-                                            "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
             why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
             return TflmResult(project_dir, {**not_run, "run": why})
         if tree is None:
             return TflmResult(project_dir, {**not_run, "run": f"skipped: no TFLM source tree; {TREE_HINT}"})
+        row = long_softmax_row(read_model(fused.tflm_path))
+        if row:  # TFLM's reference SOFTMAX aborts on long rows; CMSIS-NN's shifts out of range there
+            return TflmResult(project_dir, {**not_run, "run": f"skipped: the unfused attention's SOFTMAX rows hold {row} tokens, "
+                                            "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
         build = build_for_target(project_dir, options.target, tree)
         run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs, tree=tree)
     except NlpoolError as err:  # e.g. EXP left in the model, a bad tree, the build failing: keep the rest of the export

@@ -6,11 +6,13 @@ Public surface:
     write_reports(plan, budget_bytes, out_dir) -> dict   memory.md / memory.json / memory.png
     claims_report(sram_bytes, graph_for) -> dict         the paper's 22x claim under three accountings
     graph_from_torch(model, input_size, ...) -> Graph    a PyTorch model as a planning graph
+    foldable_pads(model) -> {pad: conv}                  PAD ops their convolution does (planned and generated so)
 """
 
 from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
 from .graph import Graph
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
+from .pad_folding import foldable_pads
 from .plans import ALIGNMENT, ArenaPlan
 from .report import as_json, format_markdown, format_text, plot_png, verdict, write_reports
 
@@ -25,6 +27,7 @@ __all__ = [
     "attention_score_tensors",
     "build_plan",
     "claims_report",
+    "foldable_pads",
     "format_claims",
     "format_markdown",
     "format_text",

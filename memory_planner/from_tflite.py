@@ -19,6 +19,7 @@ from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, TfliteModel, read_model
 
 from .graph import Graph, Op, Tensor
+from .pad_folding import foldable_pads
 
 
 def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
@@ -40,6 +41,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
             raise NlpoolError(f"{path}: tensor {t.index} '{t.name}' has a dynamic shape {t.shape_signature}: "
                               "re-export with a fixed input shape")
         tensors[t.index] = Tensor(t.index, t.name, t.shape, t.dtype, t.itemsize, t.constant)
+    folds = foldable_pads(model)
     ops = []
     for op in model.operators:
         inputs = tuple(i for i in op.inputs if i >= 0)
@@ -56,7 +58,8 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
             index = len(tensors)
             tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
             scratch = (index,)
-        ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch, _inplace_scratch(model, op)))
+        ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch, _inplace_scratch(model, op),
+                      folds_into=folds.get(op.position, -1)))
     graph = Graph(
         name=path.stem,
         tensors=tensors,

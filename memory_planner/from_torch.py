@@ -286,6 +286,22 @@ def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list
 ATTENTION = f"CUSTOM:{ATTENTION_OP_NAME}"
 
 
+def _pad_folds(calls: list[dict[str, Any]], outputs: set[int]) -> dict[int, int]:
+    """PAD position -> the convolution that does its padding (memory_planner.pad_folding's rule: the
+    PADs recorded here are the converter's zero-point pads before a VALID convolution)."""
+    readers: dict[int, list[tuple[int, int]]] = {}
+    for position, call in enumerate(calls):
+        for slot, t in enumerate(call["inputs"]):
+            readers.setdefault(t, []).append((position, slot))
+    folds = {}
+    for position, call in enumerate(calls):
+        uses = readers.get(call["outputs"][0], []) if call["kind"] == "PAD" else []
+        if len(uses) == 1 and uses[0][1] == 0 and call["outputs"][0] not in outputs and \
+                calls[uses[0][0]]["kind"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            folds[position] = uses[0][0]
+    return folds
+
+
 def _fuse_attention(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:
     """Replace each attention block by one NLPOOL_ATTENTION op, as the export's fusion does: the calls
     of the block, the token layout (flatten, transpose, reshape) and the positional-table ADD before
@@ -388,6 +404,7 @@ def graph_from_torch(
         for i, m in recorder.meta.items()
         if i in used
     }
+    folds = _pad_folds(calls, set(output_ids))
     ops = [Op(position, c["kind"], c["name"] or "model", tuple(c["inputs"]), tuple(c["outputs"]), tuple(c.get("scratch", ())),
-              c.get("inplace_scratch", 0)) for position, c in enumerate(calls)]
+              c.get("inplace_scratch", 0), folds_into=folds.get(position, -1)) for position, c in enumerate(calls)]
     return Graph(name=name, tensors=tensors, ops=ops, inputs=(image_id,), outputs=output_ids, source="pytorch").validate()

@@ -77,6 +77,8 @@ class Op:
     scratch: tuple[int, ...] = ()
     inplace_scratch: int = 0
     inplace: bool = False
+    folds_into: int = -1  # a PAD the convolution at this op index can do itself (memory_planner.pad_folding)
+    folded: bool = False  # ... and the plan lets it: this op neither reads nor writes (Graph.with_folded_pads)
 
 
 @dataclass
@@ -124,6 +126,21 @@ class Graph:
         """Bytes of constant tensors the ops read (weights, biases, tables): they stay in flash."""
         used = {t for op in self.ops for t in op.inputs}
         return sum(self.tensors[t].nbytes for t in used if self.tensors[t].constant)
+
+    def with_folded_pads(self) -> Graph:
+        """This graph with every foldable PAD done by its convolution: the convolution reads the PAD's
+        input, and the PAD's output tensor is gone."""
+        ops = list(self.ops)
+        for op in self.ops:
+            if op.folds_into < 0 or op.folded:
+                continue
+            conv = ops[op.folds_into]
+            ops[op.folds_into] = replace(conv, inputs=(op.inputs[0], *conv.inputs[1:]))
+            ops[op.index] = replace(op, inputs=(), outputs=(), folded=True)
+        if ops == self.ops:
+            return self
+        return Graph(self.name, dict(self.tensors), ops, self.inputs, self.outputs, self.source,
+                     {k: v for k, v in self.extra.items() if k != "lifetimes"})
 
     def with_inplace(self, index: int) -> Graph:
         """This graph with op `index` run by its in-place kernel: its output may take its first input's

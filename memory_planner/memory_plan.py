@@ -97,21 +97,25 @@ def build_plan(graph: Graph, inplace: bool = True) -> MemoryPlan:
     kernels cannot write over their input). With `inplace`, an op with an in-place kernel
     (`Op.inplace_scratch`: the stride-1 depthwise convolutions) is switched to it while it is the
     peak and the switch lowers the arena: only there, since its kernel is slower than the ones it
-    replaces (CMSIS-NN's). `MemoryPlan.graph` is the graph as planned (`Op.inplace` marks them).
+    replaces (CMSIS-NN's). A PAD its convolution can do (`Op.folds_into`) is folded into it.
+    `MemoryPlan.graph` is the graph as planned (`Op.inplace`, `Op.folded` mark them); `tflm` predicts
+    TFLM's arena for the graph as given: TFLM's kernels neither fold nor work in place.
     """
-    plan = _plan_graph(graph, inplace)
+    tflm = predict_tflm(graph)
+    graph = graph.with_folded_pads()
+    plan = _plan_graph(graph, inplace, tflm)
     while inplace:
         op = graph.ops[max(plan.layers, key=lambda r: r.live_bytes).step] if plan.layers else None
         if op is None or op.inplace or not op.inplace_scratch:
             return plan
-        candidate = _plan_graph(graph.with_inplace(op.index), inplace)
+        candidate = _plan_graph(graph.with_inplace(op.index), inplace, tflm)
         if candidate.best.arena_bytes >= plan.best.arena_bytes or op.index not in {a[0] for a in candidate.best.aliases}:
             return plan
         graph, plan = candidate.graph, candidate
     return plan
 
 
-def _plan_graph(graph: Graph, inplace: bool) -> MemoryPlan:
+def _plan_graph(graph: Graph, inplace: bool, tflm: TflmPrediction) -> MemoryPlan:
     live = live_bytes_per_step(graph)
     for op in graph.ops:  # an in-place kernel's input and output share their bytes at its step
         if op.inplace:
@@ -137,7 +141,7 @@ def _plan_graph(graph: Graph, inplace: bool) -> MemoryPlan:
     return MemoryPlan(
         graph=graph,
         best=best_plan(graph, inplace=inplace),
-        tflm=predict_tflm(graph),
+        tflm=tflm,
         lower_bound=lower_bound(graph),
         naive=naive_bytes(graph),
         layers=tuple(layers),

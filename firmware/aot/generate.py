@@ -21,7 +21,7 @@ from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
-from memory_planner import MemoryPlan, plan_tflite
+from memory_planner import MemoryPlan, foldable_pads, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, Tensor, TfliteModel, read_model
@@ -141,13 +141,17 @@ def _check_supported(graph: TfliteModel) -> None:
                               "the model is corrupted; re-export it")
 
 
-def _activation_tensors(graph: TfliteModel) -> list[int]:
+def _activation_tensors(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[int]:
+    """The tensors the arena must hold: what the emitted ops read and write (a folded PAD's output is none)."""
     seen: list[int] = []
     for i in graph.inputs:
         if i not in seen:
             seen.append(i)
-    for op in graph.operators:
-        for i in [*op.inputs, *op.outputs]:
+    folded = {op.outputs[0]: op.inputs[0] for op, p in prepared if p.folded_into >= 0}  # PAD output -> its input
+    for op, p in prepared:
+        if p.folded_into >= 0:
+            continue
+        for i in [*(folded.get(t, t) for t in op.inputs), *op.outputs]:
             if i >= 0 and graph.tensors[i].data is None and i not in seen:
                 seen.append(i)
     return seen
@@ -190,10 +194,32 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None) -> list[tuple[Ope
             raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
+    prepared = _fold_pads(graph, prepared)
     if cmsis_nn is None:
         return prepared
     sizes = _probe_cmsis_scratch(cmsis_nn, graph, prepared)
     return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
+
+
+def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
+    """Each foldable PAD (memory_planner.foldable_pads, the rule the plan follows) done by its VALID
+    convolution: the convolution reads the PAD's input with the PAD's leading rows and columns as
+    its padding (a padded position is the zero point: it adds nothing), and the PAD emits nothing."""
+    folds = foldable_pads(graph)
+    pad_of = {conv: pad for pad, conv in folds.items()}
+    result = []
+    for op, p in prepared:
+        if op.position in folds:
+            p = replace(p, folded_into=folds[op.position], cmsis_nn=None)
+        elif op.position in pad_of:
+            pad = graph.operators[pad_of[op.position]]
+            source = graph.tensors[pad.inputs[0]]
+            (top, _), (left, _) = graph.tensors[pad.inputs[1]].data.reshape(4, 2)[1:3].tolist()
+            params = replace(p.params, in_h=source.shape[1], in_w=source.shape[2],  # type: ignore[call-arg]
+                             pad_h=p.params.pad_h + top, pad_w=p.params.pad_w + left)  # type: ignore[attr-defined]
+            p = replace(p, params=params, tensors=(pad.inputs[0], *p.tensors[1:]), inplace=None, inplace_scratch_bytes=0)
+        result.append((op, p))
+    return result
 
 
 def _use_inplace_kernels(prepared: list[tuple[Operator, Prepared]], inplace: set[int]) -> list[tuple[Operator, Prepared]]:
@@ -265,14 +291,14 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
                           f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
     graph = read_model(tflite_path)
     prepared = _prepare_ops(graph, cmsis_nn)
-    activations = _activation_tensors(graph)
+    activations = _activation_tensors(graph, prepared)
     if plan is None:
         plan = plan_tflite(tflite_path, kernel_scratch=_kernel_scratch(prepared))
     offsets, arena_bytes, lower_bound = _arena_layout(plan, graph, activations)
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})
     macs = sum(_macs(graph, op) for op in graph.operators)
-    op_kernels = ["cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
+    op_kernels = ["folded" if p.folded_into >= 0 else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
@@ -309,7 +335,7 @@ def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
 
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
-    _copy_kernel_files(root, [k for _, p in prepared for k in (p.kernel, p.cmsis_nn) if k is not None])
+    _copy_kernel_files(root, [k for _, p in prepared if p.folded_into < 0 for k in (p.kernel, p.cmsis_nn) if k is not None])
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -416,9 +442,12 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
-    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True)]
+    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.folded_into < 0]
     body = []
     for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
+        if p.folded_into >= 0:
+            body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: done by op {p.folded_into}'s padding */")
+            continue
         if p.cmsis_nn is None:
             body.append(f"    NL_OP_BEGIN(); {call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes))} "
                         f"NL_OP_END({index}); /* {op.name} */")

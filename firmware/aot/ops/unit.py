@@ -144,6 +144,9 @@ class Prepared:
     `inplace` is the op's kernel that writes its output over its input through
     `inplace_scratch_bytes` of scratch; the generator uses it where the memory plan put the output on
     the input (memory_planner's `Op.inplace`), instead of `kernel` and `cmsis_nn`.
+
+    `folded_into` >= 0: the op is a PAD that the convolution at that position does itself
+    (memory_planner.foldable_pads): nothing is emitted for it.
     """
 
     kernel: Kernel
@@ -154,6 +157,7 @@ class Prepared:
     cmsis_scratch_bytes: int = 0
     inplace: Kernel | None = None
     inplace_scratch_bytes: int = 0
+    folded_into: int = -1
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]

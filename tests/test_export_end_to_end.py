@@ -206,7 +206,7 @@ def test_firmware_profile_names_every_op_and_sums_to_the_total(which, request):
     assert 0 <= total - profile["profiled_instructions"] <= 0.001 * total
     kernels = {o["kernel"] for o in profile["by_op"]}
     assert firmware["kernels"] == ("cmsis-nn" if CMSIS_NN_DIR else "portable")
-    assert kernels == ({"cmsis-nn", "portable"} if CMSIS_NN_DIR else {"portable"})
+    assert kernels - {"folded"} == ({"cmsis-nn", "portable"} if CMSIS_NN_DIR else {"portable"})  # folded: a PAD the conv does
     assert abs(sum(k["share"] for k in profile["by_kind"]) - 1) < 0.01
 
 
@@ -245,10 +245,10 @@ def test_default_model_firmware_agrees_with_pytorch(default_export):
 def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
     """Over the SRAM budget: the evidence (memory report, projects) is written, the exit code says no."""
     out = tmp_path / "out"
-    code, _, stderr = run_cli(["export", "--target", "cortex-m4", "--sram", "64k", "--out", str(out), "--no-run"])
+    code, _, stderr = run_cli(["export", "--target", "cortex-m4", "--sram", "48k", "--out", str(out), "--no-run"])
     assert code == 3
-    assert stderr.strip().splitlines()[-1].startswith("error: over budget") and "65,536 B budget" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: over budget") and "49,152 B budget" in stderr
     report = json.loads((out / "report.json").read_text())
-    assert report["memory"]["fits"] is False and report["memory"]["peak_bytes"] > 64 * 1024
+    assert report["memory"]["fits"] is False and report["memory"]["peak_bytes"] > 48 * 1024
     assert report["firmware"]["run"] == "skipped: over the SRAM budget" and (out / "memory.png").is_file()
     assert report["tflm"]["run"] == "skipped: over the SRAM budget"

@@ -57,8 +57,8 @@ class ProjectInfo:
     sram_budget: int
     macs: int  # multiply-accumulates per inference (convolutions, matmuls, weighted pooling)
     ops: list[str]
-    # Per op, the kernel set that runs it in a target build with CMSIS-NN: "cmsis-nn" or "portable"
-    # (nlpool's C). All "portable" when the project was generated without a CMSIS-NN tree.
+    # Per op, the kernel set that runs it in a target build with CMSIS-NN: "cmsis-nn", "portable"
+    # (nlpool's C) or "folded" (a PAD its convolution does). No "cmsis-nn" without a CMSIS-NN tree.
     op_kernels: list[str]
     cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
     inputs: list[TensorSpec]

@@ -19,6 +19,7 @@ from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, TfliteModel, read_model
 
 from .graph import Graph, Op, Tensor
+from .inplace import inplace_depthwise_scratch
 from .pad_folding import foldable_pads
 
 
@@ -75,24 +76,17 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         raise NlpoolError(f"{path} is inconsistent ({err}): re-export the model") from None
 
 
-MAX_INPLACE_TAPS = 64  # NL_DW_MAX_TAPS of the in-place depthwise kernel
-
-
 def _inplace_scratch(model: TfliteModel, op: Operator) -> int:
-    """Scratch bytes of the op's in-place kernel, 0 when it has none: a depthwise convolution whose
-    output has its input's shape (stride 1, SAME, multiplier 1) can overwrite its input one channel
-    at a time, holding that channel's plane aside with its SAME padding around it."""
+    """Scratch bytes of the op's in-place kernel, 0 when it has none (memory_planner.inplace)."""
     if op.name != "DEPTHWISE_CONV_2D" or len(op.outputs) != 1:
         return 0
     inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]
+    if len(inp.shape) != 4 or len(out.shape) != 4 or inp.constant or not inp.dtype == out.dtype == "int8":
+        return 0
     o = op.options
-    same = inp.shape == out.shape and inp.dtype == out.dtype == "int8" and len(inp.shape) == 4
-    if not same or inp.constant or (o.strideH, o.strideW) != (1, 1):
-        return 0
     _, fh, fw, _ = model.tensors[op.inputs[1]].shape
-    if fh * fw > MAX_INPLACE_TAPS:
-        return 0
-    return int((inp.shape[1] + (fh - 1) * o.dilationHFactor) * (inp.shape[2] + (fw - 1) * o.dilationWFactor))
+    return inplace_depthwise_scratch(inp.shape[1:3], out.shape[1:3], (fh, fw), (o.strideH, o.strideW),
+                                     (o.dilationHFactor, o.dilationWFactor), out.shape[3] // inp.shape[3])
 
 
 def graph_from_tflite(path: Path, kernel_scratch: Mapping[int, int] | None = None) -> Graph:

@@ -34,6 +34,7 @@ from torch.utils._pytree import tree_flatten
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, attention_scratch_bytes
 
 from .graph import Graph, Op, Tensor
+from .inplace import inplace_depthwise_scratch
 
 KINDS = {
     "linear": "FULLY_CONNECTED",
@@ -73,7 +74,6 @@ KINDS = {
     "instance_norm": "INSTANCE_NORM",
 }
 ALIASES = frozenset({"dropout", "contiguous", "clone", "detach"})
-MAX_INPLACE_TAPS = 64  # as memory_planner.from_tflite: the in-place depthwise kernel's limit
 LAYOUT = frozenset({"TRANSPOSE", "RESHAPE"})  # token layout ops the attention fusion absorbs
 FOLDABLE = frozenset({"BATCH_NORM", "RELU", "RELU6"})
 FOLD_INTO = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"})
@@ -111,12 +111,8 @@ def _explicit_pad_shape(x: torch.Size, w: torch.Size, stride: Any, padding: Any,
 
 
 def _inplace_depthwise_scratch(x: torch.Size, w: torch.Size, y: torch.Size, stride: Any, _padding: Any, dilation: Any) -> int:
-    """The in-place depthwise kernel's scratch (one channel plane with its SAME padding), 0 when the
-    convolution cannot run in place (stride > 1, or an output shaped unlike its input)."""
-    if _pair(stride) != (1, 1) or tuple(x) != tuple(y) or w[2] * w[3] > MAX_INPLACE_TAPS:
-        return 0
-    (dh, dw) = _pair(dilation)
-    return int((x[2] + (w[2] - 1) * dh) * (x[3] + (w[3] - 1) * dw))
+    """The in-place depthwise kernel's scratch (memory_planner.inplace) for NCHW shapes."""
+    return inplace_depthwise_scratch((x[2], x[3]), (y[2], y[3]), (w[2], w[3]), _pair(stride), _pair(dilation), y[1] // x[1])
 
 
 def _tensors(value: Any) -> list[torch.Tensor]:

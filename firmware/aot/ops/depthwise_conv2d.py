@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from firmware.aot.ops.common import require_int8, tensors, weighted_fields, window_fields
 from firmware.aot.ops.unit import I32, IN, OUT, SCRATCH, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, register
+from memory_planner import inplace_depthwise_scratch
 from nlpool.core.tflite import Operator, TfliteModel
 
 
@@ -41,7 +42,6 @@ class DepthwiseConv2dParams(Params):
 KERNEL = Kernel("nl_depthwise_conv2d", DepthwiseConv2dParams)
 CMSIS_NN = Kernel("nl_cmsis_depthwise_conv2d", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
 INPLACE = Kernel("nl_depthwise_conv2d_inplace", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
-MAX_INPLACE_TAPS = 64  # NL_DW_MAX_TAPS in depthwise_conv2d_inplace.c
 
 
 @register("DEPTHWISE_CONV_2D")
@@ -58,8 +58,7 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     params = DepthwiseConv2dParams(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, depth_mult=oc // ic,
                                    **window_fields(op.options, (ih, iw, oh, ow, fh, fw)),
                                    **weighted_fields(graph, op, oc))
-    same_shape = oc == ic and (oh, ow) == (ih, iw) and (op.options.strideH, op.options.strideW) == (1, 1)
-    if not same_shape or fh * fw > MAX_INPLACE_TAPS:
-        return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)
-    padded = (ih + (fh - 1) * params.dil_h) * (iw + (fw - 1) * params.dil_w)  # one channel plane with its padding
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN, inplace=INPLACE, inplace_scratch_bytes=padded)
+    plane = inplace_depthwise_scratch((ih, iw), (oh, ow), (fh, fw), (op.options.strideH, op.options.strideW),
+                                      (params.dil_h, params.dil_w), oc // ic)
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN,
+                    inplace=INPLACE if plane else None, inplace_scratch_bytes=plane)

@@ -8,12 +8,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlpool.core.custom_ops import OP_NAME
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel
 
-# The custom ops the TFLM project has a kernel for (NLPOOL_ATTENTION has none yet).
-TFLM_CUSTOM_KERNELS = (OP_NAME,)
+
+@dataclass(frozen=True)
+class CustomKernel:
+    """One of nlpool's custom ops as a TFLM kernel: `templates/<stem>_op.cc` and `<stem>_op.h.in`
+    (the TFLM registration) around the shared C kernel `firmware/kernels/<stem>.c` / `.h`, the
+    function nlpool's AOT firmware calls too. A project copies these files only for the custom ops
+    its model uses, so a model without one compiles none of them."""
+
+    stem: str  # e.g. "nlpool_attention"
+    register: str  # registration function in namespace nlpool
+    name_constant: str  # the op-name constant its header declares (filled from nlpool.core.custom_ops)
+    readme: str  # what the generated README says its files do
+    kernel_headers: tuple[str, ...] = ()  # further headers of firmware/kernels/ the C kernel includes
+
+    @property
+    def variable(self) -> str:
+        """The registration's local variable in main.cc's RegisterOps."""
+        return self.stem.removeprefix("nlpool_")
+
+    @property
+    def op_source(self) -> str:
+        return f"{self.stem}_op.cc"
+
+    @property
+    def op_header(self) -> str:
+        return f"{self.stem}_op.h"
+
+    @property
+    def kernel_files(self) -> tuple[str, ...]:
+        """What the project copies from firmware/kernels/ into its kernels/."""
+        return (f"{self.stem}.c", f"{self.stem}.h", *self.kernel_headers)
+
+
+# The custom ops the TFLM project has a kernel for, by custom code.
+TFLM_CUSTOM_KERNELS: dict[str, CustomKernel] = {
+    OP_NAME: CustomKernel(
+        "nlpool_weighted_pool", "Register_NLPOOL_WEIGHTED_POOL", "kWeightedPoolOpName",
+        "init parses the FlexBuffer options; prepare checks types, shapes, zero points, output multiplier and "
+        "exp table against the tensors and fails with a `MicroPrintf` message naming the mismatch; eval calls "
+        "`nlpool_weighted_pool()` in `kernels/`"),
+    ATTENTION_OP_NAME: CustomKernel(
+        "nlpool_attention", "Register_NLPOOL_ATTENTION", "kAttentionOpName",
+        "init parses the FlexBuffer options into persistent memory (one fixed `OpData` and one buffer of the "
+        "per-column arrays); prepare checks them and the tensors (types, sizes, zero points, constant weights, "
+        "positional table) and fails with a `MicroPrintf` message naming the problem, tabulates the softmax's "
+        "fixed-point exp with gemmlowp and requests the streamed scratch (2 N E + N + 2 E bytes) from TFLM's "
+        "arena; eval calls `nlpool_attention()` in `kernels/`",
+        ("nlpool_fixedpoint.h",)),
+}
 
 # BuiltinOperator name -> MicroMutableOpResolver method (the same name in upstream TFLM and in
 # XMOS's fork; tests check every entry against the installed fork's header).
@@ -54,8 +101,13 @@ class ModelOps:
         return [*self.builtins, *self.customs]
 
     def resolver_calls(self) -> list[str]:
-        """The C++ resolver statements for the builtins (the custom op is registered separately)."""
+        """The C++ resolver statements for the builtins (the custom ops are registered separately)."""
         return [f"{RESOLVER_METHODS[name]}()" for name in self.builtins]
+
+    @property
+    def custom_kernels(self) -> list[CustomKernel]:
+        """The TFLM kernels of the model's custom ops, in order of first use."""
+        return [TFLM_CUSTOM_KERNELS[name] for name in self.customs]
 
 
 def model_ops(model: TfliteModel) -> ModelOps:

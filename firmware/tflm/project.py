@@ -1,8 +1,8 @@
 """Write a TFLite-Micro C++ project for a fused nlpool model.
 
 The project is for users who already ship TFLM: the model as an aligned const array, a `main.cc`
-with a `MicroInterpreter` and an op resolver holding exactly the model's ops, the weighted-pooling
-custom op as a TFLM kernel calling nlpool's shared C function, and a Makefile that builds it for the
+with a `MicroInterpreter` and an op resolver holding exactly the model's ops, nlpool's
+custom ops as TFLM kernels calling nlpool's shared C functions, and a Makefile that builds it for the
 chosen Cortex-M board against the user's upstream TFLM tree (`TFLM_DIR`: only the interpreter core
 and this model's kernels, see `sources.py`) with the AOT project's startup code and linker script,
 or for the host against the `xmos-ai-tools` wheel (the check that needs no tree).
@@ -23,7 +23,6 @@ from firmware.io_header import ProjectIO
 from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
 from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite
-from nlpool.core.custom_ops import OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, read_model
 
@@ -135,20 +134,23 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
     (root / "model_data.cc").write_text(_model_array(data, fused_tflite.name))
     (root / "io.json").write_text(json.dumps(model_io(model), indent=1) + "\n")
     calls = "\n".join(f"  TF_LITE_ENSURE_STATUS(resolver.{call});" for call in ops.resolver_calls())
-    # Register the custom op only when the model uses it: the resolver is sized to exactly its ops.
-    custom = ("  const TFLMRegistration weighted_pool = nlpool::Register_NLPOOL_WEIGHTED_POOL();\n"
-              "  return resolver.AddCustom(nlpool::kWeightedPoolOpName, &weighted_pool);"
-              if ops.customs else "  return kTfLiteOk;")
+    # Register and compile only the custom ops the model uses: the resolver is sized to exactly its ops.
+    customs = ops.custom_kernels
+    registrations = "".join(f"  const TFLMRegistration {k.variable} = nlpool::{k.register}();\n"
+                            f"  TF_LITE_ENSURE_STATUS(resolver.AddCustom(nlpool::{k.name_constant}, &{k.variable}));\n"
+                            for k in customs)
     (root / "main.cc").write_text(_render(
         "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
-        resolver_calls=calls, custom_registration=custom,
+        custom_includes="".join(f'#include "{k.op_header}"\n' for k in customs),
+        resolver_calls=calls, custom_registration=registrations + "  return kTfLiteOk;",
         ticks_per_second=round(1e9 / BOARDS[target].ns_per_tick)))
-    for name in ("nlpool_tflm.h", "nlpool_weighted_pool_op.cc"):
-        shutil.copy(TEMPLATES / name, root / name)
-    (root / "nlpool_weighted_pool_op.h").write_text(_render("nlpool_weighted_pool_op.h.in", op_name=OP_NAME))
+    shutil.copy(TEMPLATES / "nlpool_tflm.h", root / "nlpool_tflm.h")
     (root / "kernels").mkdir()
-    for name in ("nlpool_weighted_pool.c", "nlpool_weighted_pool.h"):
-        shutil.copy(FIRMWARE_DIR / "kernels" / name, root / "kernels" / name)
+    for name, kernel in zip(ops.customs, customs, strict=True):
+        shutil.copy(TEMPLATES / kernel.op_source, root / kernel.op_source)
+        (root / kernel.op_header).write_text(_render(f"{kernel.op_header}.in", op_name=name))
+        for file in kernel.kernel_files:
+            shutil.copy(FIRMWARE_DIR / "kernels" / file, root / "kernels" / file)
     (root / "platform").mkdir()
     for name in ("nl_platform.h", "cortex_m.c", "host.c"):
         shutil.copy(FIRMWARE_DIR / "platform" / name, root / "platform" / name)
@@ -164,11 +166,13 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
     board = BOARDS[target]
     (root / "Makefile").write_text(_render(
         "Makefile.in", target=target, cpu_flags=board.cpu_flags,
+        custom_sources="".join(f" {k.op_source}" for k in customs),
+        kernel_sources=" ".join(f"kernels/{k.stem}.c" for k in customs),
         core_sources=" \\\n".join(f"  {path}" for path in CORE_SOURCES),
         kernel_stems=" ".join(kernel_stems(ops.builtins)), cmsis_nn_dirs=" ".join(cmsis_nn_dirs(ops.builtins))))
     (root / "README.md").write_text(_render(
         "README.md.in", target=target, machine=board.machine,
-        ops="\n".join(f"- `{name}`" for name in ops.names),
+        ops="\n".join(f"- `{name}`" for name in ops.names), custom_ops=_custom_op_note(ops),
         ops_count_note=f"{len(ops.builtins)} builtin + {len(ops.customs)} custom", predicted=predicted, arena=arena,
         margin=arena - predicted, arena_h=human_bytes(arena), model=fused_tflite.name,
         host_shims=_shim_note(shims)))
@@ -182,6 +186,12 @@ def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, Kernel]:
     if per_channel_fully_connected(model):
         shims["host_fully_connected.cc"] = fully_connected.KERNEL
     return shims
+
+
+def _custom_op_note(ops: ModelOps) -> str:
+    """The README's file entries of the model's custom-op kernels."""
+    return "".join(f"- `{k.op_source}` / `.h`: the custom op `{name}` ({k.readme}, the same C function nlpool's "
+                   "AOT firmware calls).\n" for name, k in zip(ops.customs, ops.custom_kernels, strict=True))
 
 
 def _shim_note(shims: dict[str, Kernel]) -> str:

@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from nlpool.core.custom_ops import CustomOptionsError, scratch_bytes
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, AttentionParams, CustomOptionsError, scratch_bytes
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, TfliteModel, read_model
 
 from .graph import Graph, Op, Tensor
 from .inplace import inplace_depthwise_scratch
 from .pad_folding import foldable_pads
+from .tflm_model import attention_kernel_data
 
 
 def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
@@ -60,7 +61,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
             tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
             scratch = (index,)
         ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch, _inplace_scratch(model, op),
-                      folds_into=folds.get(op.position, -1)))
+                      folds_into=folds.get(op.position, -1), tflm_kernel_data=_tflm_kernel_data(op)))
     graph = Graph(
         name=path.stem,
         tensors=tensors,
@@ -74,6 +75,15 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         return graph.validate()
     except ValueError as err:
         raise NlpoolError(f"{path} is inconsistent ({err}): re-export the model") from None
+
+
+def _tflm_kernel_data(op: Operator) -> tuple[int, ...]:
+    """NLPOOL_ATTENTION's persistent bytes in TFLM, from its (already validated) options; () otherwise."""
+    if op.name != ATTENTION_OP_NAME:
+        return ()
+    params = AttentionParams.from_flexbuffer(op.custom_options)
+    steps = sum(len(params.steps(branch)) for branch in "qkv")
+    return attention_kernel_data(params.width, bool(params.pos_step), steps)
 
 
 def _inplace_scratch(model: TfliteModel, op: Operator) -> int:

@@ -79,6 +79,9 @@ class Op:
     inplace: bool = False
     folds_into: int = -1  # a PAD the convolution at this op index can do itself (memory_planner.pad_folding)
     folded: bool = False  # ... and the plan lets it: this op neither reads nor writes (Graph.with_folded_pads)
+    # The TFLM kernel's persistent buffers (bytes each) where their sizes follow from the op's options
+    # (NLPOOL_ATTENTION's arrays grow with its width); empty: tflm_model's table by kind.
+    tflm_kernel_data: tuple[int, ...] = ()
 
 
 @dataclass

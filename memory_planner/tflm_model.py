@@ -5,15 +5,17 @@ memory planner, plus kernel scratch buffers) and a tail (persistent: interpreter
 and per node, kernel op data such as per-channel requantisation arrays).
 
 - Head: predicted exactly as TFLM plans it (`plans.greedy_by_size`: 16-byte aligned sizes, size
-  descending, first fit over TFLM's inclusive lifetimes). The reference kernels of the ops our
-  models use request no scratch, so none is added; a kernel that does (e.g. CMSIS-NN convolutions)
-  adds its scratch on top.
+  descending, first fit over TFLM's inclusive lifetimes). The reference kernels of the builtin ops
+  our models use request no scratch; NLPOOL_ATTENTION's kernel requests its scratch (a tensor of the
+  planning graph, live at that op only), and a caller's kernel scratch (e.g. CMSIS-NN convolutions)
+  is planned the same way.
 - Tail: struct sizes depend on the pointer width. `predict_target_tail` gives the tail of a 32-bit
   Cortex-M build from what TFLM allocates, with the struct sizes of a 32-bit build: the interpreter's
   objects, one TfLiteEvalTensor per tensor, one NodeAndRegistration per op, each op's builtin options
   and kernel data (every kernel buffer rounded up to TFLM's 16-byte arena alignment), per-channel
-  multiplier and shift arrays (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) and BATCH_MATMUL's
-  transposed right-hand side. Checked against TFLM's RecordingMicroAllocator on QEMU (docs/tflm.md).
+  multiplier and shift arrays (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED), BATCH_MATMUL's
+  transposed right-hand side, NLPOOL_ATTENTION's option arrays and one handle per scratch request.
+  Checked against TFLM's RecordingMicroAllocator on QEMU (docs/tflm.md).
   `predict_tail` keeps the 64-bit host estimate for the host interpreter.
 """
 
@@ -59,6 +61,11 @@ TARGET_OP_BYTES: dict[str, tuple[tuple[int, ...], int]] = {
     # nlpool's weighted pooling: its OpData holds the parameters and the 256-entry exp table.
     "CUSTOM:NLPOOL_WEIGHTED_POOL": ((60 + 4 + 1024 + 4,), 0),
 }
+# nlpool's attention kernel (firmware/tflm/templates/nlpool_attention_op.cc): its OpData (the C params
+# struct and a few fields, sizeof on the target) and one buffer of the arrays its options hold
+# (`attention_kernel_data`). Every op that requests scratch also costs TFLM one 4-byte handle.
+TARGET_ATTENTION_OP_DATA_BYTES = 208
+TARGET_SCRATCH_HANDLE_BYTES = 4
 # Ops not in the table: an OpData of this size (most TFLM OpData structs are 32-96 bytes).
 TARGET_OTHER_OP_BYTES = ((64,), 8)
 # While AllocateTensors plans the head, it holds temporarily, beside the tail: one AllocationInfo (24 B)
@@ -68,6 +75,14 @@ TARGET_ALLOCATION_INFO_BYTES = 24
 TARGET_PLANNER_BYTES_PER_BUFFER = 40
 # Ops whose TFLM kernel keeps an int32 multiplier and an int32 shift per output channel.
 TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def attention_kernel_data(width: int, has_pos_table: bool, steps: int) -> tuple[int, int]:
+    """Persistent bytes of one NLPOOL_ATTENTION in TFLM: its OpData, and the arrays of its options (the
+    softmax exp table, q/k/v and output multipliers and shifts, the step records, all int32, then the
+    steps' int8 constants per column); `steps` counts the q, k and v steps together."""
+    arrays = 4 * (256 + 8 * width + 10 * (int(has_pos_table) + steps)) + width * steps
+    return TARGET_ATTENTION_OP_DATA_BYTES, arrays
 
 
 @dataclass(frozen=True)
@@ -135,12 +150,14 @@ def predict_target_tail(graph: Graph) -> int:
     tail += TARGET_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
     for op in graph.ops:
         kernel_data, options = TARGET_OP_BYTES.get(op.kind, TARGET_OTHER_OP_BYTES)
+        kernel_data = op.tflm_kernel_data or kernel_data
         tail += options + sum(_aligned(n) for n in kernel_data)
         if op.kind in TARGET_PER_CHANNEL_OPS and op.outputs:
             tail += 2 * _aligned(4 * graph.tensors[op.outputs[0]].shape[-1])
         if op.kind == "BATCH_MATMUL":
             tail += _aligned(graph.tensors[op.inputs[1]].nbytes)
-    return tail
+    requests = sum(1 for op in graph.ops if op.scratch)
+    return tail + _aligned(TARGET_SCRATCH_HANDLE_BYTES * requests)
 
 
 def predict_tflm(graph: Graph) -> TflmPrediction:

@@ -33,7 +33,7 @@ REPORT_FILE = "report.json"
 MANIFEST = "nlpool_manifest.json"
 MANIFEST_FORMAT = 1
 # Every top-level entry a full `nlpool export` writes: a user's file by one of these names blocks an export.
-EXPORT_ENTRIES = ("model.onnx", "model_int8.tflite", "model_int8_fused.tflite", "model_int8_fused_tflm.tflite", "memory.md",
+EXPORT_ENTRIES = ("model.onnx", "model_int8.tflite", "model_int8_fused.tflite", "memory.md",
                   "memory.json", "memory.png", "firmware_aot", "firmware_tflm", REPORT_FILE, MANIFEST)
 SCRATCH_PREFIX = "nlpool-export-"
 _RUN_TAG = re.compile(r"nlpool-(\d+)-(\d+)[.-]")

@@ -134,14 +134,12 @@ class TfliteResult(StepResult):
 @dataclass(frozen=True)
 class FusedResult(StepResult):
     """The int8 TFLite file with each weighted pooling replaced by one NLPOOL_WEIGHTED_POOL op and each
-    attention block by one NLPOOL_ATTENTION op (what the AOT firmware runs), and `tflm_path`, the same
-    model with only the weighted poolings fused: the TFLM project has no NLPOOL_ATTENTION kernel yet."""
+    attention block by one NLPOOL_ATTENTION op: what both the AOT firmware and the TFLM project run."""
 
     path: Path
     pools: tuple[PoolMatch, ...]
     attention: tuple[AttentionMatch, ...]
     attention_skipped: tuple[str, ...]
-    tflm_path: Path
 
     def report_section(self) -> dict[str, Any]:
         return {
@@ -157,11 +155,10 @@ class FusedResult(StepResult):
             "attention": [{"name": m.name, "tokens": m.params.tokens, "width": m.params.width, "heads": m.params.heads,
                            "positional_table": bool(m.params.pos_step), "scratch_bytes": m.params.scratch_bytes()}
                           for m in self.attention],
-            "tflm_file": self.tflm_path.name,
         }
 
     def written(self) -> tuple[Path, ...]:
-        return (self.path, self.tflm_path)
+        return (self.path,)
 
     def summary(self) -> str | None:
         lines = [f"  {len(self.pools)} weighted pooling(s) and {len(self.attention)} attention block(s) fused"]
@@ -228,20 +225,18 @@ def convert_to_int8(onnx: OnnxResult, data: ExportData, work_dir: Path, scratch_
 
 
 def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
-    """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op (written alone as the TFLM
-    model), then every attention block into one NLPOOL_ATTENTION op; a block that does not match keeps
-    its ops and the report says why.
+    """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op, then every attention
+    block into one NLPOOL_ATTENTION op; a block that does not match keeps its ops and the report says why.
 
     The attention op's FULLY_CONNECTED steps round twice (`fc_double_rounding=True`), as the AOT
     runtime's kernels/fully_connected.c and upstream TFLM do (docs/rounding.md), so the fused op is
     bit-exact with the unfused graph it replaces as TFLM runs it (`HostModel(kernels="tflm")`)."""
-    tflm_path = work_dir / "model_int8_fused_tflm.tflite"
-    pools = tuple(fuse_file(tflite.path, tflm_path))
-    model = read_model(tflm_path).raw
-    attention = fuse_attention(model, fc_double_rounding=True)
     path = work_dir / "model_int8_fused.tflite"
+    pools = tuple(fuse_file(tflite.path, path))
+    model = read_model(path).raw
+    attention = fuse_attention(model, fc_double_rounding=True)
     write_model(model, path)
-    return FusedResult(path, pools, attention.matches, attention.skipped, tflm_path)
+    return FusedResult(path, pools, attention.matches, attention.skipped)
 
 
 def measure_fidelity(model: nn.Module, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,

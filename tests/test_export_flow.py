@@ -38,7 +38,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     return {
         "source": flow.ModelToExport.from_config(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
         "data": synthetic_export_data(32, 1, 1),
-        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", (), (), (), tmp_path / "model_int8_fused_tflm.tflite"),
+        "fused": FusedResult(tmp_path / "model_int8_fused.tflite", (), (), ()),
         "options": flow.ExportOptions("cortex-m7", 512 << 10, tmp_path / "out"),
         "work": tmp_path,
         "io": ProjectIO(Rgb888Input(32, 32, np.zeros((3, 256), np.int8), "test"), 10),
@@ -105,7 +105,7 @@ def test_without_a_tflm_tree_the_target_run_is_skipped_with_how_to_get_one(stand
     tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], s["options"], s["work"], None)
     assert tflm.failure is None and not tflm.report_section()["target_verified"]
     assert tflm.report_section()["run"].startswith("skipped: no TFLM source tree; get a TFLM source tree")
-    assert tflm.report_section()["file"] == "model_int8_fused_tflm.tflite"  # TFLM runs the model without NLPOOL_ATTENTION
+    assert tflm.report_section()["file"] == "model_int8_fused.tflite"  # TFLM runs the AOT firmware's model
     assert "--tflm-dir" in tflm.summary() and "NLPOOL_TFLM_DIR" in tflm.summary()
 
 

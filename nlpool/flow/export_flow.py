@@ -4,8 +4,8 @@ One explicit sequence of typed steps over every package: export's own steps (`ex
 then the memory plan, the AOT firmware and the TFLM project, which need memory_planner and firmware
 and so live here, above all of them. The user's choices arrive as one `ExportOptions`; each step
 returns a frozen result that the next steps take as arguments, so the fused model is planned once
-(`MemoryResult.plan`, handed to the AOT generator; the TFLM project runs the model without
-NLPOOL_ATTENTION, `FusedResult.tflm_path`, which its generator plans once) and the AOT firmware's board
+(`MemoryResult.plan`, handed to the AOT generator; the TFLM project runs the same file, and its
+generator plans TFLM's arena, which neither folds PADs nor works in place) and the AOT firmware's board
 outputs are what the TFLM firmware, run under QEMU, is compared with.
 
 A step that finds a failed check (over budget, firmware not generated, not bit-exact or below the
@@ -321,16 +321,16 @@ def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, 
 
 def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
                work_dir: Path, blocked_by: Failure | None) -> TflmResult:
-    """Generate the TFLM project for the model with only the weighted poolings fused (`FusedResult.tflm_path`);
-    when the AOT firmware ran and a TFLM tree is given, build it against that tree, run it under QEMU on
-    the AOT firmware's inputs and compare the outputs (the attention op is bit-exact with the ops TFLM
-    runs instead, both rounding FULLY_CONNECTED twice)."""
+    """Generate the TFLM project for the fused model (`FusedResult.path`: both custom ops, the same file
+    the AOT firmware runs); when the AOT firmware ran and a TFLM tree is given, build it against that
+    tree, run it under QEMU on the AOT firmware's inputs and compare the outputs (both runtimes call the
+    same C functions for the custom ops, and TFLM's builtin kernels round as the AOT kernels do)."""
     project_dir = work_dir / "firmware_tflm"
     try:
-        # The TFLM project runs the model without NLPOOL_ATTENTION (no TFLM kernel for it yet), which the
-        # generator plans itself: the fused model's plan is not this model's.
-        project = generate_tflm_project(fused.tflm_path, project_dir, options.target, sram_budget=options.sram_bytes, io=io)
-        not_run = {"file": fused.tflm_path.name, "target_verified": False, "target": options.target, "ops": project.ops,
+        # TFLM neither folds PADs nor works in place, so the generator plans its arena from the file
+        # itself: the AOT firmware's plan is not TFLM's.
+        project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, io=io)
+        not_run = {"file": fused.path.name, "target_verified": False, "target": options.target, "ops": project.ops,
                    "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
         tree = find_tree(options.tflm_dir)
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
@@ -338,9 +338,9 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
             return TflmResult(project_dir, {**not_run, "run": why})
         if tree is None:
             return TflmResult(project_dir, {**not_run, "run": f"skipped: no TFLM source tree; {TREE_HINT}"})
-        row = long_softmax_row(read_model(fused.tflm_path))
-        if row:  # TFLM's reference SOFTMAX aborts on long rows; CMSIS-NN's shifts out of range there
-            return TflmResult(project_dir, {**not_run, "run": f"skipped: the unfused attention's SOFTMAX rows hold {row} tokens, "
+        row = long_softmax_row(read_model(fused.path))
+        if row:  # an attention block left unfused: TFLM's reference SOFTMAX aborts on long rows
+            return TflmResult(project_dir, {**not_run, "run": f"skipped: an unfused attention's SOFTMAX rows hold {row} tokens, "
                                             "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
         build = build_for_target(project_dir, options.target, tree)
         run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs, tree=tree)
@@ -350,7 +350,7 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
                           Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
     finally:
         shutil.rmtree(project_dir / "build", ignore_errors=True)  # the output folder keeps sources only
-    section = {"file": fused.tflm_path.name,
+    section = {"file": fused.path.name,
                **target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)}
     aot = firmware.measurement.board
     # The AOT firmware's instructions over TFLM's, both measured on the same board and inputs in this export.

@@ -16,7 +16,7 @@ from torch import nn
 
 from export.pipeline import FusedResult
 from firmware.io_header import ProjectIO, Rgb888Input
-from firmware.tflm import TflmProject
+from firmware.tflm import SramBudgetExceeded, TflmProject
 from nlpool.core.errors import NlpoolError
 from nlpool.flow import export_flow as flow
 from nlpool.models import ModelConfig
@@ -115,3 +115,23 @@ def test_a_folder_that_is_no_tflm_tree_fails_the_step_with_one_line(stand_ins: d
     tflm = flow.build_tflm(s["fused"], _ran_firmware(), s["io"], options, s["work"], None)
     assert tflm.failure is not None and tflm.failure.exit_code == flow.EXIT_CHECK_FAILED
     assert "is not a TFLM source tree" in tflm.failure.message and "\n" not in tflm.failure.message
+
+
+def test_a_tflm_firmware_over_the_sram_budget_is_reported_without_failing_the_export(stand_ins: dict,
+                                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 224 px TFLM's arena does not fit 512 KiB where the AOT firmware's does: the AOT firmware is the
+    export's product, so the TFLM step says why it did not run, with both arenas, and fails nothing."""
+    def over_budget(*_args: object, **_kwargs: object) -> None:
+        raise SramBudgetExceeded("the TFLM firmware for cortex-m7 does not link: nlpool: SRAM use exceeds the --sram budget")
+
+    monkeypatch.setattr(flow, "find_tree", lambda _tflm_dir: SimpleNamespace(kernels="cmsis-nn"))
+    monkeypatch.setattr(flow, "read_model", lambda _path: None)
+    monkeypatch.setattr(flow, "long_softmax_row", lambda _model: 0)
+    monkeypatch.setattr(flow, "build_for_target", over_budget)
+    ran = _ran_firmware()
+    ran.measurement.board.arena_bytes = 351_360
+    s = stand_ins
+    tflm = flow.build_tflm(s["fused"], ran, s["io"], s["options"], s["work"], None)
+    assert tflm.failure is None and not tflm.report_section()["target_verified"]
+    run = tflm.report_section()["run"]
+    assert run.startswith("not run: the TFLM firmware for cortex-m7 does not link") and "351,360 B" in run and "1,024 B" in run

@@ -12,8 +12,17 @@ from firmware.tflm.host import HostRun, run_host, verify_on_host
 from firmware.tflm.ops import model_io, model_ops
 from firmware.tflm.project import TflmProject, generate_tflm_project
 from firmware.tflm.report import host_report, target_report
-from firmware.tflm.target import TREE_HINT, TargetBuild, TargetRun, TflmTree, build_for_target, find_tree, run_on_target
+from firmware.tflm.target import (
+    TREE_HINT,
+    SramBudgetExceeded,
+    TargetBuild,
+    TargetRun,
+    TflmTree,
+    build_for_target,
+    find_tree,
+    run_on_target,
+)
 
-__all__ = ["TREE_HINT", "HostRun", "TargetBuild", "TargetRun", "TflmProject", "TflmTree", "build_for_target",
-           "find_tree", "generate_tflm_project", "host_report", "model_io", "model_ops", "run_host",
+__all__ = ["TREE_HINT", "HostRun", "SramBudgetExceeded", "TargetBuild", "TargetRun", "TflmProject", "TflmTree",
+           "build_for_target", "find_tree", "generate_tflm_project", "host_report", "model_io", "model_ops", "run_host",
            "run_on_target", "target_report", "verify_on_host"]

@@ -135,11 +135,16 @@ def cache_key(tree: TflmTree, target: str) -> str:
     return digest.hexdigest()[:20]
 
 
+class SramBudgetExceeded(NlpoolError):
+    """The TFLM firmware links only beyond the SRAM budget (TFLM's arena and runtime do not fit it)."""
+
+
 def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> TargetBuild:
     """`make` in the project against `tree`, with the TFLM objects in the user cache (locked while building).
 
     When only the profiler's 80 KiB push the firmware over the SRAM budget, it is built again without
-    the profiler (`-DNLPOOL_TFLM_NO_PROFILE`; the run then has no profile) rather than failing."""
+    the profiler (`-DNLPOOL_TFLM_NO_PROFILE`; the run then has no profile) rather than failing; when
+    it does not fit even then, SramBudgetExceeded says so."""
     project_dir = Path(project_dir)
     cache = user_cache_dir() / "tflm" / f"{target}-{tree.kernels}-{cache_key(tree, target)}"
     cache.mkdir(parents=True, exist_ok=True)
@@ -158,7 +163,7 @@ def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> Ta
         text = proc.stderr + proc.stdout
         budget = _BUDGET.search(text)
         if budget:
-            raise NlpoolError(f"the TFLM firmware for {target} does not link: {budget.group(0).strip()}")
+            raise SramBudgetExceeded(f"the TFLM firmware for {target} does not link: {budget.group(0).strip()}")
         lines = [ln for ln in text.splitlines() if "error" in ln.lower() or ln.startswith("nlpool:")] or text.splitlines()[-1:]
         raise NlpoolError(f"building the TFLM firmware in {project_dir} against {tree.path} failed: "
                           f"{lines[0].strip() if lines else 'see make output'} (run make there to see all)")

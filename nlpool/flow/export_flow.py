@@ -48,7 +48,15 @@ from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
 from firmware.profile import Profile
 from firmware.run import check_tools
-from firmware.tflm import TREE_HINT, build_for_target, find_tree, generate_tflm_project, run_on_target, target_report
+from firmware.tflm import (
+    TREE_HINT,
+    SramBudgetExceeded,
+    build_for_target,
+    find_tree,
+    generate_tflm_project,
+    run_on_target,
+    target_report,
+)
 from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_firmware
 from memory_planner import MemoryPlan, plan_tflite, write_reports
 from nlpool.checkpoint import TrainingRecord
@@ -342,7 +350,12 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
         if row:  # an attention block left unfused: TFLM's reference SOFTMAX aborts on long rows
             return TflmResult(project_dir, {**not_run, "run": f"skipped: an unfused attention's SOFTMAX rows hold {row} tokens, "
                                             "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
-        build = build_for_target(project_dir, options.target, tree)
+        try:
+            build = build_for_target(project_dir, options.target, tree)
+        except SramBudgetExceeded as err:  # TFLM cannot deploy at this budget; the AOT firmware (the product) did
+            aot_arena = firmware.measurement.board.arena_bytes
+            return TflmResult(project_dir, {**not_run, "run": f"not run: {err}; TFLM's arena alone is predicted at "
+                                            f"{project.predicted_arena_bytes:,} B, the AOT firmware's is {aot_arena:,} B"})
         run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs, tree=tree)
     except NlpoolError as err:  # e.g. EXP left in the model, a bad tree, the build failing: keep the rest of the export
         written = project_dir if (project_dir / "Makefile").is_file() else None  # the sources, to debug the build

@@ -46,6 +46,8 @@ def test_kernel_stems_and_cmsis_nn_folders_follow_the_ops():
     assert kernel_stems(["GATHER"]) == ["gather"]  # default: the op's lower-case name
     assert cmsis_nn_dirs(["RESHAPE"]) == ["NNSupportFunctions"]
     assert cmsis_nn_dirs(["FULLY_CONNECTED", "BATCH_MATMUL"]) == ["FullyConnectedFunctions", "NNSupportFunctions"]
+    # CMSIS-NN's depthwise wrapper calls arm_transpose_s8 on MVE cores, with or without a TRANSPOSE op
+    assert cmsis_nn_dirs(["DEPTHWISE_CONV_2D"]) == ["ConvolutionFunctions", "NNSupportFunctions", "TransposeFunctions"]
 
 
 def test_find_tree_reads_the_argument_then_the_environment(tmp_path, monkeypatch):

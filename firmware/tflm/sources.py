@@ -92,13 +92,15 @@ KERNEL_STEMS: dict[str, tuple[str, ...]] = {
 }
 
 # CMSIS-NN source folders (third_party/cmsis_nn/Source/) the CMSIS-NN version of each op calls into;
-# NNSupportFunctions is always built. Ops without a CMSIS-NN kernel need none.
+# NNSupportFunctions is always built. Ops without a CMSIS-NN kernel need none. The depthwise wrapper
+# transposes some filters on MVE cores (arm_transpose_s8): a Cortex-M55 build of a model without a
+# TRANSPOSE op (e.g. with its attention fused) failed to link without TransposeFunctions.
 CMSIS_NN_SOURCE_DIRS: dict[str, tuple[str, ...]] = {
     "ADD": ("BasicMathFunctions",), "MUL": ("BasicMathFunctions",),
     "MAXIMUM": ("BasicMathFunctions",), "MINIMUM": ("BasicMathFunctions",),
     "AVERAGE_POOL_2D": ("PoolingFunctions",), "MAX_POOL_2D": ("PoolingFunctions",),
     "BATCH_MATMUL": ("FullyConnectedFunctions",), "FULLY_CONNECTED": ("FullyConnectedFunctions",),
-    "CONV_2D": ("ConvolutionFunctions",), "DEPTHWISE_CONV_2D": ("ConvolutionFunctions",),
+    "CONV_2D": ("ConvolutionFunctions",), "DEPTHWISE_CONV_2D": ("ConvolutionFunctions", "TransposeFunctions"),
     "TRANSPOSE_CONV": ("ConvolutionFunctions",),
     "PAD": ("PadFunctions",), "PADV2": ("PadFunctions",),
     "SOFTMAX": ("SoftmaxFunctions",),

@@ -92,8 +92,8 @@ def test_host_build_is_bit_exact_with_the_golden_model(tmp_path: Path, seed: int
         assert flexbuffers.GetRoot(bytearray(read_model(fused).operators[0].custom_options)).AsMap["qkv_shift"].IsTypedVector
     project = generate_tflm_project(fused, tmp_path / "tflm", "cortex-m7", arena_bytes=ARENA)
     assert project.ops == [ATTENTION_OP_NAME]
-    assert {"nlpool_attention_op.cc", "nlpool_attention_op.h", "kernels/nlpool_attention.c",
-            "kernels/nlpool_fixedpoint.h"} <= set(project.files)
+    assert {"nlpool_attention_op.cc", "nlpool_attention_op.h", "nlpool_tflm_options.h",
+            "kernels/nlpool_attention.c", "kernels/nlpool_fixedpoint.h"} <= set(project.files)
     assert not any("weighted_pool" in name for name in project.files)
     inputs = rng.integers(-128, 128, size=(3, 1, *block.grid, block.width), dtype=np.int8)
     got = run_host(project.path, [inputs]).outputs[0]

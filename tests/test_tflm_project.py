@@ -154,6 +154,7 @@ def test_a_builtins_only_model_runs_without_the_custom_op(tmp_path):
     project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m7", arena_bytes=64 << 10)
     calls, count, customs = resolver_calls(project.path)
     assert customs == [] and count == len(calls) == len(set(read_model(model).op_names()))
+    assert "nlpool_tflm_options.h" not in project.files
     inputs = int8_inputs(model, 3)
     np.testing.assert_array_equal(run_host(project.path, [inputs]).outputs[0], aot_outputs(model, tmp_path, inputs)[0])
 

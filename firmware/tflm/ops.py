@@ -18,7 +18,8 @@ class CustomKernel:
     """One of nlpool's custom ops as a TFLM kernel: `templates/<stem>_op.cc` and `<stem>_op.h.in`
     (the TFLM registration) around the shared C kernel `firmware/kernels/<stem>.c` / `.h`, the
     function nlpool's AOT firmware calls too. A project copies these files only for the custom ops
-    its model uses, so a model without one compiles none of them."""
+    its model uses, so a model without one compiles none of them; every kernel also includes
+    `templates/nlpool_tflm_options.h` (`CUSTOM_OPS_HEADER`)."""
 
     stem: str  # e.g. "nlpool_attention"
     register: str  # registration function in namespace nlpool
@@ -61,6 +62,10 @@ TFLM_CUSTOM_KERNELS: dict[str, CustomKernel] = {
         "arena; eval calls `nlpool_attention()` in `kernels/`",
         ("nlpool_fixedpoint.h",)),
 }
+
+# The header every custom-op kernel includes (FlexBuffer options, per-tensor quantisation): a project
+# copies it whenever its model has any custom op.
+CUSTOM_OPS_HEADER = "nlpool_tflm_options.h"
 
 # BuiltinOperator name -> MicroMutableOpResolver method (the same name in upstream TFLM and in
 # XMOS's fork; tests check every entry against the installed fork's header).

@@ -20,7 +20,7 @@ from firmware.aot.ops import Kernel, batch_matmul, fully_connected
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
-from firmware.tflm.ops import ModelOps, model_io, model_ops, per_channel_fully_connected
+from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, per_channel_fully_connected
 from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.errors import NlpoolError
@@ -146,6 +146,8 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
         ticks_per_second=round(1e9 / BOARDS[target].ns_per_tick)))
     shutil.copy(TEMPLATES / "nlpool_tflm.h", root / "nlpool_tflm.h")
     (root / "kernels").mkdir()
+    if customs:
+        shutil.copy(TEMPLATES / CUSTOM_OPS_HEADER, root / CUSTOM_OPS_HEADER)
     for name, kernel in zip(ops.customs, customs, strict=True):
         shutil.copy(TEMPLATES / kernel.op_source, root / kernel.op_source)
         (root / kernel.op_header).write_text(_render(f"{kernel.op_header}.in", op_name=name))
@@ -189,9 +191,14 @@ def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, Kernel]:
 
 
 def _custom_op_note(ops: ModelOps) -> str:
-    """The README's file entries of the model's custom-op kernels."""
-    return "".join(f"- `{k.op_source}` / `.h`: the custom op `{name}` ({k.readme}, the same C function nlpool's "
-                   "AOT firmware calls).\n" for name, k in zip(ops.customs, ops.custom_kernels, strict=True))
+    """The README's file entries of the model's custom-op kernels and the header they share."""
+    notes = "".join(f"- `{k.op_source}` / `.h`: the custom op `{name}` ({k.readme}, the same C function nlpool's "
+                    "AOT firmware calls).\n" for name, k in zip(ops.customs, ops.custom_kernels, strict=True))
+    if ops.customs:
+        notes += (f"- `{CUSTOM_OPS_HEADER}`: what the custom-op kernels share: the persistent op data of their init, "
+                  "reading the FlexBuffer options (the root map, one int32 option) and a tensor's per-tensor "
+                  "quantisation.\n")
+    return notes
 
 
 def _shim_note(shims: dict[str, Kernel]) -> str:

@@ -19,6 +19,7 @@
 #include "fixedpoint/fixedpoint.h"
 #include "flatbuffers/flexbuffers.h"
 #include "nlpool_attention.h"
+#include "nlpool_tflm_options.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
 #include "tensorflow/lite/micro/micro_context.h"
@@ -64,29 +65,6 @@ ArraysLayout Layout(int32_t width, int32_t pos_steps, int32_t steps) {
   layout.words = kExpTableSize + 8 * width + NLPOOL_STEP_FIELDS * (pos_steps + steps);
   layout.bytes = 4 * layout.words + width * steps;
   return layout;
-}
-
-bool IntValue(const flexbuffers::Reference& ref, int64_t* value) {
-  if (ref.IsUInt()) {
-    const uint64_t v = ref.AsUInt64();
-    *value = v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
-    return true;
-  }
-  if (ref.IsInt()) {
-    *value = ref.AsInt64();
-    return true;
-  }
-  return false;
-}
-
-// Reads one integer option; false when it is missing, not an integer or outside int32.
-bool ReadInt(const flexbuffers::Map& map, const char* key, int32_t* value) {
-  int64_t v = 0;
-  if (!IntValue(map[key], &v) || v < INT32_MIN || v > INT32_MAX) {
-    return false;
-  }
-  *value = static_cast<int32_t>(v);
-  return true;
 }
 
 // The length of a vector option (untyped, typed or fixed-size typed: all are accepted), or -1.
@@ -218,16 +196,12 @@ int32_t StepCount(const flexbuffers::Map& map, const char* key) {
 
 const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t length, OpData* data,
                          const char** key) {
-  if (buffer == nullptr || length == 0) {
-    return "the op has no custom options (expected a FlexBuffer map)";
+  flexbuffers::Map map = flexbuffers::Map::EmptyMap();
+  const char* error = OptionsMap(buffer, length, &map);
+  if (error != nullptr) {
+    return error;
   }
-  const flexbuffers::Reference root =
-      flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(buffer), length);
-  if (!root.IsMap()) {
-    return "custom options are not a FlexBuffer map";
-  }
-  const flexbuffers::Map map = root.AsMap();
-  const char* error = ReadScalars(map, data, key);
+  error = ReadScalars(map, data, key);
   if (error != nullptr) {
     return error;
   }
@@ -345,13 +319,10 @@ const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t leng
 }
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
-  void* raw = context->AllocatePersistentBuffer(context, sizeof(OpData));
-  if (raw == nullptr) {
-    return nullptr;
+  OpData* data = NewOpData<OpData>(context);
+  if (data != nullptr) {
+    data->options_error = ParseOptions(context, buffer, length, data, &data->options_key);
   }
-  OpData* data = static_cast<OpData*>(raw);
-  *data = OpData();
-  data->options_error = ParseOptions(context, buffer, length, data, &data->options_key);
   return data;
 }
 
@@ -387,9 +358,15 @@ TfLiteStatus Validate(TfLiteTensor* const* in, const TfLiteTensor* out, const Op
                   names[i], static_cast<int>(n), static_cast<int>(e));
       return kTfLiteError;
     }
-    if (io[i]->params.zero_point != zero_points[i]) {
+    float scale;
+    int32_t zero_point;
+    if (!PerTensorQuant(io[i], &scale, &zero_point)) {
+      MicroPrintf("NLPOOL_ATTENTION: %s must be quantised per tensor", names[i]);
+      return kTfLiteError;
+    }
+    if (zero_point != zero_points[i]) {
       MicroPrintf("NLPOOL_ATTENTION: %s zero point %d disagrees with the options (%d)", names[i],
-                  static_cast<int>(io[i]->params.zero_point), static_cast<int>(zero_points[i]));
+                  static_cast<int>(zero_point), static_cast<int>(zero_points[i]));
       return kTfLiteError;
     }
   }

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "flatbuffers/flexbuffers.h"
+#include "nlpool_tflm_options.h"
 #include "nlpool_weighted_pool.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -35,16 +36,6 @@ struct OpData {
   const char* options_error;  // set by Init, reported by Prepare (Init cannot fail with a message)
 };
 
-// Reads one integer option; false when it is missing or not an integer.
-bool ReadInt(const flexbuffers::Map& map, const char* key, int32_t* value) {
-  const flexbuffers::Reference ref = map[key];
-  if (!ref.IsIntOrUint()) {
-    return false;
-  }
-  *value = static_cast<int32_t>(ref.AsInt64());
-  return true;
-}
-
 // The table may be written as an untyped or a typed FlexBuffer vector; both are accepted.
 template <typename VectorT>
 bool ReadTable(const VectorT& vec, int32_t* table) {
@@ -57,16 +48,13 @@ bool ReadTable(const VectorT& vec, int32_t* table) {
   return true;
 }
 
+// The options' error (without the op name, which Prepare prefixes), or nullptr.
 const char* ParseOptions(const char* buffer, size_t length, OpData* data) {
-  if (buffer == nullptr || length == 0) {
-    return "NLPOOL_WEIGHTED_POOL: the op has no custom options (expected a FlexBuffer map)";
+  flexbuffers::Map map = flexbuffers::Map::EmptyMap();
+  const char* error = OptionsMap(buffer, length, &map);
+  if (error != nullptr) {
+    return error;
   }
-  const flexbuffers::Reference root =
-      flexbuffers::GetRoot(reinterpret_cast<const uint8_t*>(buffer), length);
-  if (!root.IsMap()) {
-    return "NLPOOL_WEIGHTED_POOL: custom options are not a FlexBuffer map";
-  }
-  const flexbuffers::Map map = root.AsMap();
   nlpool_weighted_pool_params_t& p = data->params;
   int32_t table_shift = 0;
   if (!ReadInt(map, "filter_h", &p.filter_h) || !ReadInt(map, "filter_w", &p.filter_w) ||
@@ -76,47 +64,30 @@ const char* ParseOptions(const char* buffer, size_t length, OpData* data) {
       !ReadInt(map, "out_zero_point", &p.out_zero_point) ||
       !ReadInt(map, "out_multiplier", &p.out_multiplier) ||
       !ReadInt(map, "out_shift", &p.out_shift) || !ReadInt(map, "table_shift", &table_shift)) {
-    return "NLPOOL_WEIGHTED_POOL: an integer option is missing (filter_h, filter_w, stride_h, "
-           "stride_w, x_zero_point, r_zero_point, out_zero_point, out_multiplier, out_shift, "
-           "table_shift)";
+    return "an option is missing, not an integer or outside int32 (filter_h, filter_w, "
+           "stride_h, stride_w, x_zero_point, r_zero_point, out_zero_point, out_multiplier, "
+           "out_shift, table_shift)";
   }
   if (table_shift != kTableShift) {
-    return "NLPOOL_WEIGHTED_POOL: option table_shift must be 14";
+    return "option table_shift must be 14";
   }
   const flexbuffers::Reference table = map["table"];
   const bool read = table.IsTypedVector() ? ReadTable(table.AsTypedVector(), data->table)
                     : table.IsVector()    ? ReadTable(table.AsVector(), data->table)
                                           : false;
   if (!read) {
-    return "NLPOOL_WEIGHTED_POOL: option table must be a vector of 256 integers";
+    return "option table must be a vector of 256 integers";
   }
   p.table = data->table;
   return nullptr;
 }
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {
-  void* raw = context->AllocatePersistentBuffer(context, sizeof(OpData));
-  if (raw == nullptr) {
-    return nullptr;
+  OpData* data = NewOpData<OpData>(context);
+  if (data != nullptr) {
+    data->options_error = ParseOptions(buffer, length, data);
   }
-  OpData* data = static_cast<OpData*>(raw);
-  data->options_error = ParseOptions(buffer, length, data);
   return data;
-}
-
-// Per-tensor affine int8 quantisation: (scale, zero point), or false.
-bool PerTensorQuant(const TfLiteTensor* t, float* scale, int32_t* zero_point) {
-  if (t->quantization.type != kTfLiteAffineQuantization || t->quantization.params == nullptr) {
-    return false;
-  }
-  const auto* q = static_cast<const TfLiteAffineQuantization*>(t->quantization.params);
-  if (q->scale == nullptr || q->scale->size != 1 || q->zero_point == nullptr ||
-      q->zero_point->size != 1) {
-    return false;
-  }
-  *scale = q->scale->data[0];
-  *zero_point = q->zero_point->data[0];
-  return true;
 }
 
 // Checks the tensors against the options; on success fills the shape fields of the params.
@@ -211,7 +182,7 @@ TfLiteStatus Prepare(TfLiteContext* context, TfLiteNode* node) {
     return kTfLiteError;
   }
   if (data->options_error != nullptr) {
-    MicroPrintf("%s", data->options_error);
+    MicroPrintf("NLPOOL_WEIGHTED_POOL: %s", data->options_error);
     return kTfLiteError;
   }
   if (node->inputs->size != 2 || node->outputs->size != 1) {

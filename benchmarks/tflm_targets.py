@@ -27,9 +27,8 @@ from export.fusion import fuse_file
 from firmware.aot import find_cmsis_nn, generate_project
 from firmware.boards import BOARDS
 from firmware.run import build_and_run
-from firmware.tflm import build_for_target, find_tree, generate_tflm_project, run_on_target
+from firmware.tflm import build_for_target, find_tree, generate_tflm_project, run_on_target, tflm_plan
 from firmware.tflm.report import max_abs_diff
-from memory_planner import plan_tflite
 
 
 def main() -> None:
@@ -57,7 +56,6 @@ def main() -> None:
         if unfused.is_file() and not args.no_stock:
             tflm_models["stock attention"] = root / "model_int8_pools_fused.tflite"
             fuse_file(unfused, tflm_models["stock attention"])
-        predicted = {name: plan_tflite(path).tflm.total_bytes_target for name, path in tflm_models.items()}
         macs = projects["AOT, portable C"].macs
         inputs = rng.integers(-128, 128, size=(args.inputs, *projects["AOT, portable C"].inputs[0].shape), dtype=np.int8)
         for target in args.targets.split(","):
@@ -69,11 +67,13 @@ def main() -> None:
                       f"{aot.flash_bytes:,} | {aot.stack_high_water_bytes:,} | {aot.instructions_per_inference / 1e6:.1f} M | "
                       f"{aot.instructions_per_inference / macs:.2f} | {max_abs_diff(aot.outputs, portable.outputs)} |", flush=True)
             for (name, model), tree in ((m, t) for m in tflm_models.items() for t in trees):
-                project = generate_tflm_project(model, root / f"tflm-{target}-{tree.kernels}-{name.replace(' ', '-')}", target)
+                plan = tflm_plan(model, target, tree)
+                project = generate_tflm_project(model, root / f"tflm-{target}-{tree.kernels}-{name.replace(' ', '-')}", target,
+                                                plan=plan)
                 build = build_for_target(project.path, target, tree)
                 run = run_on_target(project.path, target, build.elf, inputs)
                 diff = max_abs_diff(run.outputs, portable.outputs)
-                print(f"| TFLM {run.kernels}, {name} | {target} | {run.arena_used_bytes:,} | {predicted[name]:,} | "
+                print(f"| TFLM {run.kernels}, {name} | {target} | {run.arena_used_bytes:,} | {plan.tflm.total_bytes_target:,} | "
                       f"{run.flash_bytes:,} | {run.stack_high_water_bytes:,} | {run.instructions_per_inference / 1e6:.1f} M | "
                       f"{run.instructions_per_inference / macs:.2f} | {diff} |", flush=True)
 

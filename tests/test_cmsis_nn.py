@@ -19,7 +19,7 @@ pytest.importorskip("tensorflow")
 import tensorflow as tf
 
 from firmware.aot import generate_project
-from firmware.aot.cmsis_nn import CMSIS_NN_DIR_ENV, find_cmsis_nn
+from firmware.aot.cmsis_nn import CMSIS_NN_DIR_ENV, BufferSizes, find_cmsis_nn
 from firmware.aot.generate import cmsis_nn_scratch
 from firmware.run import HOST, build_and_run
 from firmware.testing import convert, tflm_reference
@@ -106,6 +106,17 @@ def test_cmsis_nn_buffers_are_asked_of_cmsis_nn_and_planned(tmp_path, model):
     assert {op for op, k in kernels.items() if k == "cmsis-nn"} == CMSIS_OPS and kernels["MUL"] == "portable"
     with pytest.raises(NlpoolError, match=r"holds 0 B of scratch for op .*, its kernel needs"):
         generate_project(model, tmp_path / "q", 512 * 1024, cmsis_nn=tree, plan=plan_tflite(model))
+    # one core's build (TFLM's CMSIS-NN kernels) asks for that core's size: DSP on M4/M7, MVE on M55;
+    # the AOT project, which serves every core, plans the larger of the two
+    per_core = {target: cmsis_nn_scratch(model, tree, target) for target in ("cortex-m4", "cortex-m7", "cortex-m55")}
+    assert per_core["cortex-m4"] == per_core["cortex-m7"]
+    for op, size in scratch.items():
+        assert size == max(per_core["cortex-m7"].get(op, 0), per_core["cortex-m55"].get(op, 0))
+
+
+def test_a_core_takes_its_own_cmsis_nn_buffer_size():
+    sizes = BufferSizes(dsp=1024, mve=4464)
+    assert (sizes.on("cortex-m4"), sizes.on("cortex-m7"), sizes.on("cortex-m55"), sizes.on()) == (1024, 1024, 4464, 4464)
 
 
 @needs_tree

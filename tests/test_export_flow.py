@@ -35,6 +35,7 @@ def stand_ins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
         return TflmProject(Path(out_dir), target, ["CONV_2D"], 1024, 8192)
 
     monkeypatch.setattr(flow, "generate_tflm_project", tflm_project)
+    monkeypatch.setattr(flow, "tflm_plan", lambda *_args: None)  # the stand-in project plans nothing
     return {
         "source": flow.ModelToExport.from_config(nn.Identity(), ModelConfig(input_size=32), "test weights", trained=True),
         "data": synthetic_export_data(32, 1, 1),

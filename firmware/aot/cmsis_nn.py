@@ -9,7 +9,9 @@ CMSIS-NN's convolution, depthwise, fully-connected and average-pool kernels want
 whose size depends on the core (DSP on Cortex-M4/M7, MVE on Cortex-M55). `probe_scratch` asks
 CMSIS-NN itself: it compiles the model's wrappers' `nl_cmsis_<op>_scratch` functions with the tree's
 `*_get_buffer_size_dsp/_mve` sources into a small host program and runs it. The project serves all
-three cores, so each op gets the larger of the two sizes, planned in the arena by memory_planner.
+three cores, so each op gets the larger of the two sizes, planned in the arena by memory_planner;
+a prediction for one core (TFLM's arena with its CMSIS-NN kernels, built for that core) takes that
+core's size (`BufferSizes.on`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from nlpool.core.errors import NlpoolError
 
@@ -30,6 +33,21 @@ CMSIS_NN_HINT = ("get Arm's CMSIS-NN (git clone https://github.com/ARM-software/
 # Where a CMSIS-NN tree sits inside the trees that carry one: a create_tflm_tree.py tree, a tflite-micro checkout.
 _NESTED = ("third_party/cmsis_nn", "tensorflow/lite/micro/tools/make/downloads/cmsis_nn")
 _PROBE_COMPILER = "gcc"
+# The cores whose CMSIS-NN build takes the MVE (Helium) paths; the others take the DSP paths.
+MVE_TARGETS = frozenset({"cortex-m55"})
+
+
+class BufferSizes(NamedTuple):
+    """CMSIS-NN's scratch bytes for one op, on DSP cores (Cortex-M4/M7) and on MVE cores (Cortex-M55)."""
+
+    dsp: int
+    mve: int
+
+    def on(self, target: str | None = None) -> int:
+        """The size a build for `target` asks for; None (a project that serves every core): the larger."""
+        if target is None:
+            return max(self.dsp, self.mve)
+        return self.mve if target in MVE_TARGETS else self.dsp
 
 
 @dataclass(frozen=True)
@@ -63,12 +81,12 @@ def find_cmsis_nn(path: str | Path | None = None) -> CmsisNn | None:
                       f"nor under {' or '.join(_NESTED)}): {CMSIS_NN_HINT}")
 
 
-def probe_scratch(tree: CmsisNn, project: Path, probe_c: str, wrappers: list[str]) -> dict[int, int]:
+def probe_scratch(tree: CmsisNn, project: Path, probe_c: str, wrappers: list[str]) -> dict[int, BufferSizes]:
     """Run the scratch probe: `probe_c` prints `<op position> <dsp bytes> <mve bytes>` per op.
 
     `project` is a folder with the generated kernels header and the wrappers' headers under
     kernels/; `wrappers` are the wrapper sources there, compiled with NL_CMSIS_SCRATCH_PROBE (only
-    their size functions). Returns op position -> the larger of the two sizes.
+    their size functions). Returns op position -> its DSP and MVE sizes.
     """
     if shutil.which(_PROBE_COMPILER) is None:
         raise NlpoolError(f"'{_PROBE_COMPILER}' is not on PATH, needed to ask CMSIS-NN for its buffer sizes: "
@@ -95,5 +113,5 @@ def probe_scratch(tree: CmsisNn, project: Path, probe_c: str, wrappers: list[str
         if dsp < 0 or mve < 0:
             raise NlpoolError(f"CMSIS-NN in {tree.root} reports no valid buffer size for op {position}: "
                               "the op's parameters are outside what this CMSIS-NN version supports")
-        sizes[position] = max(dsp, mve)
+        sizes[position] = BufferSizes(dsp, mve)
     return sizes

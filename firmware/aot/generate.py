@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot.cmsis_nn import CmsisNn, probe_scratch
+from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
 from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
@@ -182,8 +182,9 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
     return 0
 
 
-def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None) -> list[tuple[Operator, Prepared]]:
-    """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for,
+def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None) -> list[tuple[Operator, Prepared]]:
+    """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for
+    on `target` (None: the larger of its DSP and MVE sizes, for a project that serves every core),
     without one no op is on CMSIS-NN."""
     _check_supported(graph)
     prepared: list[tuple[Operator, Prepared]] = []
@@ -197,7 +198,7 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None) -> list[tuple[Ope
     prepared = _fold_pads(graph, prepared)
     if cmsis_nn is None:
         return prepared
-    sizes = _probe_cmsis_scratch(cmsis_nn, graph, prepared)
+    sizes = {position: size.on(target) for position, size in _probe_cmsis_scratch(cmsis_nn, graph, prepared).items()}
     return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
 
 
@@ -240,13 +241,16 @@ def _kernel_scratch(prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]
     return {op.position: p.cmsis_scratch_bytes for op, p in prepared if p.cmsis_scratch_bytes}
 
 
-def cmsis_nn_scratch(tflite_path: str | Path, cmsis_nn: CmsisNn) -> dict[int, int]:
-    """Op position -> bytes of scratch CMSIS-NN's kernels need for this model (the larger of its DSP
-    and MVE sizes), for `plan_tflite(..., kernel_scratch=...)`: what `generate_project` plans."""
-    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn))
+def cmsis_nn_scratch(tflite_path: str | Path, cmsis_nn: CmsisNn, target: str | None = None) -> dict[int, int]:
+    """Op position -> bytes of scratch CMSIS-NN's kernels need for this model, for
+    `plan_tflite(..., kernel_scratch=...)`. Without `target`, the larger of its DSP and MVE sizes: what
+    `generate_project` plans, since one AOT project serves every core. With it, what a build for that
+    core asks for: TFLM's CMSIS-NN kernels request it from TFLM's arena, built for one core."""
+    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn, target))
 
 
-def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]:
+def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel,
+                         prepared: list[tuple[Operator, Prepared]]) -> dict[int, BufferSizes]:
     probed = [(op, p) for op, p in prepared if p.cmsis_nn is not None and p.cmsis_nn.scratch_function]
     if not probed:
         return {}

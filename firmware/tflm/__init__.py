@@ -2,7 +2,8 @@
 
 Public surface: :func:`generate_tflm_project` writes the project (:class:`TflmProject`);
 :func:`find_tree`, :func:`build_for_target` and :func:`run_on_target` build it against the user's
-TFLM tree (objects cached per tree and flags) and run it under QEMU; :func:`target_report` is
+TFLM tree (objects cached per tree and flags) and run it under QEMU, in the arena :func:`tflm_plan`
+predicts for that tree and core; :func:`target_report` is
 `report.json`'s `tflm` key. :func:`run_host` / :func:`host_report` build and run it on the host
 against the `xmos-ai-tools` TFLM fork (the check that needs no TFLM tree); :func:`model_ops` lists
 the ops the resolver registers.
@@ -21,8 +22,9 @@ from firmware.tflm.target import (
     build_for_target,
     find_tree,
     run_on_target,
+    tflm_plan,
 )
 
 __all__ = ["TREE_HINT", "HostRun", "SramBudgetExceeded", "TargetBuild", "TargetRun", "TflmProject", "TflmTree",
            "build_for_target", "find_tree", "generate_tflm_project", "host_report", "model_io", "model_ops", "run_host",
-           "run_on_target", "target_report", "verify_on_host"]
+           "run_on_target", "target_report", "tflm_plan", "verify_on_host"]

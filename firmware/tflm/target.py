@@ -22,12 +22,14 @@ from pathlib import Path
 
 import numpy as np
 
+from firmware.aot import cmsis_nn_scratch, find_cmsis_nn
 from firmware.boards import BOARDS
 from firmware.profile import OpProfile, Profile
 from firmware.run import elf_sizes, run_executable
 from firmware.tflm.host import io_spec
 from firmware.tflm.project import TEMPLATES
 from firmware.tflm.sources import kernel_set
+from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME
 from nlpool.core.errors import NlpoolError
 
@@ -133,6 +135,18 @@ def cache_key(tree: TflmTree, target: str) -> str:
         digest.update(str(path.relative_to(tree.path)).encode() + b"\0")
         digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()[:20]
+
+
+def tflm_plan(fused_tflite: str | Path, target: str, tree: TflmTree | None = None) -> MemoryPlan:
+    """The memory plan whose `tflm` predicts TFLM's arena for this model built for `target` against
+    `tree`: with CMSIS-NN kernels, the scratch buffers they request on that core (CMSIS-NN's own
+    buffer-size functions, probed with the tree's CMSIS-NN, `firmware.aot.cmsis_nn_scratch`) are
+    planned too. Measured on the default model: the MVE depthwise kernel's 4,464 B made the Cortex-M55
+    arena 2.8 % larger than a prediction without them."""
+    scratch = None
+    if tree is not None and tree.kernels == "cmsis-nn":
+        scratch = cmsis_nn_scratch(fused_tflite, find_cmsis_nn(tree.third_party / "cmsis_nn"), target)
+    return plan_tflite(fused_tflite, kernel_scratch=scratch)
 
 
 class SramBudgetExceeded(NlpoolError):

@@ -56,6 +56,7 @@ from firmware.tflm import (
     generate_tflm_project,
     run_on_target,
     target_report,
+    tflm_plan,
 )
 from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_firmware
 from memory_planner import MemoryPlan, plan_tflite, write_reports
@@ -335,12 +336,13 @@ def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, opti
     same C functions for the custom ops, and TFLM's builtin kernels round as the AOT kernels do)."""
     project_dir = work_dir / "firmware_tflm"
     try:
-        # TFLM neither folds PADs nor works in place, so the generator plans its arena from the file
-        # itself: the AOT firmware's plan is not TFLM's.
-        project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, io=io)
+        tree = find_tree(options.tflm_dir)
+        # TFLM neither folds PADs nor works in place, and its CMSIS-NN kernels ask for this core's
+        # scratch: the AOT firmware's plan is not TFLM's.
+        project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, io=io,
+                                        plan=tflm_plan(fused.path, options.target, tree))
         not_run = {"file": fused.path.name, "target_verified": False, "target": options.target, "ops": project.ops,
                    "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
-        tree = find_tree(options.tflm_dir)
         if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
             why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
             return TflmResult(project_dir, {**not_run, "run": why})

@@ -40,6 +40,7 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
     import firmware.aot.generate
     import firmware.run
     import firmware.tflm.project
+    import firmware.tflm.target
     import nlpool.flow.export_flow
     from memory_planner import plan_tflite
 
@@ -56,7 +57,7 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
         return build(project_dir, target, portable)
 
     with pytest.MonkeyPatch.context() as patch:
-        for module in (nlpool.flow.export_flow, firmware.aot.generate, firmware.tflm.project):
+        for module in (nlpool.flow.export_flow, firmware.aot.generate, firmware.tflm.project, firmware.tflm.target):
             patch.setattr(module, "plan_tflite", counted_plan)
         patch.setattr(firmware.run, "build", counted_build)
         yield calls
@@ -185,9 +186,9 @@ def test_export_plans_memory_and_runs_both_firmwares(which, request):
 
 
 def test_export_plans_memory_once_and_builds_each_firmware_once(default_export):
-    """One plan of the fused model for the memory report and the AOT generator, one by the TFLM generator
-    (TFLM's arena: no folding, nothing in place); the AOT host run serves the firmware check and the TFLM
-    comparison."""
+    """One plan of the fused model for the memory report and the AOT generator, one for TFLM's arena
+    (`tflm_plan`: no folding, nothing in place, its CMSIS-NN kernels' buffers on this core); the AOT host
+    run serves the firmware check and the TFLM comparison."""
     calls = default_export[2]
     portable = {"build cortex-m7 portable": 1} if CMSIS_NN_DIR else {}
     assert calls == {"plan": 2, "build host": 1, "build cortex-m7": 1, **portable}

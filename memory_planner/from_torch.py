@@ -35,6 +35,7 @@ from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, attention_scratch
 
 from .graph import Graph, Op, Tensor
 from .inplace import inplace_depthwise_scratch
+from .tflm_model import attention_kernel_data
 
 KINDS = {
     "linear": "FULLY_CONNECTED",
@@ -280,6 +281,9 @@ def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list
 
 
 ATTENTION = f"CUSTOM:{ATTENTION_OP_NAME}"
+# The per-column steps onnx2tf writes for nlpool's MultiHeadSelfAttention, which the fused op keeps:
+# each projection's bias ADD and the query's scaling MUL (read from the default model's fused ops).
+ATTENTION_STEPS = 4
 
 
 def _pad_folds(calls: list[dict[str, Any]], outputs: set[int]) -> dict[int, int]:
@@ -341,8 +345,10 @@ def _fuse_attention(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]]
             result = calls[end]["outputs"][0]
         scratch = len(meta)
         meta[scratch] = {"shape": (attention_scratch_bytes(n, e),), "constant": False, "itemsize": 1, "name": f"{scope}/scratch"}
+        positional = any(calls[j]["kind"] == "ADD" for j in range(first, k))  # the absorbed positional-table ADD
         replaced[end] = {"kind": ATTENTION, "name": scope, "inputs": activations(first)[:1], "outputs": [result],
-                         "base": ATTENTION, "scratch": [scratch]}
+                         "base": ATTENTION, "scratch": [scratch],
+                         "tflm_kernel_data": attention_kernel_data(e, positional, ATTENTION_STEPS)}
         drop.update(group - {end})
         k = end + 1
     return [replaced.get(j, call) for j, call in enumerate(calls) if j not in drop]
@@ -402,5 +408,7 @@ def graph_from_torch(
     }
     folds = _pad_folds(calls, set(output_ids))
     ops = [Op(position, c["kind"], c["name"] or "model", tuple(c["inputs"]), tuple(c["outputs"]), tuple(c.get("scratch", ())),
-              c.get("inplace_scratch", 0), folds_into=folds.get(position, -1)) for position, c in enumerate(calls)]
-    return Graph(name=name, tensors=tensors, ops=ops, inputs=(image_id,), outputs=output_ids, source="pytorch").validate()
+              c.get("inplace_scratch", 0), folds_into=folds.get(position, -1), tflm_kernel_data=c.get("tflm_kernel_data", ()))
+           for position, c in enumerate(calls)]
+    return Graph(name=name, tensors=tensors, ops=ops, inputs=(image_id,), outputs=output_ids, source="pytorch",
+                 channel_axis=1).validate()

@@ -95,6 +95,9 @@ class Graph:
     outputs: tuple[int, ...]
     source: str = ""
     extra: dict[str, object] = field(default_factory=dict)
+    # Where a 4-D activation keeps its channels: -1 in TFLite's NHWC files, 1 in PyTorch's NCHW
+    # recording (memory_planner.from_torch); per-channel sizes (TFLM's requantisation arrays) read it.
+    channel_axis: int = -1
 
     @cached_property
     def producer(self) -> dict[int, int]:
@@ -143,7 +146,7 @@ class Graph:
         if ops == self.ops:
             return self
         return Graph(self.name, dict(self.tensors), ops, self.inputs, self.outputs, self.source,
-                     {k: v for k, v in self.extra.items() if k != "lifetimes"})
+                     {k: v for k, v in self.extra.items() if k != "lifetimes"}, self.channel_axis)
 
     def with_inplace(self, index: int) -> Graph:
         """This graph with op `index` run by its in-place kernel: its output may take its first input's
@@ -157,7 +160,7 @@ class Graph:
         ops = list(self.ops)
         ops[index] = replace(op, scratch=(scratch,), inplace=True)
         return Graph(self.name, tensors, ops, self.inputs, self.outputs, self.source,
-                     {k: v for k, v in self.extra.items() if k != "lifetimes"})
+                     {k: v for k, v in self.extra.items() if k != "lifetimes"}, self.channel_axis)
 
     def validate(self) -> Graph:
         """Check that every op reads tensors that exist and were produced earlier (or are inputs)."""

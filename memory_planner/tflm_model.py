@@ -134,7 +134,7 @@ def predict_tail(graph: Graph) -> int:
     for op in graph.ops:
         if op.kind in PER_CHANNEL_OPS and op.outputs:
             shape = graph.tensors[op.outputs[0]].shape
-            channels = shape[-1] if shape else 1  # a corrupted rank-0 output: the estimate stays an estimate
+            channels = shape[graph.channel_axis] if shape else 1  # a corrupted rank-0 output: the estimate stays an estimate
             tail += 2 * 4 * channels  # int32 output multiplier and shift per output channel
     return tail
 
@@ -153,7 +153,7 @@ def predict_target_tail(graph: Graph) -> int:
         kernel_data = op.tflm_kernel_data or kernel_data
         tail += options + sum(_aligned(n) for n in kernel_data)
         if op.kind in TARGET_PER_CHANNEL_OPS and op.outputs:
-            tail += 2 * _aligned(4 * graph.tensors[op.outputs[0]].shape[-1])
+            tail += 2 * _aligned(4 * graph.tensors[op.outputs[0]].shape[graph.channel_axis])
         if op.kind == "BATCH_MATMUL":
             tail += _aligned(graph.tensors[op.inputs[1]].nbytes)
     requests = sum(1 for op in graph.ops if op.scratch)

@@ -121,6 +121,18 @@ def test_model_plan_is_the_deployed_graph(nlp_plan):
     assert nlp_plan.best.arena_bytes == 64_512
 
 
+def test_model_plan_predicts_tflms_arena_as_the_exported_file_does(nlp_plan):
+    """TFLM's arena from the PyTorch graph: the same head as the exported file's plan (73,728 B) and a
+    tail within 0.2 % of it, the per-channel arrays counted over NCHW channels and the attention
+    kernel's OpData and option arrays included (measured on QEMU M7: 161,300 B used, reference
+    kernels; the file's prediction 161,392 B)."""
+    tflm = nlp_plan.tflm
+    assert nlp_plan.graph.channel_axis == 1 and tflm.head_bytes == 73_728
+    assert abs(tflm.total_bytes_target - 161_300) <= 0.002 * 161_300
+    attention = [op for op in nlp_plan.graph.ops if op.kind == "CUSTOM:NLPOOL_ATTENTION"]
+    assert attention[0].tflm_kernel_data == (208, 4 * (256 + 8 * 8 + 10 * (1 + 4)) + 8 * 4)  # E = 8, table, 4 steps
+
+
 def test_model_plan_uses_the_fused_weighted_pool(nlp_plan):
     kinds = [op.kind for op in nlp_plan.graph.ops]
     assert kinds.count("CUSTOM:NLPOOL_WEIGHTED_POOL") == 5  # one per down-sampling stage

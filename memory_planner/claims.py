@@ -92,7 +92,7 @@ def attention_score_tensors(graph: Graph) -> set[int]:
 def without(graph: Graph, drop: set[int]) -> Graph:
     """The same graph with the `drop` tensors taking no memory."""
     tensors = {i: replace(t, shape=(0,)) if i in drop else t for i, t in graph.tensors.items()}
-    return Graph(graph.name, tensors, graph.ops, graph.inputs, graph.outputs, graph.source, channel_axis=graph.channel_axis)
+    return replace(graph, tensors=tensors, extra={})
 
 
 def io_peak(graph: Graph) -> int:

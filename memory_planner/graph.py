@@ -133,6 +133,11 @@ class Graph:
         used = {t for op in self.ops for t in op.inputs}
         return sum(self.tensors[t].nbytes for t in used if self.tensors[t].constant)
 
+    def _with_ops(self, ops: list[Op], tensors: dict[int, Tensor] | None = None) -> Graph:
+        """A copy with other ops (and tensors): every other field carries over, cached lifetimes do not."""
+        extra = {k: v for k, v in self.extra.items() if k != "lifetimes"}
+        return replace(self, ops=ops, tensors=dict(self.tensors) if tensors is None else tensors, extra=extra)
+
     def with_folded_pads(self) -> Graph:
         """This graph with every foldable PAD done by its convolution: the convolution reads the PAD's
         input, and the PAD's output tensor is gone."""
@@ -145,8 +150,7 @@ class Graph:
             ops[op.index] = replace(op, inputs=(), outputs=(), folded=True)
         if ops == self.ops:
             return self
-        return Graph(self.name, dict(self.tensors), ops, self.inputs, self.outputs, self.source,
-                     {k: v for k, v in self.extra.items() if k != "lifetimes"}, self.channel_axis)
+        return self._with_ops(ops)
 
     def with_inplace(self, index: int) -> Graph:
         """This graph with op `index` run by its in-place kernel: its output may take its first input's
@@ -159,8 +163,7 @@ class Graph:
         tensors[scratch] = Tensor(scratch, f"{op.name}/inplace-scratch", (op.inplace_scratch,), "int8", 1)
         ops = list(self.ops)
         ops[index] = replace(op, scratch=(scratch,), inplace=True)
-        return Graph(self.name, tensors, ops, self.inputs, self.outputs, self.source,
-                     {k: v for k, v in self.extra.items() if k != "lifetimes"}, self.channel_axis)
+        return self._with_ops(ops, tensors)
 
     def validate(self) -> Graph:
         """Check that every op reads tensors that exist and were produced earlier (or are inputs)."""

@@ -51,17 +51,19 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         kind = f"CUSTOM:{op.name}" if op.is_custom else op.name
         scratch: tuple[int, ...] = ()
         size = kernel_scratch.get(op.position, 0)
+        tflm_kernel_data: tuple[int, ...] = ()
         if op.is_custom:
             try:
-                size += scratch_bytes(op.name, op.custom_options)
+                own_scratch, tflm_kernel_data = _custom_op_memory(op)
             except CustomOptionsError as err:
                 raise NlpoolError(f"{path}: op {op.position}: {err}") from None
+            size += own_scratch
         if size:
             index = len(tensors)
             tensors[index] = Tensor(index, f"{name}/scratch", (size,), "int8", 1)
             scratch = (index,)
         ops.append(Op(op.position, kind, name, inputs, op.outputs, scratch, _inplace_scratch(model, op),
-                      folds_into=folds.get(op.position, -1), tflm_kernel_data=_tflm_kernel_data(op)))
+                      folds_into=folds.get(op.position, -1), tflm_kernel_data=tflm_kernel_data))
     graph = Graph(
         name=path.stem,
         tensors=tensors,
@@ -77,13 +79,14 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         raise NlpoolError(f"{path} is inconsistent ({err}): re-export the model") from None
 
 
-def _tflm_kernel_data(op: Operator) -> tuple[int, ...]:
-    """NLPOOL_ATTENTION's persistent bytes in TFLM, from its (already validated) options; () otherwise."""
+def _custom_op_memory(op: Operator) -> tuple[int, tuple[int, ...]]:
+    """A custom op's scratch bytes, and its TFLM kernel's persistent buffers where they follow from its
+    options (NLPOOL_ATTENTION), from one decode of the options; CustomOptionsError when they are bad."""
     if op.name != ATTENTION_OP_NAME:
-        return ()
+        return scratch_bytes(op.name, op.custom_options), ()
     params = AttentionParams.from_flexbuffer(op.custom_options)
     steps = sum(len(params.steps(branch)) for branch in "qkv")
-    return attention_kernel_data(params.width, bool(params.pos_step), steps)
+    return params.scratch_bytes(), attention_kernel_data(params.width, bool(params.pos_step), steps)
 
 
 def _inplace_scratch(model: TfliteModel, op: Operator) -> int:

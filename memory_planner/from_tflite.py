@@ -12,11 +12,10 @@ buffers) are given by the caller as `kernel_scratch` (op position -> bytes) and 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, AttentionParams, CustomOptionsError, scratch_bytes
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import Operator, TfliteModel, read_model
+from nlpool.core.tflite import Operator, TfliteModel
 
 from .graph import Graph, Op, Tensor
 from .inplace import inplace_depthwise_scratch
@@ -41,7 +40,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
             raise NlpoolError(f"{path}: tensor {t.index} has type {t.dtype.upper()}, which has no fixed size: cannot plan this model")
         if t.dynamic:
             raise NlpoolError(f"{path}: tensor {t.index} '{t.name}' has a dynamic shape {t.shape_signature}: "
-                              "re-export with a fixed input shape")
+                              "only a free (-1) batch is run at batch 1: re-export with fixed sizes for the other dimensions")
         tensors[t.index] = Tensor(t.index, t.name, t.shape, t.dtype, t.itemsize, t.constant)
     folds = foldable_pads(model)
     ops = []
@@ -100,8 +99,3 @@ def _inplace_scratch(model: TfliteModel, op: Operator) -> int:
     _, fh, fw, _ = model.tensors[op.inputs[1]].shape
     return inplace_depthwise_scratch(inp.shape[1:3], out.shape[1:3], (fh, fw), (o.strideH, o.strideW),
                                      (o.dilationHFactor, o.dilationWFactor), out.shape[3] // inp.shape[3])
-
-
-def graph_from_tflite(path: Path, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
-    """The main subgraph of a .tflite file as a planning graph (`kernel_scratch`: see graph_from_model)."""
-    return graph_from_model(read_model(path), kernel_scratch)

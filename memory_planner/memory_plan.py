@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .from_tflite import graph_from_tflite
+from nlpool.core.tflite import TfliteModel, read_model
+
+from .from_tflite import graph_from_model
 from .graph import Graph
 from .lifetimes import live_bytes_per_step, tensor_lifetimes
 from .plans import ArenaPlan, best_plan, lower_bound, naive_bytes
@@ -148,13 +150,15 @@ def _plan_graph(graph: Graph, inplace: bool, tflm: TflmPrediction) -> MemoryPlan
     )
 
 
-def plan_tflite(path: str | Path, inplace: bool = True, kernel_scratch: Mapping[int, int] | None = None) -> MemoryPlan:
-    """Plan a .tflite file; `best.offsets` are keyed by TFLite tensor index (subgraph 0).
+def plan_tflite(model: str | Path | TfliteModel, inplace: bool = True, kernel_scratch: Mapping[int, int] | None = None
+                ) -> MemoryPlan:
+    """Plan a .tflite file, or a model already read; `best.offsets` are keyed by TFLite tensor index (subgraph 0).
 
     `kernel_scratch` (op position -> bytes) is scratch memory the runtime's kernels need beyond what
     the model's own ops declare, e.g. CMSIS-NN's convolution buffers; it is planned in the arena.
     """
-    return build_plan(graph_from_tflite(Path(path), kernel_scratch), inplace=inplace)
+    read = model if isinstance(model, TfliteModel) else read_model(model)
+    return build_plan(graph_from_model(read, kernel_scratch), inplace=inplace)
 
 
 def plan_model(model: Any, cfg: Any) -> MemoryPlan:

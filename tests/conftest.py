@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,23 @@ NLPOOL_SCRIPT = Path(sys.executable).with_name("nlpool")
 # one thread per core oversubscribes them. Measured on a loaded machine: a MobileNetV2-0.35x training
 # step took 15.7 s wall with 2 threads and 0.43 s with 1.
 torch.set_num_threads(1)
+
+# MLPerf Tiny's reference models are third-party data read in place from ../shared (never copied here).
+MLPERF_TINY_DIR = Path(os.environ.get("NLPOOL_MLPERF_TINY_DIR", Path(__file__).resolve().parents[2] / "shared/data/mlperf_tiny"))
+VWW_MODEL = MLPERF_TINY_DIR / "vww_96_int8.tflite"
+IC_MODEL = MLPERF_TINY_DIR / "pretrainedResnet_quant.tflite"
+
+
+def mlperf_model(path: Path) -> Path:
+    """`path` when the shared MLPerf Tiny models are beside the repository; else the test is skipped, except
+    in CI, which always has them and must not pass by skipping."""
+    if not path.is_file():
+        import pytest
+
+        if os.environ.get("CI"):
+            pytest.fail(f"{path} is missing: CI runs with ../shared beside the repository")
+        pytest.skip(f"{path} is not here (the shared MLPerf Tiny models)")
+    return path
 
 
 def run_cli(args: list[str], subprocess_run: bool = False) -> tuple[int, str, str]:

@@ -97,7 +97,7 @@ def _make_workspace(ws: Path) -> None:
     _tflite(tf / "zero_scale.tflite", lambda m: setattr(m.subgraphs[0].tensors[0].quantization, "scale", [0.0]))
     _tflite(tf / "buffer_index.tflite", lambda m: setattr(m.subgraphs[0].tensors[1], "buffer", 10**6))
     _tflite(tf / "opcode.tflite", lambda m: setattr(m.subgraphs[0].operators[0], "opcodeIndex", 99))
-    _tflite(tf / "dynamic.tflite", lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]], "shapeSignature", [-1, 32, 32, 3]))
+    _tflite(tf / "dynamic.tflite", lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].inputs[0]], "shapeSignature", [1, -1, 32, 3]))
     _tflite(tf / "no_subgraph.tflite", lambda m: setattr(m, "subgraphs", []))
     _tflite(tf / "type.tflite", lambda m: setattr(m.subgraphs[0].tensors[0], "type", 99))
     _tflite(tf / "rank0_out.tflite", lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]], "shape", []))

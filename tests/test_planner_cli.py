@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import VWW_MODEL, mlperf_model, run_cli
 
 from memory_planner import build_plan, graph_from_torch, plan_model, plan_tflite, write_reports
 from memory_planner import claims as claims_module
@@ -169,3 +170,10 @@ def test_a_float_model_is_planned_at_its_real_sizes_with_a_warning(capsys, tmp_p
     code, out, err = run(capsys, "plan", str(path), "--sram", "1m", "--json")
     assert code == 0 and err.startswith("warning:") and "float32 activations" in err and err.count("\n") == 1
     assert json.loads(out)["peak_bytes"] == 4 * plan_tflite(CHAIN).peak_bytes  # 4-byte elements, same layout
+
+
+def test_keras_models_free_batch_is_planned_at_batch_1_with_a_note():
+    code, out, err = run_cli(["plan", str(mlperf_model(VWW_MODEL)), "--sram", "512k"])
+    assert code == 0, err
+    assert "planned and run at batch 1" in err and len(err.strip().splitlines()) == 1
+    assert "55,296 B" in out  # the VWW peak: the 48x48x8 depthwise output beside the 48x48x16 pointwise output

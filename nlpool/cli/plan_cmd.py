@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import read_model
 
 from .model_options import MODEL_FLAGS, model_options, resolve_model
 from .params import size_param
@@ -58,7 +59,11 @@ def plan_command(
         if given or preset is not None or checkpoint is not None:
             named = given + (["--model"] if preset else []) + (["--checkpoint"] if checkpoint else [])
             raise NlpoolError(f"{tflite} and {' '.join(named)} both name a model: pass either a .tflite file or model flags")
-        plan = plan_tflite(tflite)
+        model_file = read_model(tflite)
+        note = model_file.free_batch_note()
+        if note:
+            click.echo(note, err=True)
+        plan = plan_tflite(model_file)
     else:
         model, cfg, _source = resolve_model(preset, checkpoint, **flags)
         plan = plan_model(model, cfg)

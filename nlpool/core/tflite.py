@@ -100,9 +100,17 @@ class Tensor:
         return (self.scale, self.zero_point) if self.scales.size == 1 else None
 
     @property
+    def free_batch(self) -> bool:
+        """True for the Keras converter's open batch: -1 as the first signature dimension of a tensor whose
+        shape has batch 1. TFLM (and nlpool) run such a model at batch 1, its shape as written."""
+        return len(self.shape_signature) == len(self.shape) > 0 and self.shape_signature[0] < 0 and self.shape[0] == 1
+
+    @property
     def dynamic(self) -> bool:
-        """True when the model leaves a dimension open (-1 in the shape signature, e.g. a free batch)."""
-        return any(d < 0 for d in self.shape_signature)
+        """True when the model leaves a dimension open that batch 1 does not close (-1 in the shape signature
+        anywhere but a free batch): its size is known only at run time, so it cannot be planned."""
+        open_dims = self.shape_signature[1:] if self.free_batch else self.shape_signature
+        return any(d < 0 for d in open_dims)
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,17 @@ class TfliteModel:
     file_bytes: int
     subgraph_count: int
     raw: schema.ModelT
+
+    @property
+    def free_batch(self) -> bool:
+        """True when the model was converted with an open (-1) batch; it is planned and run at batch 1."""
+        return any(t.free_batch for t in self.tensors)
+
+    def free_batch_note(self) -> str | None:
+        """The one line that tells the user a -1 batch is run at batch 1, or None when there is none."""
+        if not self.free_batch:
+            return None
+        return f"note: {self.path.name} leaves its batch open (-1 in shape_signature): planned and run at batch 1, as TFLM runs it"
 
     def op_names(self) -> list[str]:
         """Operator names in execution order (custom ops by their custom code)."""

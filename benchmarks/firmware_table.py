@@ -24,7 +24,7 @@ import torch
 from memory_planner import plan_tflite
 from memory_planner.tflm_model import measure_tflm
 from nlpool.cli.model_options import RANDOM_WEIGHTS, resolve_model
-from nlpool.core.custom_ops import OP_NAME
+from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME
 from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
 
 TARGET = "cortex-m7"
@@ -60,7 +60,7 @@ def measure(label: str, flags: dict[str, Any], out_dir: Path, firmware_inputs: i
     fused = out_dir / "model_int8_fused.tflite"
     ops = report["tflite_int8_fused"]["ops"]
     predicted = plan_tflite(fused).tflm
-    wheel = None if OP_NAME in ops else measure_tflm(fused)
+    wheel = None if WEIGHTED_POOL_OP_NAME in ops else measure_tflm(fused)
     return {"label": label, "ops": sum(ops.values()), "firmware": report["firmware"], "tflm": report.get("tflm", {}),
             "wheel": wheel, "predicted": predicted, "failures": report["failures"]}
 

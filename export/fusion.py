@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
+from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import read_model, schema, write_model
 
@@ -194,7 +194,7 @@ def find_weighted_pools(model: schema.ModelT, subgraph: int = 0) -> list[PoolMat
 
 def _custom_op(model: schema.ModelT, match: PoolMatch) -> schema.OperatorT:
     op = schema.OperatorT()
-    op.opcodeIndex = opcode_index(model, schema.BuiltinOperator.CUSTOM, OP_NAME)
+    op.opcodeIndex = opcode_index(model, schema.BuiltinOperator.CUSTOM, WEIGHTED_POOL_OP_NAME)
     op.inputs = [match.x, match.r]
     op.outputs = [match.y]
     op.customOptions = np.frombuffer(match.params.to_flexbuffer(), dtype=np.uint8).copy()

@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams, WeightedPoolParams
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, model_bytes, read_model, schema
 
@@ -81,7 +81,7 @@ class _Segment:
 
 def _custom_kernel(model: TfliteModel, op: Operator, kernels: Kernels) -> CustomKernel:
     """The golden model of one custom op, with its options decoded once and constants bound."""
-    if op.name == OP_NAME:
+    if op.name == WEIGHTED_POOL_OP_NAME:
         pool = WeightedPoolParams.from_flexbuffer(op.custom_options)
         x, r = op.inputs[:2]
         return lambda values: weighted_pool(pool, values[x], values[r])
@@ -114,7 +114,7 @@ class HostModel:
         self.custom_ops = 0
         runs: list[list[int] | int] = []
         for index, op in enumerate(model.operators):
-            if op.name in (OP_NAME, ATTENTION_OP_NAME):
+            if op.name in (WEIGHTED_POOL_OP_NAME, ATTENTION_OP_NAME):
                 runs.append(index)
             elif runs and isinstance(runs[-1], list):
                 runs[-1].append(index)

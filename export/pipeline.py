@@ -224,7 +224,7 @@ def convert_to_int8(onnx: OnnxResult, data: ExportData, work_dir: Path, scratch_
     return TfliteResult(convert_int8(onnx.path, data.calibration, scratch_dir / "onnx2tf", work_dir / "model_int8.tflite"))
 
 
-def fuse_pools(tflite: TfliteResult, work_dir: Path) -> FusedResult:
+def fuse_custom_ops(tflite: TfliteResult, work_dir: Path) -> FusedResult:
     """Rewrite every weighted pooling into one NLPOOL_WEIGHTED_POOL custom op, then every attention
     block into one NLPOOL_ATTENTION op; a block that does not match keeps its ops and the report says why.
 

@@ -31,7 +31,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, attention_scratch_bytes
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, attention_scratch_bytes
 
 from .graph import Graph, Op, Tensor
 from .inplace import inplace_depthwise_scratch
@@ -234,7 +234,7 @@ def _fold(calls: list[dict[str, Any]], meta: dict[int, dict[str, Any]], outputs:
     return kept
 
 
-WEIGHTED_POOL = f"CUSTOM:{OP_NAME}"
+WEIGHTED_POOL = f"CUSTOM:{WEIGHTED_POOL_OP_NAME}"
 
 
 def _fuse_weighted_pools(calls: list[dict[str, Any]], outputs: set[int]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ tf = pytest.importorskip("tensorflow")
 from export.fusion import FusionError, fuse_file  # noqa: E402
 from export.graph_edit import GraphView, compact, quant_params  # noqa: E402
 from export.host_run import HostModel  # noqa: E402
-from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams  # noqa: E402
+from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME, WeightedPoolParams  # noqa: E402
 from nlpool.core.tflite import read_model, write_model  # noqa: E402
 
 CHANNELS = 4
@@ -101,7 +101,7 @@ def test_one_pool_becomes_one_custom_op_with_the_tensors_quantisation(models, tm
     matches = fuse_file(src, dst)
     assert len(matches) == 1
     fused = read_model(dst).raw
-    assert read_model(dst).op_names() == ["CONV_2D", OP_NAME]
+    assert read_model(dst).op_names() == ["CONV_2D", WEIGHTED_POOL_OP_NAME]
     graph = fused.subgraphs[0]
     op = graph.operators[1]
     x, r, y = (graph.tensors[int(t)] for t in (*op.inputs, *op.outputs))
@@ -124,7 +124,7 @@ def test_several_pools_all_fuse_and_no_pooling_op_is_left(models, tmp_path):
     dst = tmp_path / "fused.tflite"
     assert len(fuse_file(src, dst)) == 3
     names = read_model(dst).op_names()
-    assert names == ["CONV_2D", OP_NAME] * 3
+    assert names == ["CONV_2D", WEIGHTED_POOL_OP_NAME] * 3
     assert not POOLING_OPS & set(names)
     fused = HostModel(dst)
     inputs = _inputs(fused)
@@ -139,7 +139,7 @@ def test_int8_div_without_float_island_fuses_to_the_same_model(models, tmp_path)
     fuse_file(island, tmp_path / "a.tflite")
     fuse_file(plain, tmp_path / "b.tflite")
     a, b = HostModel(tmp_path / "a.tflite"), HostModel(tmp_path / "b.tflite")
-    assert read_model(tmp_path / "b.tflite").op_names() == ["CONV_2D", OP_NAME] * 3
+    assert read_model(tmp_path / "b.tflite").op_names() == ["CONV_2D", WEIGHTED_POOL_OP_NAME] * 3
     inputs = _inputs(a)
     np.testing.assert_array_equal(a.predict(inputs), b.predict(inputs))
 

@@ -21,7 +21,7 @@ if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") 
 import torch
 
 from export.host_run import HostModel
-from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
+from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, fuse_custom_ops
 from firmware.aot import generate_project
 from firmware.verify import measure_firmware
 from nlpool.cli.model_options import resolve_model
@@ -45,7 +45,7 @@ def exported(request, tmp_path_factory: pytest.TempPathFactory) -> dict:
     work.mkdir()
     data = synthetic_export_data(cfg.input_size, calib_samples=8, fidelity_samples=samples)
     onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
-    fused = fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work).path
+    fused = fuse_custom_ops(convert_to_int8(onnx, data, work, root / "scratch"), work).path
     images = data.eval_images
     with torch.no_grad():
         pytorch = model(images).numpy()

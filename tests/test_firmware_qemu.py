@@ -28,7 +28,7 @@ from export.host_run import HostModel
 from firmware.aot import generate_project
 from firmware.run import FirmwareRunError, build_and_run
 from firmware.testing import convert
-from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams
+from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import opcode_name, read_model, schema, write_model
 
@@ -46,7 +46,7 @@ def _fuse_add_pool(src: Path, dst: Path) -> None:
     x_t, r_t, y_t = (sub.tensors[i] for i in (add.inputs[0], add.inputs[1], pool.outputs[0]))
     params = WeightedPoolParams.from_quantization((2, 2), (2, 2), quant_params(x_t), quant_params(r_t), quant_params(y_t))
     op = schema.OperatorT()
-    op.opcodeIndex = opcode_index(model, schema.BuiltinOperator.CUSTOM, OP_NAME)
+    op.opcodeIndex = opcode_index(model, schema.BuiltinOperator.CUSTOM, WEIGHTED_POOL_OP_NAME)
     op.inputs, op.outputs = list(add.inputs), list(pool.outputs)
     op.customOptions = list(params.to_flexbuffer())
     op.customOptionsFormat = schema.CustomOptionsFormat.FLEXBUFFERS

@@ -28,7 +28,7 @@ from export.golden import attention
 from export.host_run import HostModel
 from firmware.tflm import generate_tflm_project, run_host
 from firmware.tflm.project import _model_array
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, read_model, write_model
 
@@ -144,7 +144,7 @@ def test_the_project_registers_and_compiles_only_the_models_custom_ops(tmp_path:
     makefile = (project.path / "Makefile").read_text()
     assert "SRCS_CC := main.cc model_data.cc nlpool_attention_op.cc\n" in makefile
     assert "SRCS_C := kernels/nlpool_attention.c\n" in makefile
-    assert OP_NAME not in main
+    assert WEIGHTED_POOL_OP_NAME not in main
 
 
 @pytest.mark.skipif(not os.environ.get("NLPOOL_TFLM_DIR"), reason="no TFLM tree (set NLPOOL_TFLM_DIR)")

@@ -15,7 +15,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("xmos_ai_tools")
 
 from export.host_run import HostModel
-from export.pipeline import FusedResult, convert_to_int8, export_to_onnx, fold_batchnorms, fuse_pools
+from export.pipeline import FusedResult, convert_to_int8, export_to_onnx, fold_batchnorms, fuse_custom_ops
 from firmware.aot.generate import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
@@ -39,7 +39,7 @@ def export_fused(root: Path, preset: str, **flags: object) -> FusedResult:
     work.mkdir()
     data = synthetic_export_data(cfg.input_size, calib_samples=8)
     onnx = export_to_onnx(fold_batchnorms(model, data), data, work)
-    return fuse_pools(convert_to_int8(onnx, data, work, root / "scratch"), work)
+    return fuse_custom_ops(convert_to_int8(onnx, data, work, root / "scratch"), work)
 
 
 @pytest.fixture(scope="module", params=sorted(MODELS))

@@ -25,7 +25,7 @@ from firmware.tflm import generate_tflm_project, run_host  # noqa: E402
 from firmware.tflm.host import xmos_ai_tools_dir  # noqa: E402
 from firmware.tflm.ops import RESOLVER_METHODS  # noqa: E402
 from firmware.tflm.report import host_report  # noqa: E402
-from nlpool.core.custom_ops import OP_NAME, WeightedPoolParams  # noqa: E402
+from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME, WeightedPoolParams  # noqa: E402
 from nlpool.core.errors import NlpoolError  # noqa: E402
 from nlpool.core.tflite import read_model, write_model  # noqa: E402
 
@@ -79,7 +79,7 @@ def resolver_calls(project_dir: Path) -> tuple[list[str], int, list[str]]:
     calls = re.findall(r"resolver\.(Add\w+)\(\)", main)
     customs = re.findall(r"AddCustom\(nlpool::kWeightedPoolOpName", main)
     count = int(re.search(r"constexpr int kNumOps = (\d+);", main).group(1))
-    return calls, count, [OP_NAME] * len(customs)
+    return calls, count, [WEIGHTED_POOL_OP_NAME] * len(customs)
 
 
 @pytest.fixture(scope="module")
@@ -108,9 +108,9 @@ def test_small_model_is_bit_exact_with_the_aot_firmware(small):
 def test_resolver_holds_exactly_the_models_ops(small):
     calls, count, customs = resolver_calls(small["project"].path)
     used = set(read_model(small["fused"]).op_names())
-    builtins = used - {OP_NAME}
+    builtins = used - {WEIGHTED_POOL_OP_NAME}
     assert {RESOLVER_METHODS[name] for name in builtins} == set(calls) and len(calls) == len(builtins)
-    assert customs == [OP_NAME] and count == len(used) == len(small["project"].ops)
+    assert customs == [WEIGHTED_POOL_OP_NAME] and count == len(used) == len(small["project"].ops)
     assert set(small["project"].ops) == used
 
 
@@ -124,7 +124,8 @@ def test_resolver_methods_exist_in_the_tflm_header():
 def _tamper(fused: Path, out: Path, **changes: object) -> None:
     model = read_model(fused).raw
     graph = model.subgraphs[0]
-    (op,) = [o for o in graph.operators if model.operatorCodes[o.opcodeIndex].customCode in (OP_NAME, OP_NAME.encode())]
+    (op,) = [o for o in graph.operators if model.operatorCodes[o.opcodeIndex].customCode in (WEIGHTED_POOL_OP_NAME,
+                                                                                          WEIGHTED_POOL_OP_NAME.encode())]
     params = WeightedPoolParams.from_flexbuffer(op.customOptions)
     op.customOptions = list(dataclasses.replace(params, **{k: v(params) for k, v in changes.items()}).to_flexbuffer())
     write_model(model, out)

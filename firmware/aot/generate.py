@@ -22,7 +22,7 @@ from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initial
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, foldable_pads, plan_tflite
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME, AttentionParams
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, Tensor, TfliteModel, read_model
 
@@ -173,7 +173,7 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
         lhs = t[op.inputs[0]]
         depth = lhs.shape[-2] if op.options.adjX else lhs.shape[-1]
         return out.size * depth
-    if op.name == OP_NAME:
+    if op.name == WEIGHTED_POOL_OP_NAME:
         return t[op.inputs[0]].size
     if op.name == ATTENTION_OP_NAME:  # projections 4 N E^2, scores and mixing 2 N^2 E
         options = AttentionParams.from_flexbuffer(op.custom_options)

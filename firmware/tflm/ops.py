@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel
 
@@ -48,7 +48,7 @@ class CustomKernel:
 
 # The custom ops the TFLM project has a kernel for, by custom code.
 TFLM_CUSTOM_KERNELS: dict[str, CustomKernel] = {
-    OP_NAME: CustomKernel(
+    WEIGHTED_POOL_OP_NAME: CustomKernel(
         "nlpool_weighted_pool", "Register_NLPOOL_WEIGHTED_POOL", "kWeightedPoolOpName",
         "init parses the FlexBuffer options; prepare checks types, shapes, zero points, output multiplier and "
         "exp table against the tensors and fails with a `MicroPrintf` message naming the mismatch; eval calls "

@@ -30,7 +30,7 @@ from firmware.tflm.host import io_spec
 from firmware.tflm.project import TEMPLATES
 from firmware.tflm.sources import kernel_set
 from memory_planner import MemoryPlan, plan_tflite
-from nlpool.core.custom_ops import ATTENTION_OP_NAME, OP_NAME
+from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
 
 TFLM_DIR_ENV = "NLPOOL_TFLM_DIR"
@@ -224,7 +224,7 @@ def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.nd
     ns_per_tick = BOARDS[target].ns_per_tick
     built = kernels.group(1)
     has_file = (lambda path: (tree.path / path).is_file()) if tree is not None else (lambda path: True)
-    customs = {OP_NAME, ATTENTION_OP_NAME}
+    customs = {WEIGHTED_POOL_OP_NAME, ATTENTION_OP_NAME}
     profiled = parse_profile(log, ns_per_tick, lambda tag: kernel_set(tag, built, has_file, tag in customs))
     return TargetRun(outputs, built, int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
                      round(ticks * ns_per_tick / max(done, 1)), flash, sram,

@@ -17,7 +17,7 @@ from flatbuffers import flexbuffers
 from .errors import NlpoolError
 from .fixedpoint import quantize_multiplier
 
-OP_NAME = "NLPOOL_WEIGHTED_POOL"
+WEIGHTED_POOL_OP_NAME = "NLPOOL_WEIGHTED_POOL"
 TABLE_SHIFT = 14
 TABLE_SIZE = 256
 # exp(sigmoid(v)) lies in [1, e]: Q14 table entries lie in [2^14, round(e * 2^14)].
@@ -114,9 +114,9 @@ class WeightedPoolParams:
     @classmethod
     def from_flexbuffer(cls, blob: bytes | bytearray | np.ndarray) -> WeightedPoolParams:
         """Decode and validate options; CustomOptionsError names the first bad field."""
-        values = _decode_integer_map(OP_NAME, blob, cls.__dataclass_fields__)
+        values = _decode_integer_map(WEIGHTED_POOL_OP_NAME, blob, cls.__dataclass_fields__)
         if len(values["table"]) != TABLE_SIZE:
-            raise CustomOptionsError(f"{OP_NAME} option table must be {TABLE_SIZE} integers")
+            raise CustomOptionsError(f"{WEIGHTED_POOL_OP_NAME} option table must be {TABLE_SIZE} integers")
         params = cls(**values)  # type: ignore[arg-type]
         params.check()
         return params
@@ -124,15 +124,17 @@ class WeightedPoolParams:
     def check(self) -> None:
         """The ranges docs/custom_op.md guarantees to a kernel (window, strides, zero points, table)."""
         if min(self.filter_h, self.filter_w, self.stride_h, self.stride_w) < 1:
-            raise CustomOptionsError(f"{OP_NAME} window and strides must be >= 1")
+            raise CustomOptionsError(f"{WEIGHTED_POOL_OP_NAME} window and strides must be >= 1")
         if self.filter_h * self.filter_w > MAX_WINDOW_ELEMENTS:
-            raise CustomOptionsError(f"{OP_NAME} window {self.filter_h}x{self.filter_w} exceeds {MAX_WINDOW_ELEMENTS} elements")
+            raise CustomOptionsError(
+                f"{WEIGHTED_POOL_OP_NAME} window {self.filter_h}x{self.filter_w} exceeds {MAX_WINDOW_ELEMENTS} elements")
         if not all(-128 <= z <= 127 for z in (self.x_zero_point, self.r_zero_point, self.out_zero_point)):
-            raise CustomOptionsError(f"{OP_NAME} zero points must be int8")
+            raise CustomOptionsError(f"{WEIGHTED_POOL_OP_NAME} zero points must be int8")
         if self.table_shift != TABLE_SHIFT or not all(TABLE_MIN <= v <= TABLE_MAX for v in self.table):
-            raise CustomOptionsError(f"{OP_NAME} table must hold Q{TABLE_SHIFT} values of exp(sigmoid(.)) in [{TABLE_MIN}, {TABLE_MAX}]")
+            raise CustomOptionsError(
+                f"{WEIGHTED_POOL_OP_NAME} table must hold Q{TABLE_SHIFT} values of exp(sigmoid(.)) in [{TABLE_MIN}, {TABLE_MAX}]")
         if not (0 < self.out_multiplier < 1 << 31 and MIN_OUT_SHIFT <= self.out_shift <= MAX_OUT_SHIFT):
-            raise CustomOptionsError(f"{OP_NAME} output multiplier/shift are outside the op's fixed-point range")
+            raise CustomOptionsError(f"{WEIGHTED_POOL_OP_NAME} output multiplier/shift are outside the op's fixed-point range")
 
 
 
@@ -284,7 +286,8 @@ class AttentionParams:
 
 
 # Every custom op nlpool writes, by custom code, with the class that encodes and decodes its options.
-CUSTOM_OPS: dict[str, type[WeightedPoolParams] | type[AttentionParams]] = {OP_NAME: WeightedPoolParams, ATTENTION_OP_NAME: AttentionParams}
+CUSTOM_OPS: dict[str, type[WeightedPoolParams] | type[AttentionParams]] = {
+    WEIGHTED_POOL_OP_NAME: WeightedPoolParams, ATTENTION_OP_NAME: AttentionParams}
 
 
 class Operand(Protocol):
@@ -309,7 +312,7 @@ class CustomArity:
 
 
 CUSTOM_ARITY: dict[str, CustomArity] = {
-    OP_NAME: CustomArity(("x", "r")),
+    WEIGHTED_POOL_OP_NAME: CustomArity(("x", "r")),
     ATTENTION_OP_NAME: CustomArity(ATTENTION_INPUTS, frozenset({"pos_table", "qkv_bias", "out_bias"})),
 }
 
@@ -319,7 +322,7 @@ def check_operands(params: WeightedPoolParams | AttentionParams, inputs: tuple[O
     them); `inputs` follow CUSTOM_ARITY, None for an absent optional one. Raises CustomOptionsError."""
     if isinstance(params, WeightedPoolParams):
         if any(t is None or len(t.shape) != 4 for t in (*inputs, output)):
-            raise CustomOptionsError(f"{OP_NAME} needs 4-D (NHWC) inputs and output")
+            raise CustomOptionsError(f"{WEIGHTED_POOL_OP_NAME} needs 4-D (NHWC) inputs and output")
         return
     name, n, e = ATTENTION_OP_NAME, params.tokens, params.width
     operands = dict(zip(ATTENTION_INPUTS, inputs, strict=True))

@@ -39,7 +39,7 @@ from export.pipeline import (
     echo_to_stderr,
     export_to_onnx,
     fold_batchnorms,
-    fuse_pools,
+    fuse_custom_ops,
     measure_fidelity,
     prepare_data,
 )
@@ -467,7 +467,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         folded = run.run(step_fold, fold_batchnorms, network, data)
         onnx = run.run(step_onnx, export_to_onnx, folded, data, work)
         tflite = run.run(step_tflite, convert_to_int8, onnx, data, work, run.scratch_dir)
-        fused = run.run(step_fuse, fuse_pools, tflite, work)
+        fused = run.run(step_fuse, fuse_custom_ops, tflite, work)
         run.run(step_fidelity, measure_fidelity, network, data, onnx, tflite, fused)
         memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work, cmsis_nn)
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)

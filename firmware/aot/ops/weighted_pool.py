@@ -41,7 +41,7 @@ class WeightedPoolParams(Params, c_name="nlpool_weighted_pool_params_t", header=
 KERNEL = Kernel("nlpool_weighted_pool", WeightedPoolParams, (TensorArg("x"), TensorArg("r"), TensorArg("y", output=True)))
 
 
-@register(custom_ops.OP_NAME)
+@register(custom_ops.WEIGHTED_POOL_OP_NAME)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """The options, decoded and validated by the contract, checked against the tensors' quantisation
     (what TFLM's Prepare checks)."""
@@ -54,7 +54,7 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
         raise UnsupportedOp(str(exc)) from None
     for key, t in (("x_zero_point", x), ("r_zero_point", r), ("out_zero_point", out)):
         if getattr(options, key) != t.zero_point:
-            raise UnsupportedOp(f"{custom_ops.OP_NAME} option {key}={getattr(options, key)} differs from "
+            raise UnsupportedOp(f"{custom_ops.WEIGHTED_POOL_OP_NAME} option {key}={getattr(options, key)} differs from "
                                 f"tensor zero point {t.zero_point}")
     b, ih, iw, c = x.shape
     _, oh, ow, _ = out.shape

@@ -32,7 +32,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, model_bytes, read_model, schema
+from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, load_model, model_bytes, schema
 
 from .golden import attention, weighted_pool
 
@@ -50,6 +50,13 @@ def long_softmax_row(model: TfliteModel) -> int:
             if op.name == "SOFTMAX" and model.tensors[op.inputs[0]].dtype == "int8"]
     return max((n for n in rows if n > SOFTMAX_SAFE_ROW), default=0)
 Kernels = Literal["tflite", "tflm"]
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """Float values as an int8 tensor of `scale` and `zero_point` stores them (NumPy's rounding, half to
+    even, then clamp): the one rule every host-side input quantisation uses, so the camera tables, the
+    fidelity chain and the firmware inputs agree."""
+    return np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
 
 
 class _TflmSegment:
@@ -97,11 +104,11 @@ def _custom_kernel(model: TfliteModel, op: Operator, kernels: Kernels) -> Custom
 class HostModel:
     """A TFLite model (builtins plus nlpool's custom ops) executable on the host, batch of 1 per call."""
 
-    def __init__(self, path: str | Path, kernels: Kernels = "tflite") -> None:
-        model = read_model(path)
+    def __init__(self, path: str | Path | TfliteModel, kernels: Kernels = "tflite") -> None:
+        model = load_model(path)
         row = long_softmax_row(model)
         if row:
-            raise NlpoolError(f"{Path(path).name} has an int8 SOFTMAX over rows of {row} values, on which the reference "
+            raise NlpoolError(f"{model.path.name} has an int8 SOFTMAX over rows of {row} values, on which the reference "
                               "interpreters abort the process: run the model with its attention fused (NLPOOL_ATTENTION)")
         self.kernels = kernels
         graph = model.raw.subgraphs[0]
@@ -181,8 +188,7 @@ class HostModel:
     def quantize_input(self, x: np.ndarray) -> np.ndarray:
         if self.input_qp is None:
             return x.astype(self.input_dtype)
-        scale, zero = self.input_qp
-        return np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+        return quantize(x, *self.input_qp)
 
     def dequantize_output(self, y: np.ndarray) -> np.ndarray:
         if self.output_qp is None:

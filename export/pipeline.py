@@ -34,13 +34,13 @@ from tqdm import tqdm
 
 from nlpool.core import VERSION
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import read_model, write_model
+from nlpool.core.tflite import TfliteModel, read_model, write_model
 from nlpool.data import ExportImages, Normalization
 
 from .attention_fusion import AttentionMatch, fuse_attention
 from .fidelity import fidelity_report, format_table
 from .fold_bn import fold_batchnorm
-from .fusion import PoolMatch, fuse_file
+from .fusion import PoolMatch, fuse_model
 from .host_run import HostModel, long_softmax_row
 from .onnx_export import OPSET, check_onnx, export_onnx, onnx_session, run_onnx
 from .outdir import REPORT_FILE, make_scratch_dir, make_work_dir, move_into_place, write_manifest
@@ -120,12 +120,13 @@ class OnnxResult(StepResult):
 
 @dataclass(frozen=True)
 class TfliteResult(StepResult):
-    """The full-integer int8 TFLite file as onnx2tf wrote it."""
+    """The full-integer int8 TFLite file as onnx2tf wrote it, read once."""
 
     path: Path
+    model: TfliteModel
 
     def report_section(self) -> dict[str, Any]:
-        return {"file": self.path.name, "ops": dict(Counter(read_model(self.path).op_names()))}
+        return {"file": self.path.name, "ops": dict(Counter(self.model.op_names()))}
 
     def written(self) -> tuple[Path, ...]:
         return (self.path,)
@@ -134,9 +135,11 @@ class TfliteResult(StepResult):
 @dataclass(frozen=True)
 class FusedResult(StepResult):
     """The int8 TFLite file with each weighted pooling replaced by one NLPOOL_WEIGHTED_POOL op and each
-    attention block by one NLPOOL_ATTENTION op: what both the AOT firmware and the TFLM project run."""
+    attention block by one NLPOOL_ATTENTION op: what both the AOT firmware and the TFLM project run,
+    read once (`model`) and handed to every later step."""
 
     path: Path
+    model: TfliteModel
     pools: tuple[PoolMatch, ...]
     attention: tuple[AttentionMatch, ...]
     attention_skipped: tuple[str, ...]
@@ -147,7 +150,7 @@ class FusedResult(StepResult):
             "custom_ops": len(self.pools),
             "attention_ops": len(self.attention),
             "attention_left_unfused": list(self.attention_skipped),
-            "ops": dict(Counter(read_model(self.path).op_names())),
+            "ops": dict(Counter(self.model.op_names())),
             "pools": [
                 {**m.names, "window": [m.params.filter_h, m.params.filter_w], "stride": [m.params.stride_h, m.params.stride_w]}
                 for m in self.pools
@@ -168,11 +171,13 @@ class FusedResult(StepResult):
 
 @dataclass(frozen=True)
 class FidelityResult(StepResult):
-    """ONNX, int8 and fused int8 measured against PyTorch on the held-out images."""
+    """ONNX, int8 and fused int8 measured against PyTorch on the held-out images; PyTorch's outputs
+    on them are kept for the firmware's comparison (the network runs on them once)."""
 
     samples: int
     source: str
     metrics: dict[str, dict[str, float]]
+    pytorch: np.ndarray
 
     def report_section(self) -> dict[str, Any]:
         return {"samples": self.samples, "data": self.source, **self.metrics}
@@ -221,7 +226,8 @@ def export_to_onnx(folded: FoldResult, data: ExportData, work_dir: Path) -> Onnx
 
 def convert_to_int8(onnx: OnnxResult, data: ExportData, work_dir: Path, scratch_dir: Path) -> TfliteResult:
     """Full-integer int8 TFLite through onnx2tf, calibrated on the calibration images."""
-    return TfliteResult(convert_int8(onnx.path, data.calibration, scratch_dir / "onnx2tf", work_dir / "model_int8.tflite"))
+    path = convert_int8(onnx.path, data.calibration, scratch_dir / "onnx2tf", work_dir / "model_int8.tflite")
+    return TfliteResult(path, read_model(path))
 
 
 def fuse_custom_ops(tflite: TfliteResult, work_dir: Path) -> FusedResult:
@@ -232,11 +238,11 @@ def fuse_custom_ops(tflite: TfliteResult, work_dir: Path) -> FusedResult:
     runtime's kernels/fully_connected.c and upstream TFLM do (docs/rounding.md), so the fused op is
     bit-exact with the unfused graph it replaces as TFLM runs it (`HostModel(kernels="tflm")`)."""
     path = work_dir / "model_int8_fused.tflite"
-    pools = tuple(fuse_file(tflite.path, path))
-    model = read_model(path).raw
-    attention = fuse_attention(model, fc_double_rounding=True)
-    write_model(model, path)
-    return FusedResult(path, pools, attention.matches, attention.skipped)
+    tree = read_model(tflite.path).raw  # a tree of its own: fusion edits it, and `tflite.model` stays the unfused model
+    pools = tuple(fuse_model(tree))
+    attention = fuse_attention(tree, fc_double_rounding=True)
+    write_model(tree, path)
+    return FusedResult(path, read_model(path), pools, attention.matches, attention.skipped)
 
 
 def measure_fidelity(model: nn.Module, data: ExportData, onnx: OnnxResult, tflite: TfliteResult,
@@ -249,21 +255,21 @@ def measure_fidelity(model: nn.Module, data: ExportData, onnx: OnnxResult, tflit
     nhwc = _nhwc(images)
     session = onnx_session(onnx.path)
 
-    def host(name: str, path: Path) -> Callable[[], np.ndarray]:
-        host_model = HostModel(path)
+    def host(name: str, tflite_model: TfliteModel) -> Callable[[], np.ndarray]:
+        host_model = HostModel(tflite_model)
         return lambda: np.concatenate([host_model.predict(x[None]) for x in tqdm(nhwc, desc=f"  {name}", leave=False, unit="input")])
 
     runners = {"onnx": lambda: run_onnx(session, images.numpy())}
     skipped = {}
-    row = long_softmax_row(read_model(tflite.path))
+    row = long_softmax_row(tflite.model)
     if row:  # the unfused attention's SOFTMAX over 512+ tokens aborts the reference interpreter
         skipped["tflite_int8"] = (f"not measured: its attention SOFTMAX rows hold {row} tokens, on which TFLite's reference "
                                   "kernel aborts (docs/rounding.md); the fused model runs them")
     else:
-        runners["tflite_int8"] = host("tflite_int8", tflite.path)
-    runners["tflite_int8_fused"] = host("tflite_int8_fused", fused.path)
+        runners["tflite_int8"] = host("tflite_int8", tflite.model)
+    runners["tflite_int8_fused"] = host("tflite_int8_fused", fused.model)
     metrics = fidelity_report(reference, runners, labels=None if data.eval_labels is None else data.eval_labels.numpy())
-    return FidelityResult(len(images), data.eval_source, {**metrics, **{k: {"note": v} for k, v in skipped.items()}})
+    return FidelityResult(len(images), data.eval_source, {**metrics, **{k: {"note": v} for k, v in skipped.items()}}, reference)
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def _agreement(q: np.ndarray, pytorch: np.ndarray, scale: float, zero_point: int
 
 def test_firmware_on_boards_matches_host_and_reference(exported: dict) -> None:
     for target in exported["targets"]:
-        report = measure_firmware(exported["project"], target, exported["inputs"], exported["reference"], exported["pytorch"]).report
+        report = measure_firmware(exported["project"], target, exported["inputs"], exported["reference"], exported["pytorch"]).to_json()
         print(exported["name"], report)
         assert report["bitexact_vs_host"] and report["bitexact_vs_reference"], report
         assert report["inferences"] == len(exported["inputs"])
@@ -78,7 +78,7 @@ def test_firmware_agreement_with_pytorch_is_the_reference_chains(exported: dict)
     """The firmware's top-1 / cosine against PyTorch are exactly the int8 reference chain's (it is
     bit-exact with it). The 98 % / 0.99 bars themselves are asserted on the default model with the
     CLI's calibration in tests/test_export_end_to_end.py; this fixture calibrates on 8 images for speed."""
-    report = measure_firmware(exported["project"], "host", exported["inputs"], exported["reference"], exported["pytorch"]).report
+    report = measure_firmware(exported["project"], "host", exported["inputs"], exported["reference"], exported["pytorch"]).to_json()
     ref_top1, ref_cos = _agreement(exported["reference"], exported["pytorch"], *exported["output_qp"])
     assert report["top1_agreement_vs_pytorch"] == ref_top1 and abs(report["cosine_vs_pytorch"] - ref_cos) < 1e-9
     assert ref_cos >= 0.99, report

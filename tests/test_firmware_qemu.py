@@ -137,12 +137,13 @@ def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inpu
     reference = np.stack([HostModel(small_model, kernels="tflm").run_quantized(x) for x in inputs])
     spec = HostModel(small_model).output_qp
     pytorch_stand_in = (reference.astype(np.float32) - spec[1]) * spec[0]
-    report = measure_firmware(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in).report
-    passed, _ = judge_firmware(report, ExportOptions("cortex-m7", 256 * 1024, tmp_path / "out"), trained=True)
+    measured = measure_firmware(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in)
+    passed, _ = judge_firmware(measured, ExportOptions("cortex-m7", 256 * 1024, tmp_path / "out"), trained=True)
+    report = measured.to_json()
     assert passed and report["bitexact_vs_host"] and report["bitexact_vs_reference"]
     assert report["top1_agreement_vs_pytorch"] == 1.0 and report["cosine_vs_pytorch"] > 0.999
     assert report["instructions_per_mac"] > 0 and report["arena_bytes"] >= report["arena_lower_bound_bytes"]
-    table = format_firmware_table(report, passed)
+    table = format_firmware_table(measured, passed)
     assert "PASS" in table and "instructions per inference" in table and "cycle" not in table
 
 

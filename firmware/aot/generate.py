@@ -24,7 +24,7 @@ from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, foldable_pads, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import Operator, Tensor, TfliteModel, read_model
+from nlpool.core.tflite import Operator, Tensor, TfliteModel, load_model
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
 KERNEL_DIR = FIRMWARE_DIR / "kernels"
@@ -182,10 +182,32 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
     return 0
 
 
-def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None) -> list[tuple[Operator, Prepared]]:
+@dataclass(frozen=True)
+class CmsisNnBuffers:
+    """CMSIS-NN's scratch bytes per op position of one model, as the tree at `root` computes them
+    (probed once per export and handed to the memory plan, the AOT generator and TFLM's arena plan)."""
+
+    root: Path
+    sizes: dict[int, BufferSizes]
+
+    def scratch(self, target: str | None = None) -> dict[int, int]:
+        """Op position -> bytes on `target` (None: the larger of the DSP and MVE sizes, for a project
+        that serves every core), for `plan_tflite(..., kernel_scratch=...)`."""
+        return {position: size.on(target) for position, size in self.sizes.items() if size.on(target)}
+
+
+def cmsis_nn_buffers(model: str | Path | TfliteModel, cmsis_nn: CmsisNn) -> CmsisNnBuffers:
+    """Ask CMSIS-NN (compile and run its buffer-size functions on the host) for every op it covers."""
+    graph = load_model(model)
+    return CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, _prepare_ops(graph, cmsis_nn, probe=False)))
+
+
+def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None,
+                 buffers: CmsisNnBuffers | None = None, probe: bool = True) -> list[tuple[Operator, Prepared]]:
     """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for
     on `target` (None: the larger of its DSP and MVE sizes, for a project that serves every core),
-    without one no op is on CMSIS-NN."""
+    from `buffers` when they were probed on this tree already; without a tree no op is on CMSIS-NN.
+    `probe=False` leaves the sizes at 0 (for the probe itself)."""
     _check_supported(graph)
     prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
@@ -196,9 +218,11 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
     prepared = _fold_pads(graph, prepared)
-    if cmsis_nn is None:
+    if cmsis_nn is None or not probe:
         return prepared
-    sizes = {position: size.on(target) for position, size in _probe_cmsis_scratch(cmsis_nn, graph, prepared).items()}
+    if buffers is None or buffers.root != cmsis_nn.root:
+        buffers = CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, prepared))
+    sizes = buffers.scratch(target)
     return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
 
 
@@ -241,12 +265,13 @@ def _kernel_scratch(prepared: list[tuple[Operator, Prepared]]) -> dict[int, int]
     return {op.position: p.cmsis_scratch_bytes for op, p in prepared if p.cmsis_scratch_bytes}
 
 
-def cmsis_nn_scratch(tflite_path: str | Path, cmsis_nn: CmsisNn, target: str | None = None) -> dict[int, int]:
+def cmsis_nn_scratch(model: str | Path | TfliteModel, cmsis_nn: CmsisNn, target: str | None = None) -> dict[int, int]:
     """Op position -> bytes of scratch CMSIS-NN's kernels need for this model, for
     `plan_tflite(..., kernel_scratch=...)`. Without `target`, the larger of its DSP and MVE sizes: what
     `generate_project` plans, since one AOT project serves every core. With it, what a build for that
-    core asks for: TFLM's CMSIS-NN kernels request it from TFLM's arena, built for one core."""
-    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn, target))
+    core asks for: TFLM's CMSIS-NN kernels request it from TFLM's arena, built for one core. A caller
+    that needs the sizes more than once probes once with `cmsis_nn_buffers` instead."""
+    return cmsis_nn_buffers(model, cmsis_nn).scratch(target)
 
 
 def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel,
@@ -267,10 +292,12 @@ def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel,
         return probe_scratch(cmsis_nn, root, probe_c, sorted({k.source for k in kernels}))
 
 
-def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: int,
+def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path, sram_budget: int,
                      default_target: str = "cortex-m7", plan: MemoryPlan | None = None,
-                     io: ProjectIO | None = None, cmsis_nn: CmsisNn | None = None) -> ProjectInfo:
-    """Write the AOT project for `tflite_path` into `out_dir` (replaced if it exists).
+                     io: ProjectIO | None = None, cmsis_nn: CmsisNn | None = None,
+                     buffers: CmsisNnBuffers | None = None) -> ProjectInfo:
+    """Write the AOT project for `tflite_path` (a file, or the model already read) into `out_dir`
+    (replaced if it exists).
 
     `plan` is memory_planner's plan of this model (`plan_tflite(tflite_path)`, with
     `kernel_scratch=cmsis_nn_scratch(...)` when `cmsis_nn` is given): the arena takes its offsets. A
@@ -279,13 +306,14 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
 
     `cmsis_nn` (a CMSIS-NN tree) makes the Cortex-M builds call Arm's CMSIS-NN for the ops it covers
     (model.c selects with NLPOOL_CMSIS_NN, which the Makefile sets when it builds against the tree);
-    the host build and a build without the tree keep nlpool's portable kernels.
+    the host build and a build without the tree keep nlpool's portable kernels. `buffers` are
+    CMSIS-NN's buffer sizes for this model when the caller probed them already (`cmsis_nn_buffers`).
 
     `sram_budget` (bytes) goes into every board's linker script as an ASSERT, so a firmware that
     does not fit fails to link with a message naming the budget. Raises NlpoolError for
     unsupported ops and budgets beyond a board's physical SRAM.
     """
-    tflite_path, out_dir = Path(tflite_path), Path(out_dir)
+    out_dir = Path(out_dir)
     if default_target not in BOARDS:
         raise NlpoolError(f"unknown target '{default_target}': use one of {', '.join(BOARDS)}")
     board = BOARDS[default_target]
@@ -293,11 +321,11 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
         raise NlpoolError(f"--sram {human_bytes(sram_budget)} is more than the "
                           f"{human_bytes(board.sram_length)} of SRAM on {default_target} "
                           f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
-    graph = read_model(tflite_path)
-    prepared = _prepare_ops(graph, cmsis_nn)
+    graph = load_model(tflite_path)
+    prepared = _prepare_ops(graph, cmsis_nn, buffers=buffers)
     activations = _activation_tensors(graph, prepared)
     if plan is None:
-        plan = plan_tflite(tflite_path, kernel_scratch=_kernel_scratch(prepared))
+        plan = plan_tflite(graph, kernel_scratch=_kernel_scratch(prepared))
     offsets, arena_bytes, lower_bound = _arena_layout(plan, graph, activations)
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})

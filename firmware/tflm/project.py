@@ -24,7 +24,7 @@ from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, 
 from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import TfliteModel, read_model
+from nlpool.core.tflite import TfliteModel, load_model
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
@@ -62,10 +62,11 @@ def arena_with_margin(predicted_bytes: int) -> int:
     return (predicted_bytes + margin + 15) // 16 * 16
 
 
-def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target: str = "cortex-m7",
+def generate_tflm_project(fused_tflite: str | Path | TfliteModel, out_dir: str | Path, target: str = "cortex-m7",
                           arena_bytes: int | None = None, sram_budget: int | None = None,
                           plan: MemoryPlan | None = None, io: ProjectIO | None = None) -> TflmProject:
-    """Writes the project for `fused_tflite` into `out_dir` (replaced as a whole, never half-written).
+    """Writes the project for `fused_tflite` (a file, or the model already read) into `out_dir`
+    (replaced as a whole, never half-written).
 
     `arena_bytes` is the planner's prediction of TFLM's whole arena for this model on the target (the
     project adds the margin of ARENA_MARGIN_FRACTION); when omitted it comes from `plan.tflm` (the
@@ -74,19 +75,18 @@ def generate_tflm_project(fused_tflite: str | Path, out_dir: str | Path, target:
     once; without either the model is planned here.
     `sram_budget` bounds the linker script's SRAM assertion (the board's SRAM by default).
     """
-    fused_tflite = Path(fused_tflite)
     out_dir = Path(out_dir)
     if target not in BOARDS:
         raise NlpoolError(f"unknown target {target!r}: use one of {', '.join(sorted(BOARDS))}")
-    if not fused_tflite.is_file():
+    if not isinstance(fused_tflite, TfliteModel) and not Path(fused_tflite).is_file():
         raise NlpoolError(f"{fused_tflite} does not exist: pass the fused int8 model written by nlpool export")
-    model = read_model(fused_tflite)
+    model = load_model(fused_tflite)
     ops = model_ops(model)
     if "EXP" in ops.builtins:
-        raise NlpoolError(f"{fused_tflite} still has EXP, which TFLM cannot run in int8: pass model_int8_fused.tflite, "
+        raise NlpoolError(f"{model.path} still has EXP, which TFLM cannot run in int8: pass model_int8_fused.tflite, "
                           f"where each weighted pooling is one NLPOOL_WEIGHTED_POOL op")
     if arena_bytes is None:
-        tflm = (plan if plan is not None else plan_tflite(fused_tflite)).tflm
+        tflm = (plan if plan is not None else plan_tflite(model)).tflm
         predicted, required = int(tflm.total_bytes_target), int(tflm.required_bytes_target)
     else:
         predicted = required = int(arena_bytes)

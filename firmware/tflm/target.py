@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot import cmsis_nn_scratch, find_cmsis_nn
+from firmware.aot import CmsisNnBuffers, cmsis_nn_buffers, find_cmsis_nn
 from firmware.boards import BOARDS
 from firmware.profile import OpProfile, Profile
 from firmware.run import elf_sizes, run_executable
@@ -32,6 +32,7 @@ from firmware.tflm.sources import kernel_set
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import TfliteModel, load_model
 
 TFLM_DIR_ENV = "NLPOOL_TFLM_DIR"
 TREE_HINT = ("get a TFLM source tree: git clone https://github.com/tensorflow/tflite-micro, then either "
@@ -137,16 +138,22 @@ def cache_key(tree: TflmTree, target: str) -> str:
     return digest.hexdigest()[:20]
 
 
-def tflm_plan(fused_tflite: str | Path, target: str, tree: TflmTree | None = None) -> MemoryPlan:
+def tflm_plan(fused_tflite: str | Path | TfliteModel, target: str, tree: TflmTree | None = None,
+              buffers: CmsisNnBuffers | None = None) -> MemoryPlan:
     """The memory plan whose `tflm` predicts TFLM's arena for this model built for `target` against
     `tree`: with CMSIS-NN kernels, the scratch buffers they request on that core (CMSIS-NN's own
     buffer-size functions, probed with the tree's CMSIS-NN, `firmware.aot.cmsis_nn_scratch`) are
     planned too. Measured on the default model: the MVE depthwise kernel's 4,464 B made the Cortex-M55
-    arena 2.8 % larger than a prediction without them."""
+    arena 2.8 % larger than a prediction without them. `buffers`: the sizes when the caller probed them
+    already with the same CMSIS-NN tree (else they are probed here)."""
+    model = load_model(fused_tflite)
     scratch = None
     if tree is not None and tree.kernels == "cmsis-nn":
-        scratch = cmsis_nn_scratch(fused_tflite, find_cmsis_nn(tree.third_party / "cmsis_nn"), target)
-    return plan_tflite(fused_tflite, kernel_scratch=scratch)
+        cmsis_nn = find_cmsis_nn(tree.third_party / "cmsis_nn")
+        if buffers is None or cmsis_nn is None or buffers.root != cmsis_nn.root:
+            buffers = cmsis_nn_buffers(model, cmsis_nn)
+        scratch = buffers.scratch(target)
+    return plan_tflite(model, kernel_scratch=scratch)
 
 
 class SramBudgetExceeded(NlpoolError):

@@ -404,6 +404,12 @@ def read_model(path: str | Path) -> TfliteModel:
     return TfliteModel(path, tensors, tuple(operators), inputs, outputs, len(file_data), len(model.subgraphs), model)
 
 
+def load_model(source: str | Path | TfliteModel) -> TfliteModel:
+    """`source` itself when it is a model already read, else the file read and validated: lets a caller
+    that holds the parsed model hand it on instead of every step parsing the file again."""
+    return source if isinstance(source, TfliteModel) else read_model(source)
+
+
 def model_bytes(model: schema.ModelT) -> bytes:
     """Serialise a schema tree with the TFLite file identifier."""
     builder = flatbuffers.Builder(1024)

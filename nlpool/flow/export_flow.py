@@ -16,7 +16,6 @@ holds the complete evidence; later steps that cannot run say which failure stopp
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,15 +25,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from export.host_run import HostModel, long_softmax_row
+from export.host_run import HostModel, quantize
 from export.pipeline import (
     EXPORT_STEPS,
     FIDELITY_SAMPLES,
     ExportData,
     ExportRun,
+    FidelityResult,
     FusedResult,
-    Step,
-    StepResult,
     convert_to_int8,
     echo_to_stderr,
     export_to_onnx,
@@ -43,40 +41,35 @@ from export.pipeline import (
     measure_fidelity,
     prepare_data,
 )
-from firmware.aot import CMSIS_NN_HINT, CmsisNn, cmsis_nn_scratch, find_cmsis_nn, generate_project
 from firmware.boards import check_sram_budget
 from firmware.io_header import ProjectIO, Rgb888Input
-from firmware.profile import Profile
 from firmware.run import check_tools
-from firmware.tflm import (
-    TREE_HINT,
-    SramBudgetExceeded,
-    build_for_target,
-    find_tree,
-    generate_tflm_project,
-    run_on_target,
-    target_report,
-    tflm_plan,
-)
-from firmware.verify import FirmwareMeasurement, format_firmware_table, measure_firmware
-from memory_planner import MemoryPlan, plan_tflite, write_reports
+from firmware.verify import FirmwareMeasurement
 from nlpool.checkpoint import TrainingRecord
 from nlpool.core.errors import NlpoolError
-from nlpool.core.tflite import read_model
 from nlpool.core.units import format_size
 from nlpool.data import Normalization, export_images
 from nlpool.models import ModelConfig, PixelInput
 
-EXIT_CHECK_FAILED = 1  # a comparison failed (firmware or TFLM not matching), or a project could not be made
-EXIT_OVER_BUDGET = 3  # same code as `nlpool plan` uses for "does not fit"
-# Kept in report.json; the per-layer rows and offsets stay in memory.json (they are large).
-MEMORY_REPORT_KEYS_DROPPED = ("layers", "offsets")
-RANDOM_WEIGHTS_NOTE = "not enforced: random weights (pass --checkpoint or use the shipped default)"
+from .deploy import (
+    DEPLOY_STEPS,
+    FIRMWARE,
+    MEMORY,
+    TFLM,
+    Deployable,
+    ExportOutcome,
+    FirmwareInputs,
+    FirmwareVerdict,
+    KernelTrees,
+    build_firmware,
+    build_tflm,
+    finish,
+    first_failure,
+    plan_memory,
+)
 
-MEMORY = Step("memory", "plan memory against the SRAM budget (memory.md/json/png)")
-FIRMWARE = Step("firmware", "AOT C firmware: generate, build, run on QEMU and host, compare")
-TFLM = Step("tflm", "TFLM C++ project: generate, build against upstream TFLM, run on QEMU, compare with the AOT firmware")
-STEPS = (*EXPORT_STEPS, MEMORY, FIRMWARE, TFLM)
+RANDOM_WEIGHTS_NOTE = "not enforced: random weights (pass --checkpoint or use the shipped default)"
+STEPS = (*EXPORT_STEPS, *DEPLOY_STEPS)
 
 
 @dataclass(frozen=True)
@@ -143,241 +136,31 @@ class ModelToExport:
         return f"{d.get('name', type(self.model).__name__)} ({self.input_size}px, {self.num_classes} classes)"
 
 
-@dataclass(frozen=True)
-class Failure:
-    """A failed check: the exit code it gives, the error line printed, and the cause later steps name
-    when they are skipped because of it."""
-
-    exit_code: int
-    message: str
-    cause: str
-
-
-@dataclass(frozen=True)
-class MemoryResult(StepResult):
-    """The one memory plan of the fused model (the AOT generator takes it) and its verdict against the budget."""
-
-    plan: MemoryPlan
-    section: dict[str, Any]
-    files: tuple[Path, ...]
-
-    @property
-    def failure(self) -> Failure | None:
-        if self.section["fits"]:
-            return None
-        return Failure(EXIT_OVER_BUDGET, f"over budget: {self.section['message']} (see memory.md)", "over the SRAM budget")
-
-    def report_section(self) -> dict[str, Any]:
-        return self.section
-
-    def written(self) -> tuple[Path, ...]:
-        return self.files
-
-    def summary(self) -> str:
-        return f"  memory: {self.section['message']}"
-
-
-@dataclass(frozen=True)
-class FirmwareInputs:
-    """Held-out images quantised for the fused model, the reference chain's int8 outputs, and PyTorch's logits."""
-
-    inputs: np.ndarray
-    reference: np.ndarray
-    pytorch: np.ndarray
-    labels: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class FirmwareResult(StepResult):
-    """The AOT project (None when it could not be generated), its report entry and, when it ran, both runs."""
-
-    project_dir: Path | None
-    section: dict[str, Any]
-    failure: Failure | None = None
-    inputs: FirmwareInputs | None = None
-    measurement: FirmwareMeasurement | None = None
-
-    def report_section(self) -> dict[str, Any]:
-        return self.section
-
-    def written(self) -> tuple[Path, ...]:
-        return () if self.project_dir is None else (self.project_dir,)
-
-    def summary(self) -> str | None:
-        return None if self.measurement is None else format_firmware_table(self.section, self.section["passed"])
-
-
-@dataclass(frozen=True)
-class TflmResult(StepResult):
-    """The TFLM project and its report entry (its run on the target against the AOT firmware's, or why it did not run)."""
-
-    project_dir: Path | None
-    section: dict[str, Any]
-    failure: Failure | None = None
-    profile: Profile | None = None  # MicroProfiler's per-op instructions of the run on the target
-
-    def report_section(self) -> dict[str, Any]:
-        return self.section
-
-    def written(self) -> tuple[Path, ...]:
-        return () if self.project_dir is None else (self.project_dir,)
-
-    def summary(self) -> str | None:
-        s = self.section
-        if not s.get("target_verified"):
-            return f"  TFLM on target: {s['run']}" if "run" in s else None
-        verdict = "bit-exact with" if s["max_abs_diff_vs_aot"] == 0 else "DIFFERS from"
-        return (f"  TFLM ({s['kernels']} kernels) on {s['target']} under QEMU: {verdict} the AOT firmware on "
-                f"{s['inferences']} inputs (max |diff| {s['max_abs_diff_vs_aot']} int8 steps); arena used "
-                f"{s['target_arena_used_bytes']:,} B, predicted {s['predicted_arena_bytes']:,} B; "
-                f"{s['instructions_per_inference']:,} instructions per inference (the AOT firmware, "
-                f"{s['aot_vs_tflm_instructions']['aot_kernels']} kernels, runs {s['aot_vs_tflm_instructions']['ratio']}x that)"
-                + ("" if self.profile is None else "\n" + self.profile.format_table("TFLM per-op profile (MicroProfiler)")))
-
-
-@dataclass(frozen=True)
-class ExportOutcome:
-    """What an export left: report.json's content, the paths written (in the output folder) and the failures."""
-
-    report: dict[str, Any]
-    written: tuple[Path, ...]
-    report_path: Path | None  # None when the export failed and the passing earlier export was kept
-    failures: tuple[Failure, ...]
-
-    @property
-    def exit_code(self) -> int:
-        return self.failures[0].exit_code if self.failures else 0
-
-
-def judge_firmware(report: dict[str, Any], options: ExportOptions, trained: bool) -> tuple[bool, dict[str, float] | str]:
+def judge_firmware(measurement: FirmwareMeasurement, options: ExportOptions, trained: bool) -> FirmwareVerdict:
     """Pass or fail for the firmware's measurements, and the PyTorch bars that applied (or why none did).
 
-    The one place the verdict is made: bit-exactness with the host build and the reference chain
-    always decides; the user's --min-top1 / --min-cosine bars on agreement with PyTorch decide too
-    for trained weights.
+    The one place a PyTorch export's verdict is made: bit-exactness with the host build and the
+    reference chain always decides; the user's --min-top1 / --min-cosine bars on agreement with
+    PyTorch decide too for trained weights.
     """
-    bitexact = bool(report["bitexact_vs_host"] and report["bitexact_vs_reference"])
+    bitexact = measurement.bitexact_vs_host and measurement.bitexact_vs_reference
     if not trained:
-        return bitexact, RANDOM_WEIGHTS_NOTE
+        return FirmwareVerdict(bitexact, RANDOM_WEIGHTS_NOTE)
     bars = {"min_top1_agreement": options.min_top1, "min_cosine": options.min_cosine}
-    agrees = report["top1_agreement_vs_pytorch"] >= options.min_top1 and report["cosine_vs_pytorch"] >= options.min_cosine
-    return bitexact and agrees, bars
+    top1, cosine = measurement.top1_agreement_vs_pytorch, measurement.cosine_vs_pytorch
+    agrees = top1 is not None and cosine is not None and top1 >= options.min_top1 and cosine >= options.min_cosine
+    return FirmwareVerdict(bitexact and agrees, bars)
 
 
-def plan_memory(fused: FusedResult, sram_bytes: int, work_dir: Path, cmsis_nn: CmsisNn | None) -> MemoryResult:
-    """Plan the fused model's arena once (with CMSIS-NN's kernel buffers when the firmware will call it),
-    write memory.md/json/png, and judge it against the SRAM budget."""
-    try:
-        kernel_scratch = cmsis_nn_scratch(fused.path, cmsis_nn) if cmsis_nn is not None else None
-    except NlpoolError:  # ops the AOT runtime lacks: the firmware step reports them; plan the model as it is
-        kernel_scratch = None
-    plan = plan_tflite(fused.path, kernel_scratch=kernel_scratch)
-    data = write_reports(plan, sram_bytes, work_dir)
-    section = {key: value for key, value in data.items() if key not in MEMORY_REPORT_KEYS_DROPPED}
-    return MemoryResult(plan, section, tuple(work_dir / f"memory.{suffix}" for suffix in ("md", "json", "png")))
-
-
-def firmware_inputs(network: nn.Module, data: ExportData, fused: FusedResult, count: int) -> FirmwareInputs:
-    """The first `count` held-out images as the firmware takes them, with both references to compare against."""
-    images = data.eval_images[:count]
-    with torch.no_grad():
-        pytorch = network(images).numpy()
-    host = HostModel(fused.path, kernels="tflm")
-    inputs = np.stack([host.quantize_input(x[None]) for x in images.permute(0, 2, 3, 1).numpy()])
+def firmware_inputs(fidelity: FidelityResult, data: ExportData, fused: FusedResult, count: int) -> FirmwareInputs:
+    """The first `count` held-out images as the firmware takes them, with both references to compare
+    against: the fused model as TFLM computes it on the host, and PyTorch's logits (from the fidelity step)."""
+    host = HostModel(fused.model, kernels="tflm")
+    images = data.eval_images[:count].permute(0, 2, 3, 1).numpy()
+    inputs = np.stack([host.quantize_input(x[None]) for x in images])
     reference = np.stack([host.run_quantized(x) for x in inputs])
     labels = None if data.eval_labels is None else data.eval_labels[:count].numpy()
-    return FirmwareInputs(inputs, reference, pytorch, labels)
-
-
-def build_firmware(source: ModelToExport, network: nn.Module, data: ExportData, fused: FusedResult, memory: MemoryResult,
-                   io: ProjectIO, options: ExportOptions, cmsis_nn: CmsisNn | None, work_dir: Path,
-                   blocked_by: Failure | None) -> FirmwareResult:
-    """Generate the AOT C project from the memory plan (on CMSIS-NN where it covers an op, when a tree is
-    given); unless --no-run or an earlier failure, build it and run it on QEMU and on the host, and judge
-    the comparisons."""
-    project_dir = work_dir / "firmware_aot"
-    try:
-        info = generate_project(fused.path, project_dir, options.sram_bytes, options.target, plan=memory.plan, io=io,
-                                cmsis_nn=cmsis_nn)
-    except NlpoolError as err:  # e.g. ops the kernels do not cover (LIP keeps EXP): keep the rest of the export
-        return FirmwareResult(None, {"target": options.target, "generated": False, "error": str(err)},
-                              Failure(EXIT_CHECK_FAILED, f"no firmware: {err}", f"firmware generation failed: {err}"))
-    not_run = {"target": options.target, "arena_bytes": info.arena_bytes,
-               "kernels": "cmsis-nn" if cmsis_nn else "portable",
-               "kernels_note": f"CMSIS-NN from {cmsis_nn.root}" if cmsis_nn else f"no CMSIS-NN tree: {CMSIS_NN_HINT}",
-               "input": {"format": options.input_format, "int8_is_pixel_minus_128": io.rgb888.is_pixel_minus_128,
-                         "rgb888_to_input": io.rgb888.description, "header": "nlpool_io.h"}}
-    if blocked_by is not None:
-        return FirmwareResult(project_dir, {**not_run, "run": f"skipped: {blocked_by.cause}"})
-    if not options.run_firmware:
-        return FirmwareResult(project_dir, {**not_run, "run": "skipped (--no-run)"})
-    inputs = firmware_inputs(network, data, fused, options.firmware_inputs)
-    try:
-        measurement = measure_firmware(project_dir, options.target, inputs.inputs, inputs.reference, inputs.pytorch)
-    except NlpoolError as err:  # does not link within the budget, faults, hangs: the evidence is still written
-        return FirmwareResult(project_dir, {**not_run, "run": f"failed: {err}"},
-                              Failure(EXIT_CHECK_FAILED, f"firmware run failed: {err}", f"the firmware run failed: {err}"))
-    passed, bars = judge_firmware(measurement.report, options, source.trained)
-    section = {**measurement.report, "passed": passed, "pytorch_bars": bars, "input": not_run["input"],
-               "kernels_note": not_run["kernels_note"], "accuracy_on_labels": None}
-    if inputs.labels is not None:  # int8 logits share one scale, so their arg-max is the dequantised one's
-        predicted = measurement.board.outputs[0].reshape(len(inputs.labels), -1).argmax(axis=1)
-        section["accuracy_on_labels"] = float(np.mean(predicted == inputs.labels))
-    failure = None if passed else Failure(EXIT_CHECK_FAILED, "firmware check failed: see the firmware table above and report.json",
-                                          "the firmware check failed")
-    return FirmwareResult(project_dir, section, failure, inputs, measurement)
-
-
-def build_tflm(fused: FusedResult, firmware: FirmwareResult, io: ProjectIO, options: ExportOptions,
-               work_dir: Path, blocked_by: Failure | None) -> TflmResult:
-    """Generate the TFLM project for the fused model (`FusedResult.path`: both custom ops, the same file
-    the AOT firmware runs); when the AOT firmware ran and a TFLM tree is given, build it against that
-    tree, run it under QEMU on the AOT firmware's inputs and compare the outputs (both runtimes call the
-    same C functions for the custom ops, and TFLM's builtin kernels round as the AOT kernels do)."""
-    project_dir = work_dir / "firmware_tflm"
-    try:
-        tree = find_tree(options.tflm_dir)
-        # TFLM neither folds PADs nor works in place, and its CMSIS-NN kernels ask for this core's
-        # scratch: the AOT firmware's plan is not TFLM's.
-        project = generate_tflm_project(fused.path, project_dir, options.target, sram_budget=options.sram_bytes, io=io,
-                                        plan=tflm_plan(fused.path, options.target, tree))
-        not_run = {"file": fused.path.name, "target_verified": False, "target": options.target, "ops": project.ops,
-                   "predicted_arena_bytes": project.predicted_arena_bytes, "arena_bytes": project.arena_bytes}
-        if blocked_by is not None or firmware.measurement is None or firmware.inputs is None:
-            why = f"skipped: {blocked_by.cause}" if blocked_by is not None else "skipped (--no-run)"
-            return TflmResult(project_dir, {**not_run, "run": why})
-        if tree is None:
-            return TflmResult(project_dir, {**not_run, "run": f"skipped: no TFLM source tree; {TREE_HINT}"})
-        row = long_softmax_row(read_model(fused.path))
-        if row:  # an attention block left unfused: TFLM's reference SOFTMAX aborts on long rows
-            return TflmResult(project_dir, {**not_run, "run": f"skipped: an unfused attention's SOFTMAX rows hold {row} tokens, "
-                                            "beyond what TFLM's SOFTMAX computes (docs/rounding.md)"})
-        try:
-            build = build_for_target(project_dir, options.target, tree)
-        except SramBudgetExceeded as err:  # TFLM cannot deploy at this budget; the AOT firmware (the product) did
-            aot_arena = firmware.measurement.board.arena_bytes
-            return TflmResult(project_dir, {**not_run, "run": f"not run: {err}; TFLM's arena alone is predicted at "
-                                            f"{project.predicted_arena_bytes:,} B, the AOT firmware's is {aot_arena:,} B"})
-        run = run_on_target(project_dir, options.target, build.elf, firmware.inputs.inputs, tree=tree)
-    except NlpoolError as err:  # e.g. EXP left in the model, a bad tree, the build failing: keep the rest of the export
-        written = project_dir if (project_dir / "Makefile").is_file() else None  # the sources, to debug the build
-        return TflmResult(written, {"target_verified": False, "target": options.target, "error": str(err)},
-                          Failure(EXIT_CHECK_FAILED, f"TFLM project failed: {err}", f"the TFLM project failed: {err}"))
-    finally:
-        shutil.rmtree(project_dir / "build", ignore_errors=True)  # the output folder keeps sources only
-    section = {"file": fused.path.name,
-               **target_report(project, tree, build, run, firmware.measurement.board.outputs[0], firmware.inputs.pytorch)}
-    aot = firmware.measurement.board
-    # The AOT firmware's instructions over TFLM's, both measured on the same board and inputs in this export.
-    section["aot_vs_tflm_instructions"] = {"aot_kernels": aot.kernels, "ratio": round(
-        aot.instructions_per_inference / run.instructions_per_inference, 3) if aot.instructions_per_inference else None}
-    failure = None if section["max_abs_diff_vs_aot"] == 0 else Failure(
-        EXIT_CHECK_FAILED, "TFLM firmware output differs from the AOT firmware: see report.json's tflm key", "TFLM output differs")
-    return TflmResult(project_dir, section, failure, run.profile)
-
-
-def _first(*failures: Failure | None) -> Failure | None:
-    return next((failure for failure in failures if failure is not None), None)
+    return FirmwareInputs(inputs, reference, fidelity.pytorch[:count], labels)
 
 
 def spec_exists(spec: str) -> bool:
@@ -407,10 +190,10 @@ def _signed(value: int) -> str:
 def rgb888_input(fused: FusedResult, data: ExportData, normalization: Normalization) -> Rgb888Input:
     """The per-channel tables from a camera byte to the fused model's int8 input, computed by the very
     arithmetic the fidelity chain uses (so a frame fed through them is exactly what was measured)."""
-    host = HostModel(fused.path)
-    if host.input_qp is None:
-        raise NlpoolError(f"{fused.path} has a float input: export it with int8 input quantisation")
-    scale, zero_point = host.input_qp
+    tensor = fused.model.tensors[fused.model.inputs[0]]
+    if tensor.per_tensor_quantization is None or tensor.dtype != "int8":
+        raise NlpoolError(f"{fused.path} has a {tensor.dtype} input: export it with int8 input quantisation")
+    scale, zero_point = tensor.per_tensor_quantization
     levels = torch.arange(256, dtype=torch.float32).view(1, 1, 256).expand(3, 1, 256)
     if data.input_format == "rgb888":
         values, formula = levels, f"round(pixel / {scale:.7g}) {_signed(zero_point)}"
@@ -418,8 +201,8 @@ def rgb888_input(fused: FusedResult, data: ExportData, normalization: Normalizat
         values = normalization.apply(levels / 255)
         formula = (f"round(((pixel / 255 - mean[c]) / std[c]) / {scale:.7g}) {_signed(zero_point)}, mean {list(normalization.mean)},"
                    f" std {list(normalization.std)}")
-    tables = host.quantize_input(values.numpy()).reshape(3, 256).astype(np.int8)
-    _, height, width, _ = host.input_shape
+    tables = quantize(values.numpy(), scale, zero_point).reshape(3, 256)
+    _, height, width, _ = tensor.shape
     rgb = Rgb888Input(height, width, tables, "")
     description = "int8 = pixel - 128" if rgb.is_pixel_minus_128 else f"int8 = clamp({formula}, -128, 127)"
     return replace(rgb, description=description)
@@ -435,8 +218,9 @@ def exported_network(source: ModelToExport, input_format: str) -> nn.Module:
 def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[str], None] = echo_to_stderr) -> ExportOutcome:
     """Run every step of `nlpool export` into `options.out_dir` (built aside, moved into place when complete).
 
-    Raises NlpoolError for what stops an export (a missing toolchain, bad data, a model export cannot
-    handle); checks that fail are returned in `ExportOutcome.failures` with the folder written.
+    Raises NlpoolError for what stops an export (a missing toolchain, a wrong tree, bad data, a model
+    export cannot handle), all checked before the first step; checks that fail are returned in
+    `ExportOutcome.failures` with the folder written.
     """
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
@@ -447,7 +231,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
                           f" the --sram budget of {format_size(options.sram_bytes)}: use a smaller --input-size or a larger budget")
     if options.run_firmware:
         check_tools(options.target)  # before the long export: say how to install a missing toolchain or QEMU
-    cmsis_nn = find_cmsis_nn(options.cmsis_nn_dir)  # a wrong path stops the export before it starts
+    trees = KernelTrees.find(options.cmsis_nn_dir, options.tflm_dir)  # a wrong path stops the export before it starts
     spec, warning = choose_data(options, source)
     images = export_images(spec, source.input_size, source.num_classes, options.calib_samples, FIDELITY_SAMPLES)
     class_names = images.class_names or source.class_names
@@ -461,6 +245,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         echo(warning)
     header = {"model": {**source.description, "weights": source.weights}, "target": options.target, "sram_bytes": options.sram_bytes}
     step_data, step_fold, step_onnx, step_tflite, step_fuse, step_fidelity = EXPORT_STEPS
+    target, sram = options.target, options.sram_bytes
     with ExportRun(options.out_dir, STEPS, header, echo) as run:
         work = run.work_dir
         data = run.run(step_data, prepare_data, replace(images, class_names=class_names), source.normalization, options.input_format)
@@ -468,17 +253,20 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
         onnx = run.run(step_onnx, export_to_onnx, folded, data, work)
         tflite = run.run(step_tflite, convert_to_int8, onnx, data, work, run.scratch_dir)
         fused = run.run(step_fuse, fuse_custom_ops, tflite, work)
-        run.run(step_fidelity, measure_fidelity, network, data, onnx, tflite, fused)
-        memory = run.run(MEMORY, plan_memory, fused, options.sram_bytes, work, cmsis_nn)
+        fidelity = run.run(step_fidelity, measure_fidelity, network, data, onnx, tflite, fused)
+        trees = trees.probed(fused.model)
         io = ProjectIO(rgb888_input(fused, data, source.normalization), source.num_classes, data.class_names)
-        firmware = run.run(FIRMWARE, build_firmware, source, network, data, fused, memory, io, options, cmsis_nn, work,
-                           memory.failure)
-        tflm = run.run(TFLM, build_tflm, fused, firmware, io, options, work, _first(memory.failure, firmware.failure))
-        failures = tuple(failure for failure in (memory.failure, firmware.failure, tflm.failure) if failure is not None)
-        placed = run.finish(passed=not failures, keep_failed=options.keep_failed)
-    if placed is None:
-        kept = Failure(failures[0].exit_code, f"the passing earlier export in {options.out_dir} was kept and this failed one"
-                       " discarded: pass --keep-failed to replace it with the failed export's evidence", "")
-        return ExportOutcome(run.report, (), None, (*failures, kept))
-    written, report_path = placed
-    return ExportOutcome(run.report, tuple(written), report_path, failures)
+        deployable = Deployable(fused.model, fused.path.name, io, {
+            "format": options.input_format, "int8_is_pixel_minus_128": io.rgb888.is_pixel_minus_128,
+            "rgb888_to_input": io.rgb888.description, "header": "nlpool_io.h"})
+        memory = run.run(MEMORY, plan_memory, deployable, sram, work, trees)
+        not_run = None if options.run_firmware else "skipped (--no-run)"
+        if memory.failure is not None:
+            not_run = f"skipped: {memory.failure.cause}"
+        firmware = run.run(FIRMWARE, build_firmware, deployable, memory,
+                           lambda: firmware_inputs(fidelity, data, fused, options.firmware_inputs),
+                           lambda measured: judge_firmware(measured, options, source.trained), target, sram, trees, work, not_run)
+        blocked = first_failure(memory.failure, firmware.failure)
+        tflm_not_run = f"skipped: {blocked.cause}" if blocked is not None else not_run
+        tflm = run.run(TFLM, build_tflm, deployable, firmware, firmware.inputs, target, sram, trees, work, tflm_not_run)
+        return finish(run, options.out_dir, options.keep_failed, (memory.failure, firmware.failure, tflm.failure))

@@ -19,9 +19,10 @@ from typing import Any
 import click
 
 from firmware.boards import BOARDS, check_sram_budget
+from nlpool.core.errors import NlpoolError
 
 from ..checkpoint import training_record
-from .model_options import RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
+from .model_options import MODEL_FLAGS, RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
 from .params import size_param
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
@@ -42,7 +43,22 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+# Flags that shape a PyTorch export only; given with a .tflite they are refused, not silently ignored.
+PYTORCH_ONLY = ("input_format", "calib_samples", "min_top1", "min_cosine")
+
+
+def _tflite_conflicts(context: click.Context, preset: str | None, checkpoint: Path | None, flags: dict[str, Any]) -> list[str]:
+    """The flags given beside MODEL.tflite that only a PyTorch model can use."""
+    named = [f"--{name.replace('_', '-')}" for name in MODEL_FLAGS if flags.get(name) is not None]
+    named += ["--model"] if preset is not None else []
+    named += ["--checkpoint"] if checkpoint is not None else []
+    named += [f"--{name.replace('_', '-')}" for name in PYTORCH_ONLY
+              if context.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)]
+    return named
+
+
 @click.command("export")
+@click.argument("model_file", metavar="[MODEL.tflite]", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @model_options
 @click.option("--target", type=click.Choice(TARGETS), required=True, help="Cortex-M core the model is exported for.")
 @click.option("--sram", "sram_bytes", callback=size_param, required=True, help="SRAM budget, e.g. 512k, 1m, 524288, 2MiB.")
@@ -77,7 +93,10 @@ def _quiet_stderr() -> Iterator[None]:
               help="Arm CMSIS-NN tree (a CMSIS-NN checkout, or a TFLM tree that carries one): the AOT firmware calls "
                    "CMSIS-NN for the ops it covers on Cortex-M [default: $NLPOOL_CMSIS_NN_DIR; none: nlpool's portable "
                    "kernels].")
+@click.pass_context
 def export_command(
+    context: click.Context,
+    model_file: Path | None,
     target: str,
     sram_bytes: int,
     out_dir: Path,
@@ -95,16 +114,24 @@ def export_command(
     checkpoint: Path | None,
     **flags: Any,
 ) -> None:
-    """Export a model to ONNX, int8 TFLite and fused int8 TFLite, and measure each against PyTorch."""
+    """Export a PyTorch model (the default, model flags or --checkpoint) to ONNX, int8 TFLite and fused int8
+    TFLite, measured against PyTorch, or take an int8 MODEL.tflite as it is; then plan its memory and build,
+    run and compare both firmwares on the emulated core."""
     from export.outdir import check_output_dir
 
     over = check_sram_budget(target, sram_bytes)
     if over is not None:
         raise click.BadParameter(over, param_hint="--sram")
     out_dir = check_output_dir(out_dir)
-    model, cfg, weights = resolve_model(preset, checkpoint, **flags)
+    if model_file is not None:
+        conflicts = _tflite_conflicts(context, preset, checkpoint, flags)
+        if conflicts:
+            raise NlpoolError(f"{model_file} is an int8 .tflite: {' '.join(conflicts)} apply only to PyTorch models; drop them")
+    else:
+        model, cfg, weights = resolve_model(preset, checkpoint, **flags)
     with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
         from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
+        from nlpool.flow.tflite_flow import export_tflite
 
     options = ExportOptions(
         target=target,
@@ -121,9 +148,13 @@ def export_command(
         tflm_dir=tflm_dir,
         cmsis_nn_dir=cmsis_nn_dir,
     )
-    record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
-    source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)
-    outcome = export_model(source, options, echo=lambda line: click.echo(line, err=True))
+    echo = lambda line: click.echo(line, err=True)  # noqa: E731 (progress goes to stderr)
+    if model_file is not None:
+        outcome = export_tflite(model_file, options, echo=echo)
+    else:
+        record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
+        source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)
+        outcome = export_model(source, options, echo=echo)
     for path in outcome.written:
         click.echo(f"wrote {path}")
     if outcome.report_path is not None:

@@ -85,7 +85,7 @@ def test_unwritable_out(tmp_path, default_checkpoint):
     blocker.write_text("not a folder")
     out = blocker / "out"  # its parent is a file: nothing can be created there, even as root
     code, _, err = run_cli([*BASE, "--checkpoint", str(default_checkpoint), "--out", str(out)])
-    assert code != 0 and len(err.strip().splitlines()) == 1 and "cannot write the output folder" in err, err
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "cannot write" in err, err
     assert blocker.read_text() == "not a folder"
 
 

@@ -22,6 +22,7 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from .checks import input_file
 from .errors import NlpoolError
 
 FILE_IDENTIFIER = b"TFL3"
@@ -291,8 +292,7 @@ def _check_weights(check: _Checker, what: str, op: Operator, tensors: tuple[Tens
 
 
 def _parse(path: Path) -> tuple[schema.ModelT, bytes]:
-    if not path.is_file():
-        raise TfliteFileError(f"{path} does not exist: pass the path of a .tflite file")
+    input_file("model", path, "pass the path of a .tflite file", error=TfliteFileError)
     data = path.read_bytes()
     if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise TfliteFileError(f"{path} is not a TFLite model (no 'TFL3' identifier): pass a .tflite file written by a TFLite converter")

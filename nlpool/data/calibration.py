@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nlpool.core.checks import input_file
 from nlpool.core.errors import NlpoolError
 
 from .augment import resize_center_crop, to_float
@@ -89,8 +90,7 @@ def _check_classes(spec: str, found: int, num_classes: int) -> None:
 
 
 def _npy(spec: str, path: Path, input_size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
-    if not path.is_file():
-        raise NlpoolError(f"--calib-data {spec}: {path} does not exist: pass a .npy or .npz file of images")
+    input_file(f"--calib-data {spec}:", path, "pass a .npy or .npz file of images")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:

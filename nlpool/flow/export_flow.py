@@ -67,6 +67,8 @@ from nlpool.core.units import format_size
 from nlpool.data import Normalization, export_images
 from nlpool.models import ModelConfig, PixelInput
 
+from . import export_defaults as defaults
+
 EXIT_CHECK_FAILED = 1  # a comparison failed (firmware or TFLM not matching), or a project could not be made
 EXIT_OVER_BUDGET = 3  # same code as `nlpool plan` uses for "does not fit"
 # Kept in report.json; the per-layer rows and offsets stay in memory.json (they are large).
@@ -81,7 +83,7 @@ STEPS = (*EXPORT_STEPS, MEMORY, FIRMWARE, TFLM)
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What the user chose for one export (the CLI's flags; the defaults are the CLI's).
+    """What the user chose for one export (the CLI's flags; the defaults, theirs and the API's, are `export_defaults`).
 
     `calib_data`: a data spec (nlpool.data.CALIB_DATA_SPECS) to calibrate and measure on; None means
     the model's own training data when it names data that exists, else the synthetic set.
@@ -93,14 +95,12 @@ class ExportOptions:
     sram_bytes: int
     out_dir: Path
     calib_data: str | None = None
-    input_format: str = "normalized"
-    calib_samples: int = 200
+    input_format: str = defaults.INPUT_FORMAT
+    calib_samples: int = defaults.CALIB_SAMPLES
     run_firmware: bool = True
-    firmware_inputs: int = 100
-    # Firmware vs PyTorch top-1 agreement needed to pass (trained weights only). 0.98: with TFLM's double
-    # rounding (what runs on the device) the default model agrees on 98 of its 100 held-out inputs.
-    min_top1: float = 0.98
-    min_cosine: float = 0.99  # firmware vs PyTorch cosine needed to pass (trained weights only)
+    firmware_inputs: int = defaults.FIRMWARE_INPUTS
+    min_top1: float = defaults.MIN_TOP1  # firmware vs PyTorch agreement bars (trained weights only), why: export_defaults
+    min_cosine: float = defaults.MIN_COSINE
     keep_failed: bool = False  # let a failed export replace a passing earlier one (its evidence is otherwise dropped)
     tflm_dir: Path | None = None  # the user's TFLM source tree (else $NLPOOL_TFLM_DIR; none: the TFLM run is skipped)
     # The user's CMSIS-NN tree (else $NLPOOL_CMSIS_NN_DIR; none: the AOT firmware keeps nlpool's portable kernels).
@@ -438,6 +438,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     Raises NlpoolError for what stops an export (a missing toolchain, bad data, a model export cannot
     handle); checks that fail are returned in `ExportOutcome.failures` with the folder written.
     """
+    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine)
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
         raise NlpoolError(problem)
@@ -448,6 +449,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     if options.run_firmware:
         check_tools(options.target)  # before the long export: say how to install a missing toolchain or QEMU
     cmsis_nn = find_cmsis_nn(options.cmsis_nn_dir)  # a wrong path stops the export before it starts
+    find_tree(options.tflm_dir)  # so does a wrong TFLM tree (the TFLM step, the last, looks it up again)
     spec, warning = choose_data(options, source)
     images = export_images(spec, source.input_size, source.num_classes, options.calib_samples, FIDELITY_SAMPLES)
     class_names = images.class_names or source.class_names

@@ -24,6 +24,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from .checks import input_file
 from .errors import NlpoolError
+from .op_shapes import output_shape_problem
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -390,6 +391,9 @@ def read_model(path: str | Path) -> TfliteModel:
             operators.append(Operator(position, name, inputs, outputs, op.builtinOptions, options, custom, int(code.version)))
         for op in operators:
             _check_operator(check, op, tensors)
+            problem = output_shape_problem(op, tensors)
+            if problem:
+                raise check.fail(f"operator {op.position} ({op.name}): {problem}")
         inputs = tuple(check.index(i, len(tensors), "the subgraph's input") for i in _ints(sub.inputs))
         outputs = tuple(check.index(i, len(tensors), "the subgraph's output") for i in _ints(sub.outputs))
         written = {i for op in operators for i in op.outputs}

@@ -459,10 +459,13 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     network = exported_network(source, options.input_format)
     echo(f"exporting {source.title()} from {source.weights}")
     echo(f"target {options.target}, SRAM budget {format_size(options.sram_bytes)}, data {spec}, input {options.input_format}")
-    if warning:
-        echo(warning)
+    for line in (warning, images.shortfall):
+        if line:
+            echo(line)
     header = {"model": {**source.description, "weights": source.weights}, "target": options.target, "sram_bytes": options.sram_bytes}
     step_data, step_fold, step_onnx, step_tflite, step_fuse, step_fidelity = EXPORT_STEPS
+    step_data = step_data.about(f"{spec}: {len(images.calibration)} to calibrate, {len(images.fidelity)} to measure")
+    step_fidelity = step_fidelity.about(f"{len(images.fidelity)} inputs")
     with ExportRun(options.out_dir, STEPS, header, echo) as run:
         work = run.work_dir
         data = run.run(step_data, prepare_data, replace(images, class_names=class_names), source.normalization, options.input_format)

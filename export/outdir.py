@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpool.core.checks import output_path
 from nlpool.core.errors import NlpoolError
 
 REPORT_FILE = "report.json"
@@ -121,10 +122,10 @@ def clean_stale_runs(out_dir: Path) -> list[Path]:
 
 
 def check_output_dir(out_dir: Path) -> Path:
-    """The absolute folder path, or NlpoolError when it cannot become (or replace) an export folder."""
-    out_dir = out_dir.expanduser().absolute()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NlpoolError(f"--out {out_dir} is a file: pass a folder path")
+    """The absolute folder path, or NlpoolError when it cannot become (or replace) an export folder: the
+    path rules every output shares (`nlpool.core.checks.output_path`), then whether nlpool may replace
+    what the folder holds."""
+    out_dir = output_path("--out", out_dir, folder=True)
     if out_dir.is_dir():
         try:
             present = sorted(p.name for p in out_dir.iterdir())
@@ -139,12 +140,6 @@ def check_output_dir(out_dir: Path) -> Path:
             if clash:
                 raise NlpoolError(f"--out {out_dir} holds {clash[0]}, which the earlier export did not write but this one would:"
                                   " move it elsewhere or pass another --out")
-    ancestor = out_dir.parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        why = "is not a folder" if not ancestor.is_dir() else "is not writable"
-        raise NlpoolError(f"cannot write the output folder {out_dir} ({ancestor} {why}): pass a writable --out")
     return out_dir
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -47,7 +47,6 @@ from .outdir import REPORT_FILE, make_scratch_dir, make_work_dir, move_into_plac
 from .tflite_convert import convert_int8
 
 FIDELITY_SAMPLES = 200
-DEFAULT_CALIB_SAMPLES = 64
 INPUT_FORMATS = ("normalized", "rgb888")
 # Inputs the folded model and the ONNX file are checked on (a handful is enough to catch a wrong graph).
 CHECK_SAMPLES = 8
@@ -285,6 +284,11 @@ class Step:
     def report_key(self) -> str:
         return self.section or self.name
 
+    def about(self, detail: str) -> Step:
+        """The step with what this run feeds it in its title (the data's source, how many inputs), known only once
+        the data is loaded; it is still the same step for the runner (steps are matched by name)."""
+        return replace(self, title=f"{self.title} ({detail})")
+
 
 R = TypeVar("R", bound=StepResult)
 P = ParamSpec("P")
@@ -333,7 +337,7 @@ class ExportRun:
 
     def run(self, step: Step, function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
         """Run one step: progress lines, its time in step_seconds, its report section, its files."""
-        number = f"[{self.steps.index(step) + 1}/{len(self.steps)}]"
+        number = f"[{[s.name for s in self.steps].index(step.name) + 1}/{len(self.steps)}]"
         self.echo(f"{number} {step.title} ...")
         start = time.perf_counter()
         result = function(*args, **kwargs)
@@ -363,12 +367,12 @@ class ExportRun:
 
 
 EXPORT_STEPS = (
-    Step("data", "calibration and fidelity images (synthetic set)"),
+    Step("data", "calibration and fidelity images"),
     Step("fold_bn", "fold BatchNorm into convolutions"),
     Step("onnx", "export ONNX (opset 17, onnxsim) and check it with ONNX Runtime"),
     Step("tflite_int8", "convert to int8 TFLite with onnx2tf (about a minute)"),
     Step("fuse", "fuse each weighted pooling and attention block into one NLPOOL_WEIGHTED_POOL / NLPOOL_ATTENTION op",
          section="tflite_int8_fused"),
-    Step("fidelity", f"fidelity of ONNX, int8 and fused int8 vs PyTorch ({FIDELITY_SAMPLES} inputs)"),
+    Step("fidelity", "fidelity of ONNX, int8 and fused int8 vs PyTorch"),
 )
 """The steps this package owns, in the order `nlpool export` runs them."""

@@ -69,7 +69,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         ops=ops,
         inputs=model.inputs,
         outputs=model.outputs,
-        source=str(path),
+        source=path.name,  # the file as it is named wherever it ends up (an export builds in a folder that is gone after)
         extra={"file_bytes": model.file_bytes, "subgraphs": model.subgraph_count},
     )
     try:

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nlpool.core.errors import NlpoolError
 from nlpool.core.units import format_size
 
 from .memory_plan import MemoryPlan
@@ -149,8 +150,12 @@ def plot_png(plan: MemoryPlan, budget_bytes: int, path: Path) -> None:
     ax.set_ylim(0, max(max(live, default=0), budget_bytes / 1024, plan.peak_bytes / 1024) * 1.25)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as err:  # the caller checked the path up front; this is the disk filling or a folder going away
+        raise NlpoolError(f"cannot write the plot {path} ({err.strerror}): pass a path in a writable folder") from None
+    finally:
+        plt.close(fig)
 
 
 def write_reports(plan: MemoryPlan, budget_bytes: int, out_dir: str | Path) -> dict[str, Any]:

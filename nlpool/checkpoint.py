@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from nlpool.core.checks import input_file
 from nlpool.core.errors import NlpoolError
 
 from .data import Normalization
@@ -42,9 +44,12 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, **extr
     on any machine and resumes on either (the optimiser moves its state to its parameters' device).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = _on_cpu({"format": FORMAT_VERSION, "config": cfg.to_dict(), "model": model.state_dict(), **extra})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:  # the CLI checked --out up front; this is the folder changing since
+        raise NlpoolError(f"cannot write the checkpoint {path} ({err.strerror}): pass --out in a writable folder") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(payload, handle)
@@ -52,8 +57,10 @@ def save_checkpoint(path: str | Path, model: nn.Module, cfg: ModelConfig, **extr
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the user's umask decides, as for any file they write
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise NlpoolError(f"cannot write the checkpoint {path} ({err.strerror}): free some space or pass another --out") from None
         raise
 
 
@@ -70,11 +77,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     named as such and never loaded another way: torch's own message suggests `weights_only=False`,
     which is the one thing a user must not do with a file they did not write.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise NlpoolError(f"checkpoint {path} does not exist: pass the path of a file written by `nlpool train`")
+    path = input_file("checkpoint", path, "pass the path of a file written by `nlpool train`")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns in many lines about foreign pickles; our one line below says it all
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Unsupported global" not in str(err):  # not a refused object: bytes that are not a pickle at all
             raise NlpoolError(f"checkpoint {path} is corrupted or not a PyTorch file (its data is not a valid pickle): "

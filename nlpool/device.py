@@ -22,11 +22,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nlpool.core.checks import number
 from nlpool.core.errors import NlpoolError
 
 DEVICES = ("auto", "cpu", "cuda")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 DEFAULT_THREADS = 1
+THREADS_RANGE = (1, 1024)
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -52,9 +54,7 @@ def configure_threads(threads: int | None = None) -> int:
     user's `OMP_NUM_THREADS=4 nlpool train ...` keep working as the PyTorch documentation says.
     """
     if threads is not None:
-        if threads < 1:
-            raise NlpoolError(f"--threads must be >= 1, got {threads}")
-        torch.set_num_threads(threads)
+        torch.set_num_threads(number("--threads", threads, *THREADS_RANGE))
     elif not any(os.environ.get(name) for name in THREAD_VARIABLES):
         torch.set_num_threads(DEFAULT_THREADS)
     return torch.get_num_threads()

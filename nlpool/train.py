@@ -40,6 +40,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm import tqdm
 
+from nlpool.core.checks import SEED_RANGE, number
 from nlpool.core.errors import NlpoolError
 
 from .checkpoint import read_checkpoint, save_checkpoint
@@ -52,6 +53,11 @@ SCHEDULES = ("step", "cosine")
 STEP_MILESTONES = (0.6, 0.8, 0.9)  # fractions of the run where the step schedule divides lr by 5
 STEP_FACTOR = 0.2
 CPU = torch.device("cpu")
+# The documented ranges of the numbers a run takes (checked before anything is built, nlpool.core.checks.number).
+EPOCHS_RANGE = (1, 10_000)  # 10,000 epochs of the smallest data set at full speed is weeks; more is a typo
+BATCH_SIZE_RANGE = (2, 65_536)  # batch norm needs 2 samples
+LR_RANGE = (1e-8, 10.0)  # SGD with momentum diverges to NaN weights far below 10 on every model here
+WORKERS_RANGE = (0, 256)
 
 
 @dataclass(frozen=True)
@@ -70,12 +76,11 @@ class TrainSettings:
     prune_stages: tuple[int, ...] = (1,)
 
     def validated(self) -> TrainSettings:
-        if self.epochs < 1:
-            raise NlpoolError(f"--epochs must be >= 1, got {self.epochs}")
-        if self.batch_size < 2:
-            raise NlpoolError(f"--batch-size must be >= 2 (batch norm needs 2 samples), got {self.batch_size}")
-        if not self.lr > 0:
-            raise NlpoolError(f"--lr must be positive, got {self.lr}")
+        """Self, or NlpoolError naming the first flag whose value is NaN, infinite or outside its range."""
+        number("--epochs", self.epochs, *EPOCHS_RANGE)
+        number("--batch-size", self.batch_size, *BATCH_SIZE_RANGE)
+        number("--lr", self.lr, *LR_RANGE)
+        number("--seed", self.seed, *SEED_RANGE)
         if self.schedule not in SCHEDULES:
             raise NlpoolError(f"unknown schedule {self.schedule!r}: use --schedule {'|'.join(SCHEDULES)}")
         if self.prune < 1:
@@ -98,9 +103,7 @@ class Runtime:
 
     def loader_workers(self, placement: Placement) -> int:
         if self.workers is not None:
-            if self.workers < 0:
-                raise NlpoolError(f"--workers must be >= 0, got {self.workers}")
-            return self.workers
+            return number("--workers", self.workers, *WORKERS_RANGE)
         return 4 if placement.is_cuda else 0
 
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import nn
 
+from nlpool.core.checks import input_file, output_path
 from nlpool.core.errors import NlpoolError
 
 from .models import ModelConfig
@@ -29,6 +30,8 @@ from .models import ModelConfig
 CELL_INCHES = 1.6
 HEADER_INCHES = 0.6
 DEFAULT_DPI = 100
+DPI_RANGE = (20, 600)  # below 20 the cells are a few pixels; above 600 a 16-image figure runs to hundreds of megapixels
+SYNTHETIC_IMAGES_RANGE = (1, 16)  # rows of one figure
 
 
 @dataclass
@@ -56,9 +59,7 @@ def load_image(path: str | Path) -> torch.Tensor:
     """An image file as (3, H, W) float RGB in [0, 1] (PNG natively; JPEG and others through Pillow)."""
     from matplotlib.image import imread
 
-    path = Path(path)
-    if not path.is_file():
-        raise NlpoolError(f"image {path} does not exist: pass an existing PNG or JPEG file to --image")
+    path = input_file("image", path, "pass an existing PNG or JPEG file to --image")
     try:
         array = imread(path)
     except Exception as err:  # Pillow and matplotlib raise many types for unreadable files
@@ -196,11 +197,12 @@ def draw_figure(
 
 def save_figure(fig: Figure, out: str | Path) -> Path:
     """Write the PNG through a temporary file and an atomic rename (nothing half-written)."""
-    out = Path(out)
-    if out.suffix.lower() != ".png":
-        raise NlpoolError(f"--out {out} must end in .png: heat maps are written as PNG")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    out = output_path("--out", out, suffix=".png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".png")
+    except OSError as err:  # the CLI checked --out up front; this is the folder changing since
+        raise NlpoolError(f"cannot write {out} ({err.strerror}): pass --out in a writable folder") from None
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=fig.dpi, format="png")
@@ -208,7 +210,9 @@ def save_figure(fig: Figure, out: str | Path) -> Path:
         os.umask(mask)
         os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it 0600; the user's umask decides
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):
+            raise NlpoolError(f"cannot write {out} ({err.strerror}): free some space or pass another --out") from None
         raise
     return out

@@ -7,13 +7,16 @@ seconds; a case that gets past them is a bug this table exists to catch.
 
 from __future__ import annotations
 
+import copy
 import io
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from ai_edge_litert import schema_py_generated as schema
 from conftest import run_cli
 
 from nlpool.checkpoint import save_checkpoint
@@ -53,6 +56,34 @@ def _tflite(path: Path, edit: Callable[[object], None]) -> None:
     write_model(model, path)
 
 
+def _append_pad(model: object, declared: int) -> None:
+    """A PAD after the model's (1, 10) output, padding it to (1, 12), whose output says (1, `declared`)."""
+    sub = model.subgraphs[0]
+    code = schema.OperatorCodeT()
+    code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.PAD
+    code.version = 1
+    model.operatorCodes.append(code)
+    buffer = schema.BufferT()
+    buffer.data = list(np.array([[0, 0], [0, 2]], np.int32).tobytes())
+    model.buffers.append(buffer)
+    paddings = schema.TensorT()
+    paddings.shape, paddings.type, paddings.buffer, paddings.name = [2, 2], schema.TensorType.INT32, len(model.buffers) - 1, b"paddings"
+    padded = copy.deepcopy(sub.tensors[sub.outputs[0]])
+    padded.shape, padded.name = [1, declared], b"padded"
+    sub.tensors += [paddings, padded]
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = len(model.operatorCodes) - 1, [sub.outputs[0], len(sub.tensors) - 2], [len(sub.tensors) - 1]
+    sub.operators.append(op)
+    sub.outputs = [len(sub.tensors) - 1]
+
+
+def _set_output_shape(position: int, shape: list[int]) -> Callable[[object], None]:
+    def edit(model: object) -> None:
+        sub = model.subgraphs[0]
+        sub.tensors[sub.operators[position].outputs[0]].shape = shape
+    return edit
+
+
 def _make_workspace(ws: Path) -> None:
     """Every bad file the table hands to a command."""
     ck = ws / "ck"
@@ -83,6 +114,8 @@ def _make_workspace(ws: Path) -> None:
     }.items():
         _checkpoint(ck / f"{name}.pt", edit)
     torch.save({"config": CFG.to_dict(), "model": Unsafe()}, ck / "unsafe.pt")
+    with open(ck / "plain_pickle.pt", "wb") as handle:  # a pickle, but not PyTorch's: torch warns in many lines first
+        pickle.dump({"config": CFG.to_dict()}, handle, protocol=4)
     tf = ws / "tflite"
     tf.mkdir()
     data = MODEL.read_bytes()
@@ -103,6 +136,12 @@ def _make_workspace(ws: Path) -> None:
     _tflite(tf / "rank0_out.tflite", lambda m: setattr(m.subgraphs[0].tensors[m.subgraphs[0].operators[0].outputs[0]], "shape", []))
     _tflite(tf / "no_options.tflite", lambda m: setattr(m.subgraphs[0].operators[0], "builtinOptions", None))
     (tf / "not_tflite.txt").write_text("hello")
+    _tflite(tf / "pad_huge.tflite", lambda m: _append_pad(m, 1 << 30))  # nlpool plan said "fits", with a 315 GB TFLM arena
+    _tflite(tf / "pad_right.tflite", lambda m: _append_pad(m, 12))
+    _tflite(tf / "conv_out.tflite", _set_output_shape(0, [1, 33, 32, 8]))
+    _tflite(tf / "conv_channels.tflite", _set_output_shape(0, [1, 32, 32, 9]))
+    _tflite(tf / "pool_out.tflite", _set_output_shape(2, [1, 16, 8, 16]))
+    _tflite(tf / "fc_out.tflite", _set_output_shape(5, [1, 11]))
     npy = ws / "npy"
     npy.mkdir()
     (npy / "text.npy").write_text("not numpy")
@@ -111,6 +150,9 @@ def _make_workspace(ws: Path) -> None:
     np.save(npy / "range.npy", np.full((4, 32, 32, 3), 7.0, np.float32))
     np.save(npy / "one.npy", np.zeros((1, 32, 32, 3), np.uint8))
     np.save(npy / "dtype.npy", np.zeros((4, 32, 32, 3), np.complex64))
+    nan = np.full((4, 32, 32, 3), 0.5, np.float32)
+    nan[3, 1, 2, 0] = np.nan
+    np.save(npy / "nan.npy", nan)
     np.savez(npy / "noimages.npz", pixels=np.zeros((4, 32, 32, 3), np.uint8))
     np.savez(npy / "labels.npz", images=np.zeros((4, 32, 32, 3), np.uint8), labels=np.array([0, 1, 2, 99]))
     folder = ws / "folder"
@@ -132,11 +174,13 @@ def _make_workspace(ws: Path) -> None:
     (ws / "user_folder").mkdir()
     (ws / "user_folder" / "notes.txt").write_text("the user's")
     (ws / "a_file").write_text("a file, not a folder")
+    (ws / "dir.pt").mkdir()
 
 
 # (case id, arguments with {ws} for the workspace, exit code, a fragment of the one stderr line)
 EXPORT = ["export", "--target", "cortex-m7", "--sram", "512k", "--no-run", "--out", "{ws}/out"]
 PLAN = ["plan", "--sram", "512k"]
+PLAN_MODEL = ["plan", str(MODEL), "--sram", "512k"]
 CASES: list[tuple[str, list[str], int, str]] = [
     # sizes, on every command that takes one: a usage error (2) everywhere
     *[(f"plan-sram-{i}", ["plan", str(MODEL), "--sram", value], 2, "--sram")
@@ -238,6 +282,66 @@ CASES: list[tuple[str, list[str], int, str]] = [
                              ("dtype.npy", "complex64"), ("noimages.npz", "no 'images' array"), ("labels.npz", "labels must be"))],
     ("export-folder-mismatch", [*EXPORT, "--calib-data", "folder:{ws}/folder/mismatch"], 1, "has classes"),
     ("export-stl10-short", [*EXPORT, "--calib-data", "stl10:{ws}/stl/short"], 1, "not a multiple of"),
+    # output paths, one rule for every command (nlpool.core.checks.output_path), refused before any work
+    *[(f"{command}-out-{case}", [*args, flag, path], code, fragment)
+      for command, args, flag, name in (
+          ("export", ["export", "--target", "cortex-m7", "--sram", "512k", "--no-run"], "--out", "out"),
+          ("train", ["train", "--data", "synthetic:8", "--epochs", "1"], "--out", "t.pt"),
+          ("visualize", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--synthetic", "1"], "--out", "v.png"),
+          ("plan", [*PLAN_MODEL], "--plot", "p.png"))
+      for case, path, code, fragment in (
+          ("name-300-bytes", "{ws}/" + "n" * (299 - len(name)) + "." + name, 1, "the name is 300 bytes"),
+          ("name-200-bytes", "{ws}/" + "n" * (199 - len(name)) + "." + name, 1, "200 bytes; an output name may have at most 191"),
+          ("folder-name-300-bytes", "{ws}/" + "d" * 300 + "/" + name, 1, "the folder name"),
+          ("in-proc", "/proc/" + name, 1, "/proc is the kernel's interface"),
+          ("in-proc-self", "/proc/self/" + name, 1, "/proc is the kernel's interface"),
+          ("in-sys", "/sys/" + name, 1, "/sys is the kernel's interface"),
+          ("under-a-file", "{ws}/a_file/" + name, 1, "is a file, not a folder"))],
+    ("train-out-folder", ["train", "--data", "synthetic:8", "--epochs", "1", "--out", "{ws}/dir.pt"], 2, "is a directory"),
+    ("train-out-dev-null", ["train", "--data", "synthetic:8", "--epochs", "1", "--out", "/dev/null"], 1, "not a regular file"),
+    ("visualize-out-not-png", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--synthetic", "1", "--out", "{ws}/v.jpg"], 1,
+     "must end in .png"),
+    # numbers: finite and inside their documented ranges (nlpool.core.checks.number)
+    *[(f"train-{flag}-{value}", ["train", "--data", "synthetic:8", "--epochs", "1", "--out", "{ws}/t.pt", f"--{flag}", value], code,
+       fragment)
+      for flag, value, code, fragment in (
+          ("seed", "1" * 23, 1, "--seed 11111111111111111111111 is outside 0..4294967295"), ("seed", "-1", 1, "--seed -1 is outside"),
+          ("lr", "inf", 1, "--lr inf is not a finite number"), ("lr", "nan", 1, "--lr nan is not a finite number"),
+          ("lr", "1e30", 1, "--lr 1e+30 is outside 1e-08..10"), ("lr", "0", 1, "--lr 0 is outside"), ("lr", "-0.1", 1, "--lr -0.1"),
+          ("epochs", "1" * 21, 1, "is outside 1..10000"), ("epochs", "1e20", 2, "--epochs"), ("epochs", "0", 1, "--epochs 0 is outside"),
+          ("batch-size", "1", 1, "--batch-size 1 is outside 2..65536"), ("workers", "9" * 20, 1, "--workers"),
+          ("threads", "9" * 20, 1, "--threads"), ("threads", "0", 1, "--threads 0 is outside 1..1024"))],
+    *[(f"export-{flag}-{value}", [*EXPORT, f"--{flag}", value], 2, f"--{flag}")
+      for flag, value in (("min-top1", "nan"), ("min-top1", "-0.5"), ("min-top1", "inf"), ("min-cosine", "nan"), ("min-cosine", "2"),
+                          ("calib-samples", "1" * 21), ("calib-samples", "1e20"), ("calib-samples", "100001"), ("firmware-inputs", "0"),
+                          ("firmware-inputs", "201"))],
+    ("visualize-synthetic-17", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--synthetic", "17", "--out", "{ws}/v.png"], 1,
+     "--synthetic 17 is outside 1..16"),
+    ("visualize-seed-huge", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--synthetic", "1", "--seed", "9" * 23, "--out",
+                             "{ws}/v.png"], 1, "--seed"),
+    # source trees: checked before the export starts, as --cmsis-nn-dir is
+    ("export-tflm-dir-not-a-tree", [*EXPORT, "--tflm-dir", "{ws}/user_folder"], 1, "--tflm-dir"),
+    ("export-tflm-dir-missing", [*EXPORT, "--tflm-dir", "{ws}/none"], 1, "does not exist"),
+    ("export-tflm-dir-a-file", [*EXPORT, "--tflm-dir", "{ws}/a_file"], 2, "--tflm-dir"),
+    ("export-cmsis-nn-missing", [*EXPORT, "--cmsis-nn-dir", "{ws}/none"], 1, "does not exist"),
+    # model and data files: regular files only, tensor shapes consistent between ops
+    ("plan-tflite-dev-null", ["plan", "/dev/null", "--sram", "512k"], 1, "is not a regular file"),
+    ("plan-tflite-dev-zero", ["plan", "/dev/zero", "--sram", "512k"], 1, "is not a regular file"),
+    ("plan-checkpoint-dev-null", [*PLAN, "--checkpoint", "/dev/null"], 1, "is not a regular file"),
+    ("summary-checkpoint-folder", ["summary", "--checkpoint", "{ws}/user_folder"], 2, "is a directory"),
+    ("plan-checkpoint-plain-pickle", [*PLAN, "--checkpoint", "{ws}/ck/plain_pickle.pt"], 1, "not a PyTorch file"),
+    ("visualize-checkpoint-plain-pickle", ["visualize", "--checkpoint", "{ws}/ck/plain_pickle.pt", "--synthetic", "1", "--out",
+                                           "{ws}/v.png"], 1, "not a PyTorch file"),
+    ("visualize-image-dev-zero", ["visualize", "--checkpoint", "{ws}/ck/good.pt", "--image", "/dev/zero", "--out", "{ws}/v.png"], 1,
+     "is not a regular file"),
+    ("export-npy-dev-zero", [*EXPORT, "--calib-data", "npy:/dev/zero"], 1, "is not a regular file"),
+    ("export-npy-nan", [*EXPORT, "--input-size", "32", "--s1", "1", "--calib-data", "npy:{ws}/npy/nan.npy"], 1,
+     "1 pixel value(s) are NaN (the first in image 3)"),
+    *[(f"plan-tflite-{name}", ["plan", f"{{ws}}/tflite/{name}.tflite", "--sram", "512k"], 1, fragment)
+      for name, fragment in (("pad_huge", "operator 6 (PAD): its output is 1x1073741824 but its inputs and options give 1x12"),
+                             ("conv_out", "operator 0 (CONV_2D): its output is 1x33x32x8 but its inputs and options give 1x32x32x8"),
+                             ("conv_channels", "8 channels of its filter"), ("pool_out", "operator 2 (MAX_POOL_2D)"),
+                             ("fc_out", "operator 5 (FULLY_CONNECTED)"))],
     # usage
     ("unknown-command", ["deploy"], 2, "deploy"),
     ("unknown-flag", ["plan", "--sram", "512k", "--fast"], 2, "--fast"),
@@ -273,3 +377,32 @@ def test_bad_input(workspace: Path, args: list[str], code: int, fragment: str) -
     assert fragment in lines[0], lines[0]
     assert exit_code == code, (exit_code, lines[0])
     assert _snapshot(workspace.parent) == before, "a failed command wrote or deleted something"
+
+
+def test_a_bad_tflm_tree_in_the_environment_fails_before_the_export(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NLPOOL_TFLM_DIR", str(workspace / "user_folder"))
+    before = _snapshot(workspace.parent)
+    code, _out, err = run_cli([a.replace("{ws}", str(workspace)) for a in EXPORT])
+    assert code == 1 and err.count("\n") == 1 and err.startswith("error: NLPOOL_TFLM_DIR ") and "is not a TFLM source tree" in err, err
+    assert _snapshot(workspace.parent) == before
+
+
+def test_a_pad_whose_shapes_agree_is_planned(workspace: Path) -> None:
+    """The shape rule refuses only disagreement: the same PAD declaring the (1, 12) it computes plans."""
+    code, out, err = run_cli(["plan", str(workspace / "tflite" / "pad_right.tflite"), "--sram", "512k"])
+    assert code == 0 and "PAD" in out, err
+
+
+def test_asking_for_more_calibration_images_than_the_data_holds_is_one_warning_with_both_numbers(workspace: Path) -> None:
+    from nlpool.data import export_images
+
+    spec = f"npy:{workspace / 'npy' / 'shape_ok.npy'}"
+    np.save(workspace / "npy" / "shape_ok.npy", np.zeros((4, 32, 32, 3), np.uint8))
+    try:
+        images = export_images(spec, 32, 10, calib_samples=500, fidelity_samples=200)
+        assert len(images.calibration) == 2 and images.shortfall is not None and "\n" not in images.shortfall
+        assert images.shortfall.startswith(f"warning: --calib-samples 500 asks for more calibration images than {spec} holds: "
+                                           "calibrating on 2"), images.shortfall
+        assert export_images(spec, 32, 10, calib_samples=2, fidelity_samples=200).shortfall is None
+    finally:
+        (workspace / "npy" / "shape_ok.npy").unlink()

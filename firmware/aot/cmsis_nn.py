@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from nlpool.core.checks import input_folder
 from nlpool.core.errors import NlpoolError
 
 CMSIS_NN_DIR_ENV = "NLPOOL_CMSIS_NN_DIR"
@@ -71,9 +72,7 @@ def find_cmsis_nn(path: str | Path | None = None) -> CmsisNn | None:
     if given is None:
         return None
     where = "--cmsis-nn-dir" if path is not None else CMSIS_NN_DIR_ENV
-    root = Path(given).expanduser()
-    if not root.is_dir():
-        raise NlpoolError(f"{where} {root} is not a folder: {CMSIS_NN_HINT}")
+    root = input_folder(where, given, CMSIS_NN_HINT)
     for candidate in (root, *(root / nested for nested in _NESTED)):
         if (candidate / "Include" / "arm_nnfunctions.h").is_file() and (candidate / "Source").is_dir():
             return CmsisNn(candidate.resolve())

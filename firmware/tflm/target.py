@@ -30,6 +30,7 @@ from firmware.tflm.host import io_spec
 from firmware.tflm.project import TEMPLATES
 from firmware.tflm.sources import kernel_set
 from memory_planner import MemoryPlan, plan_tflite
+from nlpool.core.checks import input_folder
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, load_model
@@ -95,13 +96,14 @@ def find_tree(tflm_dir: str | Path | None = None) -> TflmTree | None:
     raw = tflm_dir if tflm_dir is not None else os.environ.get(TFLM_DIR_ENV) or None
     if raw is None:
         return None
-    path = Path(raw).expanduser().resolve()
+    where = "--tflm-dir" if tflm_dir is not None else TFLM_DIR_ENV
+    path = input_folder(where, raw, TREE_HINT).resolve()
     if not (path / "tensorflow" / "lite" / "micro" / "micro_interpreter.h").is_file():
-        raise NlpoolError(f"{path} is not a TFLM source tree (no tensorflow/lite/micro/micro_interpreter.h): {TREE_HINT}")
+        raise NlpoolError(f"{where} {path} is not a TFLM source tree (no tensorflow/lite/micro/micro_interpreter.h): {TREE_HINT}")
     checkout = path / "tensorflow" / "lite" / "micro" / "tools" / "make"
     third_party = checkout / "downloads" if (checkout / "Makefile").is_file() else path / "third_party"
     if not (third_party / "flatbuffers" / "include" / "flatbuffers" / "flatbuffers.h").is_file():
-        raise NlpoolError(f"{path} has no flatbuffers in {third_party}: in a tflite-micro checkout run TFLM's "
+        raise NlpoolError(f"{where} {path} has no flatbuffers in {third_party}: in a tflite-micro checkout run TFLM's "
                           "Makefile once (make -f tensorflow/lite/micro/tools/make/Makefile third_party_downloads)")
     cmsis_nn = (third_party / "cmsis_nn" / "Include" / "arm_nnfunctions.h").is_file()
     return TflmTree(path, third_party, "cmsis-nn" if cmsis_nn else "reference")

@@ -19,11 +19,13 @@ from typing import Any
 import click
 
 from firmware.boards import BOARDS, check_sram_budget
+from nlpool.core.checks import range_text
 from nlpool.core.errors import NlpoolError
 
 from ..checkpoint import training_record
+from ..flow import export_defaults as defaults
 from .model_options import MODEL_FLAGS, RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
-from .params import size_param
+from .params import in_range, size_param
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
 
@@ -66,25 +68,27 @@ def _tflite_conflicts(context: click.Context, preset: str | None, checkpoint: Pa
     "--out",
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("nlpool-out"),
+    default=defaults.OUT_DIR,
     show_default=True,
     help="Output folder; built aside and moved into place when complete.",
 )
 @click.option("--calib-data", metavar="SPEC", default=None,
               help="Images to calibrate int8 on (train split) and measure fidelity on (val split): synthetic[:N], "
                    "folder:PATH, stl10:PATH or npy:FILE. Default: the checkpoint's own training data.")
-@click.option("--input-format", type=click.Choice(["normalized", "rgb888"]), default="normalized", show_default=True,
+@click.option("--input-format", type=click.Choice(["normalized", "rgb888"]), default=defaults.INPUT_FORMAT, show_default=True,
               help="rgb888: the firmware takes camera pixels (int8 = pixel - 128), the normalisation moves into the network.")
-@click.option("--calib-samples", type=click.IntRange(min=1), default=200, show_default=True, help="Calibration images for int8.")
+@click.option("--calib-samples", type=int, callback=in_range(*defaults.CALIB_SAMPLES_RANGE), default=defaults.CALIB_SAMPLES,
+              show_default=True, help=f"Calibration images for int8 ({range_text(defaults.CALIB_SAMPLES_RANGE)}).")
 @click.option("--no-run", is_flag=True, help="Generate the firmware projects but do not build and run them.")
 @click.option(
-    "--firmware-inputs", type=click.IntRange(min=1, max=200), default=100, show_default=True, help="Inputs run on the emulated firmware."
+    "--firmware-inputs", type=int, callback=in_range(*defaults.FIRMWARE_INPUTS_RANGE), default=defaults.FIRMWARE_INPUTS,
+    show_default=True, help=f"Inputs run on the emulated firmware ({range_text(defaults.FIRMWARE_INPUTS_RANGE)})."
 )
-@click.option("--min-top1", type=click.FloatRange(0, 1), default=0.98, show_default=True,
+@click.option("--min-top1", type=float, callback=in_range(*defaults.MIN_TOP1_RANGE), default=defaults.MIN_TOP1, show_default=True,
               help="Firmware vs PyTorch top-1 agreement below this fails the export (trained weights only).")
 @click.option("--keep-failed", is_flag=True,
               help="Let a failed export replace a passing earlier export in --out (by default the passing one is kept).")
-@click.option("--min-cosine", type=click.FloatRange(-1, 1), default=0.99, show_default=True,
+@click.option("--min-cosine", type=float, callback=in_range(*defaults.MIN_COSINE_RANGE), default=defaults.MIN_COSINE, show_default=True,
               help="Firmware vs PyTorch cosine similarity below this fails the export (trained weights only).")
 @click.option("--tflm-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Upstream TFLM source tree (create_tflm_tree.py output or a tflite-micro checkout) to build and run "

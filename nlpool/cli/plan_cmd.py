@@ -7,12 +7,12 @@ report is still printed and any requested file still written); 1 = bad input; 2 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from nlpool.core.checks import output_path
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import read_model
 
@@ -48,12 +48,7 @@ def plan_command(
 
     budget = sram
     if plot is not None:  # before planning: a bad --plot must not cost the plan, nor fail after it
-        if plot.suffix.lower() != ".png":
-            raise NlpoolError(f"--plot {plot} must name a .png file")
-        if not plot.parent.is_dir():
-            raise NlpoolError(f"--plot {plot}: the folder {plot.parent} does not exist: create it or pass a path in an existing folder")
-        if not os.access(plot.parent, os.W_OK | os.X_OK):
-            raise NlpoolError(f"--plot {plot}: the folder {plot.parent} is not writable: pass a path in a writable folder")
+        plot = output_path("--plot", plot, suffix=".png", parent_must_exist=True)
     if tflite is not None:
         given = [f"--{n.replace('_', '-')}" for n in MODEL_FLAGS if flags.get(n) is not None]
         if given or preset is not None or checkpoint is not None:

@@ -22,7 +22,9 @@ import flatbuffers
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
+from .checks import input_file
 from .errors import NlpoolError
+from .op_shapes import output_shape_problem
 
 FILE_IDENTIFIER = b"TFL3"
 
@@ -291,8 +293,7 @@ def _check_weights(check: _Checker, what: str, op: Operator, tensors: tuple[Tens
 
 
 def _parse(path: Path) -> tuple[schema.ModelT, bytes]:
-    if not path.is_file():
-        raise TfliteFileError(f"{path} does not exist: pass the path of a .tflite file")
+    input_file("model", path, "pass the path of a .tflite file", error=TfliteFileError)
     data = path.read_bytes()
     if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise TfliteFileError(f"{path} is not a TFLite model (no 'TFL3' identifier): pass a .tflite file written by a TFLite converter")
@@ -390,6 +391,9 @@ def read_model(path: str | Path) -> TfliteModel:
             operators.append(Operator(position, name, inputs, outputs, op.builtinOptions, options, custom, int(code.version)))
         for op in operators:
             _check_operator(check, op, tensors)
+            problem = output_shape_problem(op, tensors)
+            if problem:
+                raise check.fail(f"operator {op.position} ({op.name}): {problem}")
         inputs = tuple(check.index(i, len(tensors), "the subgraph's input") for i in _ints(sub.inputs))
         outputs = tuple(check.index(i, len(tensors), "the subgraph's output") for i in _ints(sub.outputs))
         written = {i for op in operators for i in op.outputs}

@@ -18,7 +18,7 @@ checkpoint's own statistics, or feeds them raw to a camera-ready model.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nlpool.core.checks import input_file
 from nlpool.core.errors import NlpoolError
 
 from .augment import resize_center_crop, to_float
@@ -61,6 +62,17 @@ class ExportImages:
     fidelity: ImageSet
     class_names: tuple[str, ...] | None
     synthetic: bool
+    shortfall: str | None = None  # a warning line when the data holds fewer calibration images than asked for
+
+
+def _with_shortfall(images: ExportImages, spec: str, asked: int) -> ExportImages:
+    """`images`, with a warning naming both numbers when the data gave fewer calibration images than `asked`
+    (a silent shortfall looked like the asked-for calibration)."""
+    got = len(images.calibration)
+    if got >= asked:
+        return images
+    return replace(images, shortfall=f"warning: --calib-samples {asked} asks for more calibration images than {spec} holds: "
+                                     f"calibrating on {got} ({images.calibration.source})")
 
 
 def evenly_spaced(length: int, count: int) -> list[int]:
@@ -89,8 +101,7 @@ def _check_classes(spec: str, found: int, num_classes: int) -> None:
 
 
 def _npy(spec: str, path: Path, input_size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray | None]:
-    if not path.is_file():
-        raise NlpoolError(f"--calib-data {spec}: {path} does not exist: pass a .npy or .npz file of images")
+    input_file(f"--calib-data {spec}:", path, "pass a .npy or .npz file of images")
     try:
         loaded = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
@@ -118,9 +129,14 @@ def _npy(spec: str, path: Path, input_size: int, num_classes: int) -> tuple[np.n
         pixels = images.astype(np.float32) / 255
     elif np.issubdtype(images.dtype, np.floating):
         pixels = images.astype(np.float32)
-        if not np.all(np.isfinite(pixels)) or pixels.min() < -1e-6 or pixels.max() > 1 + 1e-6:
+        bad = ~np.isfinite(pixels)
+        if bad.any():  # before the range check: NaN compares false, so a min..max would hide it
+            kind = "NaN" if np.isnan(pixels).any() else "infinite"
+            raise NlpoolError(f"--calib-data {spec}: {int(bad.sum())} pixel value(s) are {kind} (the first in image "
+                              f"{int(np.argwhere(bad)[0][0])}): fix or drop those images")
+        if pixels.min() < -1e-6 or pixels.max() > 1 + 1e-6:
             raise NlpoolError(f"--calib-data {spec}: float images must hold pixels in [0, 1] "
-                              f"(found {np.nanmin(pixels):.3g}..{np.nanmax(pixels):.3g}): divide by 255, or pass uint8")
+                              f"(found {pixels.min():.3g}..{pixels.max():.3g}): divide by 255, or pass uint8")
     else:
         raise NlpoolError(f"--calib-data {spec}: images are {images.dtype}: pass uint8 (0..255) or float (0..1)")
     if labels is not None:
@@ -151,13 +167,15 @@ def export_images(spec: str, input_size: int, num_classes: int, calib_samples: i
     if kind == "folder" and arg:
         train, val = ImageFolder(arg, "train", eval_pixels), ImageFolder(arg, "val", eval_pixels)
         _check_classes(spec, train.num_classes, num_classes)
-        return ExportImages(_take(train, calib_samples, f"folder {arg}, train split"),
-                            _take(val, fidelity_samples, f"folder {arg}, val split"), tuple(train.classes), False)
+        return _with_shortfall(ExportImages(_take(train, calib_samples, f"folder {arg}, train split"),
+                                            _take(val, fidelity_samples, f"folder {arg}, val split"), tuple(train.classes), False),
+                               spec, calib_samples)
     if kind == "stl10" and arg:
         train, val = STL10(arg, "train", eval_pixels), STL10(arg, "test", eval_pixels)
         _check_classes(spec, train.num_classes, num_classes)
-        return ExportImages(_take(train, calib_samples, f"STL10 {arg}, train split"),
-                            _take(val, fidelity_samples, f"STL10 {arg}, test split"), STL10_CLASSES, False)
+        return _with_shortfall(ExportImages(_take(train, calib_samples, f"STL10 {arg}, train split"),
+                                            _take(val, fidelity_samples, f"STL10 {arg}, test split"), STL10_CLASSES, False),
+                               spec, calib_samples)
     if kind == "npy" and arg:
         pixels, labels = _npy(spec, Path(arg), input_size, num_classes)
         sets = []
@@ -166,5 +184,5 @@ def export_images(spec: str, input_size: int, num_classes: int, calib_samples: i
             chosen = evenly_spaced(len(part), count)
             part_labels = None if labels is None else torch.from_numpy(labels[parity::2][chosen].astype(np.int64))
             sets.append(ImageSet(torch.from_numpy(np.ascontiguousarray(part[chosen])), part_labels, f"{arg}, {split}"))
-        return ExportImages(sets[0], sets[1], None, False)
+        return _with_shortfall(ExportImages(sets[0], sets[1], None, False), spec, calib_samples)
     raise NlpoolError(f"unknown --calib-data {spec!r}: use {CALIB_DATA_SPECS}")

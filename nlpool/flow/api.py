@@ -20,6 +20,7 @@ from nlpool.core.errors import NlpoolError
 from nlpool.core.units import parse_size
 from nlpool.data import Normalization
 
+from . import export_defaults as defaults
 from .export_flow import ExportOptions, ModelToExport, echo_to_stderr
 from .export_flow import export_model as run_export
 
@@ -88,16 +89,16 @@ def export_model(
     target: str,
     sram: int | str,
     calib: str | None = None,
-    out: str | Path = "nlpool-out",
+    out: str | Path = defaults.OUT_DIR,
     num_classes: int | None = None,
     class_names: Sequence[str] | None = None,
     normalization: Normalization = Normalization(),  # noqa: B008 (a frozen value)
-    input_format: str = "normalized",
+    input_format: str = defaults.INPUT_FORMAT,
     trained: bool = True,
     run_firmware: bool = True,
-    firmware_inputs: int = 100,
-    min_top1: float = 0.99,
-    min_cosine: float = 0.99,
+    firmware_inputs: int = defaults.FIRMWARE_INPUTS,
+    min_top1: float = defaults.MIN_TOP1,
+    min_cosine: float = defaults.MIN_COSINE,
     tflm_dir: str | Path | None = None,
     cmsis_nn_dir: str | Path | None = None,
     echo: Callable[[str], None] = echo_to_stderr,

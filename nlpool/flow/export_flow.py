@@ -51,6 +51,7 @@ from nlpool.core.units import format_size
 from nlpool.data import Normalization, export_images
 from nlpool.models import ModelConfig, PixelInput
 
+from . import export_defaults as defaults
 from .deploy import (
     DEPLOY_STEPS,
     FIRMWARE,
@@ -74,7 +75,7 @@ STEPS = (*EXPORT_STEPS, *DEPLOY_STEPS)
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What the user chose for one export (the CLI's flags; the defaults are the CLI's).
+    """What the user chose for one export (the CLI's flags; the defaults, theirs and the API's, are `export_defaults`).
 
     `calib_data`: a data spec (nlpool.data.CALIB_DATA_SPECS) to calibrate and measure on; None means
     the model's own training data when it names data that exists, else the synthetic set.
@@ -86,14 +87,12 @@ class ExportOptions:
     sram_bytes: int
     out_dir: Path
     calib_data: str | None = None
-    input_format: str = "normalized"
-    calib_samples: int = 200
+    input_format: str = defaults.INPUT_FORMAT
+    calib_samples: int = defaults.CALIB_SAMPLES
     run_firmware: bool = True
-    firmware_inputs: int = 100
-    # Firmware vs PyTorch top-1 agreement needed to pass (trained weights only). 0.98: with TFLM's double
-    # rounding (what runs on the device) the default model agrees on 98 of its 100 held-out inputs.
-    min_top1: float = 0.98
-    min_cosine: float = 0.99  # firmware vs PyTorch cosine needed to pass (trained weights only)
+    firmware_inputs: int = defaults.FIRMWARE_INPUTS
+    min_top1: float = defaults.MIN_TOP1  # firmware vs PyTorch agreement bars (trained weights only), why: export_defaults
+    min_cosine: float = defaults.MIN_COSINE
     keep_failed: bool = False  # let a failed export replace a passing earlier one (its evidence is otherwise dropped)
     tflm_dir: Path | None = None  # the user's TFLM source tree (else $NLPOOL_TFLM_DIR; none: the TFLM run is skipped)
     # The user's CMSIS-NN tree (else $NLPOOL_CMSIS_NN_DIR; none: the AOT firmware keeps nlpool's portable kernels).
@@ -222,6 +221,7 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     export cannot handle), all checked before the first step; checks that fail are returned in
     `ExportOutcome.failures` with the folder written.
     """
+    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine)
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
         raise NlpoolError(problem)
@@ -241,10 +241,13 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     network = exported_network(source, options.input_format)
     echo(f"exporting {source.title()} from {source.weights}")
     echo(f"target {options.target}, SRAM budget {format_size(options.sram_bytes)}, data {spec}, input {options.input_format}")
-    if warning:
-        echo(warning)
+    for line in (warning, images.shortfall):
+        if line:
+            echo(line)
     header = {"model": {**source.description, "weights": source.weights}, "target": options.target, "sram_bytes": options.sram_bytes}
     step_data, step_fold, step_onnx, step_tflite, step_fuse, step_fidelity = EXPORT_STEPS
+    step_data = step_data.about(f"{spec}: {len(images.calibration)} to calibrate, {len(images.fidelity)} to measure")
+    step_fidelity = step_fidelity.about(f"{len(images.fidelity)} inputs")
     target, sram = options.target, options.sram_bytes
     with ExportRun(options.out_dir, STEPS, header, echo) as run:
         work = run.work_dir

@@ -37,6 +37,7 @@ from nlpool.core.tflite import Tensor, TfliteModel, read_model
 from nlpool.core.units import format_size
 from nlpool.data import export_images
 
+from . import export_defaults as defaults
 from .deploy import (
     FIRMWARE,
     MEMORY,
@@ -195,6 +196,7 @@ def export_tflite(path: Path, options: ExportOptions, echo: Callable[[str], None
     Raises NlpoolError for what stops it before any work (a damaged model, a wrong tree, a missing tool,
     a budget beyond the board); failed checks are in `ExportOutcome.failures` with the folder written.
     """
+    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine)
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
         raise NlpoolError(problem)

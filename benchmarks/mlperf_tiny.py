@@ -31,7 +31,8 @@ def _row(model: str, target: str, firmware: str, arena: int | None, predicted: i
     def num(value: int | None) -> str:
         return "-" if value is None else f"{value:,}"
 
-    return f"| {model} | {target} | {firmware} | {num(arena)} | {num(predicted)} | {num(flash)} | {num(stack)} | {num(instructions)} | {agreement} |"
+    cells = [model, target, firmware, num(arena), num(predicted), num(flash), num(stack), num(instructions), agreement]
+    return "| " + " | ".join(cells) + " |"
 
 
 def _export(model: Path, target: str, sram: int, inputs: int, out: Path, cmsis_nn: Path | None, tflm: Path) -> dict[str, Any]:
@@ -44,7 +45,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--tflm-ref", type=Path, required=True, help="TFLM tree with reference kernels")
-    parser.add_argument("--tflm-cmsis-nn", type=Path, required=True, help="TFLM tree with CMSIS-NN kernels (its CMSIS-NN serves the AOT firmware)")
+    parser.add_argument("--tflm-cmsis-nn", type=Path, required=True,
+                        help="TFLM tree with CMSIS-NN kernels (its CMSIS-NN serves the AOT firmware)")
     parser.add_argument("--targets", default=",".join(BOARDS))
     parser.add_argument("--inputs", type=int, default=10)
     parser.add_argument("--sram", default="1m")

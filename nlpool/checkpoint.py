@@ -130,12 +130,8 @@ def checkpoint_config(path: str | Path, payload: dict[str, Any] | None = None) -
 
 def load_model(path: str | Path) -> tuple[nn.Module, ModelConfig]:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    path = Path(path)
-    payload = read_checkpoint(path)
-    cfg = checkpoint_config(path, payload)
-    model = build_model(cfg)
-    model.load_state_dict(_check_weights(path, payload["model"], model))
-    return model.eval(), cfg
+    loaded = open_checkpoint(path)
+    return loaded.model, loaded.config
 
 
 @dataclass(frozen=True)
@@ -148,9 +144,9 @@ class TrainingRecord:
     class_names: tuple[str, ...] | None
 
 
-def training_record(path: str | Path) -> TrainingRecord:
+def training_record(path: str | Path, payload: dict[str, Any] | None = None) -> TrainingRecord:
     """The training record of a checkpoint (defaults where an older checkpoint has none)."""
-    payload = read_checkpoint(path)
+    payload = read_checkpoint(path) if payload is None else payload
     settings = payload.get("train")
     data = settings.get("data") if isinstance(settings, dict) else None
     mean, std = payload.get("input_mean"), payload.get("input_std")
@@ -164,3 +160,22 @@ def training_record(path: str | Path) -> TrainingRecord:
     if names is not None and not (isinstance(names, (list, tuple)) and all(isinstance(n, str) for n in names)):
         raise NlpoolError(f"checkpoint {path} has malformed class names: it was not written by `nlpool train`")
     return TrainingRecord(data if isinstance(data, str) else None, normalization, tuple(names) if names is not None else None)
+
+
+@dataclass(frozen=True)
+class LoadedCheckpoint:
+    """Everything an export needs from one checkpoint, from one read of the file."""
+
+    model: nn.Module
+    config: ModelConfig
+    record: TrainingRecord
+
+
+def open_checkpoint(path: str | Path) -> LoadedCheckpoint:
+    """Read a checkpoint once: the rebuilt model with its weights (eval mode), its config and training record."""
+    path = Path(path)
+    payload = read_checkpoint(path)
+    cfg = checkpoint_config(path, payload)
+    model = build_model(cfg)
+    model.load_state_dict(_check_weights(path, payload["model"], model))
+    return LoadedCheckpoint(model.eval(), cfg, training_record(path, payload))

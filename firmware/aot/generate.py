@@ -19,7 +19,7 @@ import numpy as np
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
 from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
-from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
+from firmware.boards import BOARD_DIR, BOARDS, check_sram_budget, linker_script
 from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, foldable_pads, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
@@ -316,11 +316,9 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
     out_dir = Path(out_dir)
     if default_target not in BOARDS:
         raise NlpoolError(f"unknown target '{default_target}': use one of {', '.join(BOARDS)}")
-    board = BOARDS[default_target]
-    if sram_budget > board.sram_length:
-        raise NlpoolError(f"--sram {human_bytes(sram_budget)} is more than the "
-                          f"{human_bytes(board.sram_length)} of SRAM on {default_target} "
-                          f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
+    over = check_sram_budget(default_target, sram_budget)
+    if over is not None:
+        raise NlpoolError(over)
     graph = load_model(tflite_path)
     prepared = _prepare_ops(graph, cmsis_nn, buffers=buffers)
     activations = _activation_tensors(graph, prepared)

@@ -22,9 +22,8 @@ from firmware.boards import BOARDS, check_sram_budget
 from nlpool.core.checks import range_text
 from nlpool.core.errors import NlpoolError
 
-from ..checkpoint import training_record
 from ..flow import export_defaults as defaults
-from .model_options import MODEL_FLAGS, RANDOM_WEIGHTS, SHIPPED_WEIGHTS, model_options, resolve_model
+from .model_options import MODEL_FLAGS, model_options, resolve
 from .params import in_range, size_param
 
 TARGETS = tuple(BOARDS)  # the board table is the one list of targets
@@ -132,7 +131,7 @@ def export_command(
         if conflicts:
             raise NlpoolError(f"{model_file} is an int8 .tflite: {' '.join(conflicts)} apply only to PyTorch models; drop them")
     else:
-        model, cfg, weights = resolve_model(preset, checkpoint, **flags)
+        resolved = resolve(preset, checkpoint, **flags)
     with _quiet_stderr():  # TensorFlow's start-up chatter (CUDA probing on a CPU machine) is not for users
         from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
         from nlpool.flow.tflite_flow import export_tflite
@@ -156,8 +155,8 @@ def export_command(
     if model_file is not None:
         outcome = export_tflite(model_file, options, echo=echo)
     else:
-        record = training_record(checkpoint if checkpoint is not None else SHIPPED_WEIGHTS) if weights != RANDOM_WEIGHTS else None
-        source = ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS, record=record)
+        source = ModelToExport.from_config(resolved.model, resolved.config, resolved.weights, trained=resolved.record is not None,
+                                           record=resolved.record)
         outcome = export_model(source, options, echo=echo)
     for path in outcome.written:
         click.echo(f"wrote {path}")

@@ -7,6 +7,7 @@ value": given flags override the preset, and must agree with a checkpoint's stor
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from torch import nn
 
 from nlpool.core.errors import NlpoolError
 
-from ..checkpoint import checkpoint_config, load_model
+from ..checkpoint import TrainingRecord, open_checkpoint
 from ..models import DEFAULT_PRESET, ModelConfig, backbone_names, build_model, preset_config
 
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
@@ -68,10 +69,28 @@ def config_from_flags(preset: str | None, **flags: Any) -> ModelConfig:
     return preset_config(preset or DEFAULT_PRESET).replace(**overrides).validated()
 
 
+@dataclass(frozen=True)
+class ResolvedModel:
+    """The model the flags name (eval mode), its config, where its weights came from, and the training
+    record of its checkpoint (None for random weights)."""
+
+    model: nn.Module
+    config: ModelConfig
+    weights: str
+    record: TrainingRecord | None
+
+
 def resolve_model(preset: str | None, checkpoint: Path | None, **flags: Any) -> tuple[nn.Module, ModelConfig, str]:
     """Build the model the flags name; returns (model in eval mode, config, where its weights came from)."""
+    resolved = resolve(preset, checkpoint, **flags)
+    return resolved.model, resolved.config, resolved.weights
+
+
+def resolve(preset: str | None, checkpoint: Path | None, **flags: Any) -> ResolvedModel:
+    """The model the flags name, its checkpoint (if any) read once."""
     if checkpoint is not None:
-        stored = checkpoint_config(checkpoint)
+        loaded = open_checkpoint(checkpoint)
+        stored = loaded.config
         for name in MODEL_FLAGS:
             given = flags.get(name)
             if given is not None and given != stored.option(name):
@@ -81,10 +100,9 @@ def resolve_model(preset: str | None, checkpoint: Path | None, **flags: Any) -> 
                 )
         if preset is not None:
             raise NlpoolError("--model and --checkpoint both name a model: pass only one of them")
-        model, cfg = load_model(checkpoint)
-        return model, cfg, str(checkpoint)
+        return ResolvedModel(loaded.model, loaded.config, str(checkpoint), loaded.record)
     cfg = config_from_flags(preset, **flags)
     if cfg == preset_config(DEFAULT_PRESET) and SHIPPED_WEIGHTS.is_file():
-        model, _ = load_model(SHIPPED_WEIGHTS)
-        return model, cfg, "shipped weights (nlpool/weights/default.pt)"
-    return build_model(cfg).eval(), cfg, RANDOM_WEIGHTS
+        shipped = open_checkpoint(SHIPPED_WEIGHTS)
+        return ResolvedModel(shipped.model, cfg, "shipped weights (nlpool/weights/default.pt)", shipped.record)
+    return ResolvedModel(build_model(cfg).eval(), cfg, RANDOM_WEIGHTS, None)

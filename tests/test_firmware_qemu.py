@@ -138,7 +138,7 @@ def test_firmware_report_for_report_json(tmp_path: Path, small_model: Path, inpu
     spec = HostModel(small_model).output_qp
     pytorch_stand_in = (reference.astype(np.float32) - spec[1]) * spec[0]
     measured = measure_firmware(tmp_path / "proj", "cortex-m7", inputs, reference, pytorch_stand_in)
-    passed, _ = judge_firmware(measured, ExportOptions("cortex-m7", 256 * 1024, tmp_path / "out"), trained=True)
+    passed = judge_firmware(measured, ExportOptions("cortex-m7", 256 * 1024, tmp_path / "out"), trained=True).passed
     report = measured.to_json()
     assert passed and report["bitexact_vs_host"] and report["bitexact_vs_reference"]
     assert report["top1_agreement_vs_pytorch"] == 1.0 and report["cosine_vs_pytorch"] > 0.999

@@ -276,3 +276,36 @@ def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
     assert report["memory"]["fits"] is False and report["memory"]["peak_bytes"] > 48 * 1024
     assert report["firmware"]["run"] == "skipped: over the SRAM budget" and (out / "memory.png").is_file()
     assert report["tflm"]["run"] == "skipped: over the SRAM budget"
+
+
+# report.json's sections and their fields as users' scripts read them (the typed steps serialise to exactly these).
+REPORT_FIELDS = {
+    "data": {"calibration", "class_names", "fidelity", "input_format"},
+    "fold_bn": {"batchnorms_folded", "max_layer_relative_diff"},
+    "onnx": {"file", "max_abs_diff_vs_pytorch", "opset"},
+    "tflite_int8": {"file", "ops"},
+    "tflite_int8_fused": {"attention", "attention_left_unfused", "attention_ops", "custom_ops", "file", "ops", "pools"},
+    "fidelity": {"data", "onnx", "pytorch", "samples", "tflite_int8", "tflite_int8_fused"},
+    "memory": {"activation_tensors", "alignment", "best_strategy", "budget_bytes", "fits", "flash_bytes", "headroom_bytes", "in_place",
+               "in_place_ops", "lower_bound_bytes", "message", "model", "naive_bytes", "ops", "peak_bytes", "peak_kind", "peak_layer",
+               "peak_step", "plan_over_lower_bound", "source", "tflm", "tflm_fits"},
+    "firmware": {"accuracy_on_labels", "arena_bytes", "arena_lower_bound_bytes", "bitexact_vs_host", "bitexact_vs_reference",
+                 "cosine_vs_pytorch", "flash_bytes", "inferences", "input", "instructions_per_inference", "instructions_per_mac", "kernels",
+                 "kernels_note", "macs_per_inference", "mismatches_vs_host", "mismatches_vs_reference", "passed", "portable", "profile",
+                 "pytorch_bars", "sram_budget_bytes", "sram_used_bytes", "stack_high_water_bytes", "target", "top1_agreement_vs_pytorch"},
+}
+TFLM_RUN_FIELDS = {"aot_vs_tflm_instructions", "arena_bytes", "arena_margin_bytes", "arena_prediction_error", "build_seconds", "file",
+                   "flash_bytes", "inferences", "instructions_per_inference", "kernels", "max_abs_diff_vs_aot", "ops",
+                   "predicted_arena_bytes", "profile", "project", "sram_used_bytes", "stack_high_water_bytes", "target",
+                   "target_arena_used_bytes", "target_verified", "tflm_dir", "tflm_object_cache", "tflm_objects_compiled",
+                   "top1_agreement_vs_pytorch"}
+
+
+def test_report_json_keeps_its_sections_and_fields(default_export):
+    _, report, _ = default_export
+    assert set(report) == {*REPORT_FIELDS, "model", "target", "sram_bytes", "tflm", "step_seconds", "total_seconds"}
+    for section, fields in REPORT_FIELDS.items():
+        assert set(report[section]) == fields, section
+    if report["tflm"].get("target_verified"):
+        assert set(report["tflm"]) == TFLM_RUN_FIELDS
+    assert report["memory"]["source"] == "model_int8_fused.tflite"  # the file as it is after the export, not the build folder

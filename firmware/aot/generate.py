@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
-from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
+from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
@@ -125,12 +125,22 @@ class _EmitContext:
         return f"({ctype} *)(nl_arena + {self.offsets[index]})"
 
 
-def _check_supported(graph: TfliteModel) -> None:
-    missing = sorted({op.name for op in graph.operators if op.name not in OPS})
+def _validate(graph: TfliteModel) -> None:
+    """Everything the op units take for granted, checked before any of them runs, so that a model
+    another tool wrote (or a damaged file) stops with one line naming the op and the fix: every op
+    reads data that exists when it runs, has a kernel here at its version, and no op fuses an
+    activation the kernels lack or touches an empty tensor."""
+    _check_dataflow(graph)
+    missing = [op for op in graph.operators if op.name not in OPS]
     if missing:
-        raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
-                          "export a model without them or add op units (docs/firmware.md, Kernels and op units)")
+        listed = ", ".join(f"op {op.position} ({op.name})" for op in missing)
+        raise NlpoolError(f"the AOT runtime has no kernel for {listed}: export a model without "
+                          f"{'them' if len(missing) > 1 else 'it'}, or add an op unit (docs/firmware.md, Kernels and op units)")
     for op in graph.operators:
+        if not 1 <= op.version <= MAX_VERSIONS[op.name]:
+            raise NlpoolError(f"op {op.position} ({op.name}) is version {op.version}, the AOT kernel implements versions 1 to "
+                              f"{MAX_VERSIONS[op.name]} (a higher version is a feature it lacks): convert the model with int8 "
+                              "weights and activations (TFLiteConverter, Optimize.DEFAULT and an int8 representative dataset)")
         activation = getattr(op.options, "fusedActivationFunction", 0)
         if activation not in FUSED_ACTIVATIONS:
             raise NlpoolError(f"op {op.position} ({op.name}) has fused activation {activation}, which the int8 kernels do not"
@@ -139,6 +149,29 @@ def _check_supported(graph: TfliteModel) -> None:
         if empty:
             raise NlpoolError(f"op {op.position} ({op.name}) has the empty tensor {empty[0]} ({graph.tensors[empty[0]].shape}): "
                               "the model is corrupted; re-export it")
+
+
+def _check_dataflow(graph: TfliteModel) -> None:
+    """Every tensor an op reads is a constant (its buffer holds the data), a model input, or the output
+    of an earlier op; every model output is written. A weight whose buffer is missing reads as a
+    tensor nothing writes."""
+    written = set(graph.inputs)
+    writer = {t: op for op in graph.operators for t in op.outputs}
+    for op in graph.operators:
+        for t in op.inputs:
+            if t < 0 or t in written or graph.tensors[t].data is not None:
+                continue
+            tensor = graph.tensors[t]
+            if t not in writer:
+                raise NlpoolError(f"op {op.position} ({op.name}) reads tensor {t} '{tensor.name}', which has no data and no op "
+                                  "writes: its buffer is missing or empty, the file is damaged; re-export the model")
+            raise NlpoolError(f"op {op.position} ({op.name}) reads tensor {t} '{tensor.name}' before op "
+                              f"{writer[t].position} ({writer[t].name}) writes it: the ops are out of order; re-export the model")
+        written.update(op.outputs)
+    unwritten = [t for t in graph.outputs if t not in written and graph.tensors[t].data is None]
+    if unwritten:
+        raise NlpoolError(f"model output tensor {unwritten[0]} '{graph.tensors[unwritten[0]].name}' is written by no op: "
+                          "the file is damaged; re-export the model")
 
 
 def _activation_tensors(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[int]:
@@ -186,13 +219,16 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
     """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for
     on `target` (None: the larger of its DSP and MVE sizes, for a project that serves every core),
     without one no op is on CMSIS-NN."""
-    _check_supported(graph)
+    try:
+        _validate(graph)
+    except NlpoolError as err:
+        raise NlpoolError(f"{graph.path.name}: {err}") from None
     prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
         try:
             p = OPS[op.name](graph, op)
         except UnsupportedOp as exc:
-            raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
+            raise NlpoolError(f"{graph.path.name}: op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
     prepared = _fold_pads(graph, prepared)

@@ -163,16 +163,22 @@ class Prepared:
 Prepare = Callable[[TfliteModel, Operator], Prepared]
 
 OPS: dict[str, Prepare] = {}
+# The highest version of each op its unit implements. TFLite numbers an op's versions by feature
+# (tools/versioning/op_version.cc: e.g. CONV_2D 3 is int8, 6 grouped, 7 int4 filters), so a higher
+# version means a feature the kernel lacks, whatever the tensors look like.
+MAX_VERSIONS: dict[str, int] = {}
 
 
-def register(*op_names: str) -> Callable[[Prepare], Prepare]:
-    """Registers `prepare` as the unit of the TFLite ops `op_names` (builtin or custom names)."""
+def register(*op_names: str, max_version: int) -> Callable[[Prepare], Prepare]:
+    """Registers `prepare` as the unit of the TFLite ops `op_names` (builtin or custom names), for
+    versions 1 to `max_version` of each."""
 
     def add(prepare: Prepare) -> Prepare:
         for name in op_names:
             if name in OPS:
                 raise ValueError(f"op {name} registered twice")
             OPS[name] = prepare
+            MAX_VERSIONS[name] = max_version
         return prepare
 
     return add

@@ -19,6 +19,7 @@ import numpy as np
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
 from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
+from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
 from memory_planner import MemoryPlan, foldable_pads, plan_tflite
@@ -125,18 +126,21 @@ class _EmitContext:
         return f"({ctype} *)(nl_arena + {self.offsets[index]})"
 
 
-def _validate(graph: TfliteModel) -> None:
+def _validate(graph: TfliteModel, computed: frozenset[int]) -> None:
     """Everything the op units take for granted, checked before any of them runs, so that a model
     another tool wrote (or a damaged file) stops with one line naming the op and the fix: every op
     reads data that exists when it runs, has a kernel here at its version, and no op fuses an
-    activation the kernels lack or touches an empty tensor."""
+    activation the kernels lack or touches an empty tensor. The `computed` ops (shape arithmetic)
+    need no kernel."""
     _check_dataflow(graph)
-    missing = [op for op in graph.operators if op.name not in OPS]
+    missing = [op for op in graph.operators if op.name not in OPS and op.position not in computed]
     if missing:
         listed = ", ".join(f"op {op.position} ({op.name})" for op in missing)
         raise NlpoolError(f"the AOT runtime has no kernel for {listed}: export a model without "
                           f"{'them' if len(missing) > 1 else 'it'}, or add an op unit (docs/firmware.md, Kernels and op units)")
     for op in graph.operators:
+        if op.position in computed:
+            continue
         if not 1 <= op.version <= MAX_VERSIONS[op.name]:
             raise NlpoolError(f"op {op.position} ({op.name}) is version {op.version}, the AOT kernel implements versions 1 to "
                               f"{MAX_VERSIONS[op.name]} (a higher version is a feature it lacks): convert the model with int8 "
@@ -182,7 +186,7 @@ def _activation_tensors(graph: TfliteModel, prepared: list[tuple[Operator, Prepa
             seen.append(i)
     folded = {op.outputs[0]: op.inputs[0] for op, p in prepared if p.folded_into >= 0}  # PAD output -> its input
     for op, p in prepared:
-        if p.folded_into >= 0:
+        if not p.emitted:
             continue
         for i in [*(folded.get(t, t) for t in op.inputs), *op.outputs]:
             if i >= 0 and graph.tensors[i].data is None and i not in seen:
@@ -215,16 +219,22 @@ def _macs(graph: TfliteModel, op: Operator) -> int:
     return 0
 
 
-def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None) -> list[tuple[Operator, Prepared]]:
-    """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for
-    on `target` (None: the larger of its DSP and MVE sizes, for a project that serves every core),
-    without one no op is on CMSIS-NN."""
+def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None,
+                 target: str | None = None) -> tuple[TfliteModel, list[tuple[Operator, Prepared]]]:
+    """The model with its shape arithmetic computed (shape_folding) and every other op's Prepare;
+    with a CMSIS-NN tree, the ops it covers get the scratch size it asks for on `target` (None: the
+    larger of its DSP and MVE sizes, for a project that serves every core), without one no op is
+    on CMSIS-NN."""
+    graph, computed = fold_shape_ops(model)
     try:
-        _validate(graph)
+        _validate(graph, computed)
     except NlpoolError as err:
         raise NlpoolError(f"{graph.path.name}: {err}") from None
     prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
+        if op.position in computed:
+            prepared.append((op, COMPUTED))
+            continue
         try:
             p = OPS[op.name](graph, op)
         except UnsupportedOp as exc:
@@ -233,9 +243,9 @@ def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
     prepared = _fold_pads(graph, prepared)
     if cmsis_nn is None:
-        return prepared
+        return graph, prepared
     sizes = {position: size.on(target) for position, size in _probe_cmsis_scratch(cmsis_nn, graph, prepared).items()}
-    return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
+    return graph, [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
 
 
 def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
@@ -282,7 +292,7 @@ def cmsis_nn_scratch(tflite_path: str | Path, cmsis_nn: CmsisNn, target: str | N
     `plan_tflite(..., kernel_scratch=...)`. Without `target`, the larger of its DSP and MVE sizes: what
     `generate_project` plans, since one AOT project serves every core. With it, what a build for that
     core asks for: TFLM's CMSIS-NN kernels request it from TFLM's arena, built for one core."""
-    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn, target))
+    return _kernel_scratch(_prepare_ops(read_model(Path(tflite_path)), cmsis_nn, target)[1])
 
 
 def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel,
@@ -329,8 +339,7 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
         raise NlpoolError(f"--sram {human_bytes(sram_budget)} is more than the "
                           f"{human_bytes(board.sram_length)} of SRAM on {default_target} "
                           f"({board.machine}): pass at most --sram {board.sram_length >> 10}k")
-    graph = read_model(tflite_path)
-    prepared = _prepare_ops(graph, cmsis_nn)
+    graph, prepared = _prepare_ops(read_model(tflite_path), cmsis_nn)
     activations = _activation_tensors(graph, prepared)
     if plan is None:
         plan = plan_tflite(tflite_path, kernel_scratch=_kernel_scratch(prepared))
@@ -338,7 +347,7 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})
     macs = sum(_macs(graph, op) for op in graph.operators)
-    op_kernels = ["folded" if p.folded_into >= 0 else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
+    op_kernels = ["folded" if not p.emitted else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
@@ -375,7 +384,7 @@ def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
 
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
-    _copy_kernel_files(root, [k for _, p in prepared if p.folded_into < 0 for k in (p.kernel, p.cmsis_nn) if k is not None])
+    _copy_kernel_files(root, [k for _, p in prepared if p.emitted for k in (p.kernel, p.cmsis_nn) if k is not None])
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -482,9 +491,12 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
-    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.folded_into < 0]
+    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
     body = []
     for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
+        if p.computed:
+            body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: computed by the generator (a constant) */")
+            continue
         if p.folded_into >= 0:
             body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: done by op {p.folded_into}'s padding */")
             continue

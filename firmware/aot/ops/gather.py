@@ -45,15 +45,26 @@ def prepare_strided_slice(graph: TfliteModel, op: Operator) -> Prepared:
     them: a start offset and per-dimension input strides (negative for reversed slices)."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
+    params = strided_slice_gather(graph, op)
+    if int(np.prod(params.out_dims)) != out.size:
+        raise UnsupportedOp(f"STRIDED_SLICE resolved to {list(params.out_dims)}, output is {list(out.shape)}")
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+
+
+def strided_slice_gather(graph: TfliteModel, op: Operator) -> GatherParams:
+    """A STRIDED_SLICE as the gather that does it: TFLite's resolution of begin, end and stride
+    under the masks, for any element type (shape arithmetic on int32 is folded with it too)."""
     o = op.options
     if o.ellipsisMask or o.newAxisMask:
         raise UnsupportedOp("STRIDED_SLICE with ellipsis or new-axis masks")
     begin, end, step = (constant(graph, op, k, what).reshape(-1).tolist() for k, what in ((1, "begin"), (2, "end"), (3, "strides")))
-    dims = list(inp.shape)
+    dims = list(graph.tensors[op.inputs[0]].shape)
     in_strides = row_major_strides(dims)
     base, lengths, strides = 0, [], []
     for k, dim in enumerate(dims):
         st = int(step[k]) if k < len(step) else 1
+        if st == 0:
+            raise UnsupportedOp("STRIDED_SLICE with a stride of 0")
         lo, hi = (0, dim) if st > 0 else (-1, dim - 1)
         start = int(begin[k]) if k < len(begin) else 0
         if o.beginMask >> k & 1 or k >= len(begin):
@@ -76,11 +87,8 @@ def prepare_strided_slice(graph: TfliteModel, op: Operator) -> Prepared:
         base += start * in_strides[k]
         lengths.append(n)
         strides.append(st * in_strides[k])
-    if int(np.prod(lengths)) != out.size:
-        raise UnsupportedOp(f"STRIDED_SLICE resolved to {lengths}, output is {list(out.shape)}")
     lead = MAX_DIMS - len(dims)
-    params = GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(strides), base=base)
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    return GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(strides), base=base)
 
 
 @register("SLICE", max_version=5)

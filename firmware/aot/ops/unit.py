@@ -146,7 +146,8 @@ class Prepared:
     the input (memory_planner's `Op.inplace`), instead of `kernel` and `cmsis_nn`.
 
     `folded_into` >= 0: the op is a PAD that the convolution at that position does itself
-    (memory_planner.foldable_pads): nothing is emitted for it.
+    (memory_planner.foldable_pads): nothing is emitted for it. `computed`: the op is shape arithmetic
+    whose result the generator computed (firmware/aot/shape_folding.py): nothing is emitted either.
     """
 
     kernel: Kernel
@@ -158,6 +159,12 @@ class Prepared:
     inplace: Kernel | None = None
     inplace_scratch_bytes: int = 0
     folded_into: int = -1
+    computed: bool = False
+
+    @property
+    def emitted(self) -> bool:
+        """Whether the firmware calls a kernel for this op (not folded, not computed beforehand)."""
+        return self.folded_into < 0 and not self.computed
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]

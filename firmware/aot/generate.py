@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initial
 from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.io_header import ProjectIO
-from memory_planner import MemoryPlan, foldable_pads, plan_tflite
+from memory_planner import MemoryPlan, foldable_pads, op_label, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, Tensor, TfliteModel, read_model
@@ -64,6 +64,9 @@ class ProjectInfo:
     cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    # Per op, its readable name (memory_planner.op_label, `CONV_2D #3 conv2d_1`): the profile's rows.
+    # Empty in a project.json written before the field existed.
+    op_names: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, project_dir: Path) -> ProjectInfo:
@@ -351,7 +354,8 @@ def generate_project(tflite_path: str | Path, out_dir: str | Path, sram_budget: 
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
-                       [_spec(graph.tensors[i]) for i in graph.outputs])
+                       [_spec(graph.tensors[i]) for i in graph.outputs],
+                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:

@@ -50,6 +50,16 @@ def long_softmax_row(model: TfliteModel) -> int:
             if op.name == "SOFTMAX" and model.tensors[op.inputs[0]].dtype == "int8"]
     return max((n for n in rows if n > SOFTMAX_SAFE_ROW), default=0)
 Kernels = Literal["tflite", "tflm"]
+# The int8 ops on which LiteRT's reference kernels round otherwise than TFLM's (docs/rounding.md):
+# a model with any of them is compared with TFLM itself, not with the TFLite interpreter.
+TFLITE_ROUNDS_OTHERWISE = frozenset({"FULLY_CONNECTED", "SOFTMAX", "LOGISTIC", "RELU6"})
+
+
+def reference_kernels(model: TfliteModel) -> Kernels:
+    """The host reference for a model's firmware: the TFLite interpreter where it computes what TFLM
+    computes (no op of TFLITE_ROUNDS_OTHERWISE), else TFLM's own interpreter. LiteRT's default
+    (optimised, XNNPACK) kernels are never one: they round every requantisation once (docs/rounding.md)."""
+    return "tflm" if any(op.name in TFLITE_ROUNDS_OTHERWISE for op in model.operators) else "tflite"
 
 
 def quantize(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:

@@ -23,6 +23,7 @@ class OpProfile:
     op: str
     kernel: str  # "cmsis-nn", "portable" (nlpool's C), "tflm-reference" or "tflm-cmsis-nn"
     instructions: int  # per inference
+    name: str = ""  # readable (memory_planner.op_label: `CONV_2D #3 conv2d_1`), "" where the run did not say
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ class Profile:
             "profiled_instructions": self.total,
             "by_kind": [{"op": k.op, "kernel": k.kernel, "count": k.count, "instructions": k.instructions,
                          "share": round(k.share, 4)} for k in self.by_kind()],
-            "by_op": [{"position": o.position, "op": o.op, "kernel": o.kernel, "instructions": o.instructions,
-                       "share": round(o.instructions / total, 4)} for o in self.ops],
+            "by_op": [{"position": o.position, "op": o.op, "name": o.name or f"{o.op} #{o.position}", "kernel": o.kernel,
+                       "instructions": o.instructions, "share": round(o.instructions / total, 4)} for o in self.ops],
         }
 
     def format_table(self, title: str, rows: int = 8) -> str:

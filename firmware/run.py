@@ -184,7 +184,8 @@ def _profile(info: ProjectInfo, log: str, kernels: str, instructions_per_tick: f
         raise FirmwareRunError(f"the firmware profiled {len(ticks)} ops, the model has {len(info.ops)}: regenerate the project")
     return Profile(tuple(OpProfile(i, info.ops[i], info.op_kernels[i] if kernels == "cmsis-nn" or info.op_kernels[i] == "folded"
                                    else "portable",
-                                   round(ticks[i] * instructions_per_tick / max(inferences, 1)))
+                                   round(ticks[i] * instructions_per_tick / max(inferences, 1)),
+                                   info.op_names[i] if info.op_names else "")
                          for i in range(len(info.ops))))
 
 

@@ -7,12 +7,15 @@ Public surface:
     claims_report(sram_bytes, graph_for) -> dict         the paper's 22x claim under three accountings
     graph_from_torch(model, input_size, ...) -> Graph    a PyTorch model as a planning graph
     foldable_pads(model) -> {pad: conv}                  PAD ops their convolution does (planned and generated so)
+    op_label(kind, index, tensor_name) -> str            `CONV_2D #3 conv2d_1`: an op's readable name in reports
 """
 
 from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
+from .from_tflite import graph_from_model
 from .graph import Graph
 from .inplace import inplace_depthwise_scratch
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
+from .names import op_label
 from .pad_folding import foldable_pads
 from .plans import ALIGNMENT, ArenaPlan
 from .report import as_json, format_markdown, format_text, plot_png, verdict, write_reports
@@ -32,8 +35,10 @@ __all__ = [
     "format_claims",
     "format_markdown",
     "format_text",
+    "graph_from_model",
     "graph_from_torch",
     "inplace_depthwise_scratch",
+    "op_label",
     "plan_model",
     "plan_tflite",
     "plot_png",

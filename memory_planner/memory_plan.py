@@ -16,6 +16,7 @@ from nlpool.core.tflite import TfliteModel, read_model
 from .from_tflite import graph_from_model
 from .graph import Graph
 from .lifetimes import live_bytes_per_step, tensor_lifetimes
+from .names import op_label
 from .plans import ArenaPlan, best_plan, lower_bound, naive_bytes
 from .tflm_model import TflmPrediction, predict_tflm
 
@@ -85,7 +86,8 @@ class MemoryPlan:
             "naive_bytes": self.naive,
             "alignment": self.best.alignment,
             "flash_bytes": self.flash_bytes,
-            "peak_layer": self.peak_layer.name,
+            "peak_layer": op_label(self.peak_layer.kind, self.peak_layer.step, self.peak_layer.name),
+            "peak_layer_full_name": self.peak_layer.name,
             "peak_step": self.peak_layer.step,
             "peak_kind": self.peak_layer.kind,
             "tflm": self.tflm.as_dict(),

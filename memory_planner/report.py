@@ -16,7 +16,13 @@ from typing import Any
 from nlpool.core.errors import NlpoolError
 from nlpool.core.units import format_size
 
-from .memory_plan import MemoryPlan
+from .memory_plan import LayerRecord, MemoryPlan
+from .names import op_label
+
+
+def layer_label(record: LayerRecord) -> str:
+    """The row's readable name (`CONV_2D #3 conv2d_1`, names.py); memory.json keeps the full one."""
+    return op_label(record.kind, record.step, record.name)
 
 
 def verdict(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
@@ -24,7 +30,7 @@ def verdict(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
     peak = plan.peak_layer
     headroom = budget_bytes - plan.peak_bytes
     fits = headroom >= 0
-    where = f"peak at step {peak.step} ({peak.kind} {peak.name}, {peak.live_bytes:,} live bytes)"
+    where = f"peak at step {peak.step} ({layer_label(peak)}, {peak.live_bytes:,} live bytes)"
     if fits:
         message = f"fits: arena {plan.peak_bytes:,} B of {budget_bytes:,} B budget, {headroom:,} B headroom; {where}"
     else:
@@ -44,7 +50,8 @@ def as_json(plan: MemoryPlan, budget_bytes: int) -> dict[str, Any]:
         {
             "step": r.step,
             "op": r.kind,
-            "name": r.name,
+            "name": layer_label(r),
+            "full_name": r.name,
             "output_shape": list(r.output_shape),
             "output_bytes": r.output_bytes,
             "live_bytes": r.live_bytes,
@@ -79,16 +86,15 @@ def _totals(plan: MemoryPlan, budget_bytes: int) -> list[tuple[str, str]]:
 
 def format_text(plan: MemoryPlan, budget_bytes: int) -> str:
     """A terminal table, one row per op step, and the totals."""
-    header = f"{'step':>4}  {'op':<24} {'layer':<44} {'output':<18} {'live bytes':>12} {'budget':>7}"
+    header = f"{'step':>4}  {'op':<44} {'output':<18} {'live bytes':>12} {'budget':>7}"
     title = f"memory plan of {plan.graph.name} ({plan.graph.activation_types()} activations, {plan.best.alignment}-byte aligned)"
     lines = [title, header, "-" * len(header)]
     for r in plan.layers:
         shape = "x".join(map(str, r.output_shape))
         mark = "  <- peak" if r.peak else ""
-        name = r.name if len(r.name) <= 44 else "..." + r.name[-41:]
-        lines.append(
-            f"{r.step:>4}  {r.kind[:24]:<24} {name:<44} {shape:<18} {r.live_bytes:>12,} {r.live_bytes / budget_bytes:>6.1%}{mark}"
-        )
+        name = layer_label(r)
+        name = name if len(name) <= 44 else name[:41] + "..."
+        lines.append(f"{r.step:>4}  {name:<44} {shape:<18} {r.live_bytes:>12,} {r.live_bytes / budget_bytes:>6.1%}{mark}")
     lines.append("-" * len(header))
     lines += [f"{label + ':':<26} {value}" for label, value in _totals(plan, budget_bytes)]
     return "\n".join(lines)
@@ -112,7 +118,7 @@ def format_markdown(plan: MemoryPlan, budget_bytes: int) -> str:
         shape = "x".join(map(str, r.output_shape))
         bold = "**" if r.peak else ""
         lines.append(
-            f"| {r.step} | {bold}{r.kind}{bold} | `{r.name}` | {shape} | {r.scratch_bytes:,} | {bold}{r.live_bytes:,}{bold}"
+            f"| {r.step} | {bold}{r.kind}{bold} | `{layer_label(r)}` | {shape} | {r.scratch_bytes:,} | {bold}{r.live_bytes:,}{bold}"
             f"{' (peak)' if r.peak else ''} | {r.live_bytes / budget_bytes:.1%} |"
         )
     return "\n".join(lines) + "\n"
@@ -134,7 +140,7 @@ def plot_png(plan: MemoryPlan, budget_bytes: int, path: Path) -> None:
     ax.axhline(budget_bytes / 1024, color="#c03030", linestyle="--", label=f"budget {format_size(budget_bytes)}")
     ax.axhline(plan.peak_bytes / 1024, color="#303030", linestyle=":", label=f"best arena {format_size(plan.peak_bytes)}")
     ax.annotate(
-        f"peak: {peak.kind}\n{peak.name[-40:]}\n{format_size(peak.live_bytes)}",
+        f"peak: {layer_label(peak)[:48]}\n{format_size(peak.live_bytes)}",
         xy=(peak.step, peak.live_bytes / 1024),
         xytext=(15 if peak.step < 0.6 * len(steps) else -15, 12),
         textcoords="offset points",

@@ -110,6 +110,8 @@ CASES: dict[str, Case] = {
     "softmax_wide": unary(tf.nn.softmax, (1, 100)),
     "logistic": unary(tf.sigmoid, (1, 5, 5, 7)),
     "mean_hw": unary(lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True), (1, 6, 7, 9)),
+    "mean_hw_dropped": unary(lambda x: tf.reduce_mean(x, axis=[1, 2]), (2, 5, 4, 6)),  # Keras GlobalAveragePooling2D
+    "hard_swish": unary(lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, (1, 5, 6, 7)),  # fused into HARD_SWISH
     "transpose_0213": unary(lambda x: tf.transpose(x, [0, 2, 1, 3]), (1, 3, 5, 4)),
     "transpose_reshape": unary(lambda x: tf.reshape(tf.transpose(x, [0, 3, 1, 2]), (1, 4, 30)), (1, 5, 6, 4)),
     "strided_slice_step": unary(lambda x: x[:, 1:7:2, ::-1, 1:] * 1.0, (1, 8, 6, 5)),
@@ -156,7 +158,7 @@ TFLITE_HOST_LSB = {"FULLY_CONNECTED": 1, "RELU6": 255, "SOFTMAX": 1, "LOGISTIC":
 
 # Arithmetic-heavy ops get a second random draw (other shapes' weights, scales, zero points).
 SECOND_SEED = ("conv_3x3_s1_same_relu6", "conv_1x1_valid_relu", "dw_3x3_s2_same_mult2", "fc_wide_batched",
-               "add_broadcast_relu", "mul_broadcast", "softmax_rows", "mean_hw", "batch_matmul", "logistic")
+               "add_broadcast_relu", "mul_broadcast", "softmax_rows", "mean_hw", "batch_matmul", "logistic", "hard_swish")
 RUNS = [(name, 0) for name in sorted(CASES)] + [(name, 1) for name in SECOND_SEED]
 
 
@@ -207,13 +209,42 @@ def test_logistic_table_is_tflm_for_every_input(tmp_path: Path, seed: int) -> No
     assert differ.size == 0, f"scale {t.scale} zero point {t.zero_point}: inputs {differ} differ"
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_hard_swish_table_is_tflm_for_every_input(tmp_path: Path, seed: int) -> None:
+    """HARD_SWISH's generation-time table equals TFLM's kernel on all 256 inputs (input scale over
+    three decades, ranges around zero and one-sided); where TFLM's Prepare refuses the quantisation
+    (output multiplier of 1 or more), the table refuses it too."""
+    from firmware.aot.quant import hard_swish_int8_table
+    from nlpool.core.tflite import read_model
+
+    rng = np.random.default_rng(500 + seed)
+    mag = 10 ** rng.uniform(-1.5, 1.5)
+    lo, hi = [(-rng.uniform(0, 1) * mag, rng.uniform(0.05, 1) * mag), (rng.uniform(0, 0.3) * mag, mag),
+              (-mag, -rng.uniform(0, 0.3) * mag)][seed % 3]
+    path = tmp_path / "hard_swish.tflite"
+    path.write_bytes(convert(lambda x: x * tf.nn.relu6(x + 3.0) / 6.0, [(1, 256)], rng, ranges=[(lo, hi)]))
+    graph = read_model(path)
+    assert [op.name for op in graph.operators] == ["HARD_SWISH"]
+    t, o = graph.tensors[graph.inputs[0]], graph.tensors[graph.outputs[0]]
+    every = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)
+    try:
+        expected = tflm_reference(path, [every])[0].reshape(-1)
+    except RuntimeError:  # TFLM's Prepare failed
+        with pytest.raises(ValueError, match="HARD_SWISH"):
+            hard_swish_int8_table(t.scale, t.zero_point, o.scale, o.zero_point)
+        return
+    got = hard_swish_int8_table(t.scale, t.zero_point, o.scale, o.zero_point)
+    differ = np.flatnonzero(got != expected) - 128
+    assert differ.size == 0, f"input {t.scale}/{t.zero_point} output {o.scale}/{o.zero_point}: inputs {differ} differ"
+
+
 def test_unsupported_op_is_listed(tmp_path: Path) -> None:
     from nlpool.core.errors import NlpoolError
 
     rng = np.random.default_rng(5)
     path = tmp_path / "tanh.tflite"
     path.write_bytes(convert(lambda x: tf.tanh(x) + tf.nn.elu(x), [(1, 8)], rng))
-    with pytest.raises(NlpoolError, match="no kernel for op"):
+    with pytest.raises(NlpoolError, match=r"no kernel for op \d \(ELU\), op \d \(TANH\)"):
         generate_project(path, tmp_path / "proj", 512 * 1024)
     assert not (tmp_path / "proj").exists()
 

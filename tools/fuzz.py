@@ -88,7 +88,7 @@ def _mutate_tree(model: object, rng: np.random.Generator) -> None:
 
     sub = model.subgraphs[0]
     tensors, ops, codes = sub.tensors or [], sub.operators or [], model.operatorCodes or []
-    kind = int(rng.integers(16))
+    kind = int(rng.integers(17))
     if kind == 0 and tensors:  # shape: a dimension changed, dropped, added, zero, negative or huge
         t = _pick(rng, tensors)
         shape = list(t.shape if t.shape is not None else [])
@@ -186,6 +186,8 @@ def _mutate_tree(model: object, rng: np.random.Generator) -> None:
     elif kind == 15 and len(ops) > 1:  # operators swapped: a tensor read before it is written
         i, j = rng.choice(len(ops), 2, replace=False)
         ops[i], ops[j] = ops[j], ops[i]
+    elif kind == 16 and codes:  # an op version no kernel implements (a feature of a newer converter), or nonsense
+        _pick(rng, codes).version = int(_pick(rng, INTERESTING_INTS))
 
 
 def _mutate_custom_options(op: object, rng: np.random.Generator) -> None:

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
-from firmware.aot.ops import OPS, Kernel, Prepared, UnsupportedOp
+from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
+from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
 from firmware.boards import BOARD_DIR, BOARDS, check_sram_budget, linker_script
 from firmware.io_header import ProjectIO
-from memory_planner import MemoryPlan, foldable_pads, plan_tflite
+from memory_planner import MemoryPlan, foldable_pads, op_label, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Operator, Tensor, TfliteModel, load_model
@@ -63,6 +64,9 @@ class ProjectInfo:
     cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
+    # Per op, its readable name (memory_planner.op_label, `CONV_2D #3 conv2d_1`): the profile's rows.
+    # Empty in a project.json written before the field existed.
+    op_names: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, project_dir: Path) -> ProjectInfo:
@@ -125,12 +129,25 @@ class _EmitContext:
         return f"({ctype} *)(nl_arena + {self.offsets[index]})"
 
 
-def _check_supported(graph: TfliteModel) -> None:
-    missing = sorted({op.name for op in graph.operators if op.name not in OPS})
+def _validate(graph: TfliteModel, computed: frozenset[int]) -> None:
+    """Everything the op units take for granted, checked before any of them runs, so that a model
+    another tool wrote (or a damaged file) stops with one line naming the op and the fix: every op
+    reads data that exists when it runs, has a kernel here at its version, and no op fuses an
+    activation the kernels lack or touches an empty tensor. The `computed` ops (shape arithmetic)
+    need no kernel."""
+    _check_dataflow(graph)
+    missing = [op for op in graph.operators if op.name not in OPS and op.position not in computed]
     if missing:
-        raise NlpoolError(f"the AOT runtime has no kernel for op(s) {', '.join(missing)}: "
-                          "export a model without them or add op units (docs/firmware.md, Kernels and op units)")
+        listed = ", ".join(f"op {op.position} ({op.name})" for op in missing)
+        raise NlpoolError(f"the AOT runtime has no kernel for {listed}: export a model without "
+                          f"{'them' if len(missing) > 1 else 'it'}, or add an op unit (docs/firmware.md, Kernels and op units)")
     for op in graph.operators:
+        if op.position in computed:
+            continue
+        if not 1 <= op.version <= MAX_VERSIONS[op.name]:
+            raise NlpoolError(f"op {op.position} ({op.name}) is version {op.version}, the AOT kernel implements versions 1 to "
+                              f"{MAX_VERSIONS[op.name]} (a higher version is a feature it lacks): convert the model with int8 "
+                              "weights and activations (TFLiteConverter, Optimize.DEFAULT and an int8 representative dataset)")
         activation = getattr(op.options, "fusedActivationFunction", 0)
         if activation not in FUSED_ACTIVATIONS:
             raise NlpoolError(f"op {op.position} ({op.name}) has fused activation {activation}, which the int8 kernels do not"
@@ -141,6 +158,29 @@ def _check_supported(graph: TfliteModel) -> None:
                               "the model is corrupted; re-export it")
 
 
+def _check_dataflow(graph: TfliteModel) -> None:
+    """Every tensor an op reads is a constant (its buffer holds the data), a model input, or the output
+    of an earlier op; every model output is written. A weight whose buffer is missing reads as a
+    tensor nothing writes."""
+    written = set(graph.inputs)
+    writer = {t: op for op in graph.operators for t in op.outputs}
+    for op in graph.operators:
+        for t in op.inputs:
+            if t < 0 or t in written or graph.tensors[t].data is not None:
+                continue
+            tensor = graph.tensors[t]
+            if t not in writer:
+                raise NlpoolError(f"op {op.position} ({op.name}) reads tensor {t} '{tensor.name}', which has no data and no op "
+                                  "writes: its buffer is missing or empty, the file is damaged; re-export the model")
+            raise NlpoolError(f"op {op.position} ({op.name}) reads tensor {t} '{tensor.name}' before op "
+                              f"{writer[t].position} ({writer[t].name}) writes it: the ops are out of order; re-export the model")
+        written.update(op.outputs)
+    unwritten = [t for t in graph.outputs if t not in written and graph.tensors[t].data is None]
+    if unwritten:
+        raise NlpoolError(f"model output tensor {unwritten[0]} '{graph.tensors[unwritten[0]].name}' is written by no op: "
+                          "the file is damaged; re-export the model")
+
+
 def _activation_tensors(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[int]:
     """The tensors the arena must hold: what the emitted ops read and write (a folded PAD's output is none)."""
     seen: list[int] = []
@@ -149,7 +189,7 @@ def _activation_tensors(graph: TfliteModel, prepared: list[tuple[Operator, Prepa
             seen.append(i)
     folded = {op.outputs[0]: op.inputs[0] for op, p in prepared if p.folded_into >= 0}  # PAD output -> its input
     for op, p in prepared:
-        if p.folded_into >= 0:
+        if not p.emitted:
             continue
         for i in [*(folded.get(t, t) for t in op.inputs), *op.outputs]:
             if i >= 0 and graph.tensors[i].data is None and i not in seen:
@@ -198,32 +238,40 @@ class CmsisNnBuffers:
 
 def cmsis_nn_buffers(model: str | Path | TfliteModel, cmsis_nn: CmsisNn) -> CmsisNnBuffers:
     """Ask CMSIS-NN (compile and run its buffer-size functions on the host) for every op it covers."""
-    graph = load_model(model)
-    return CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, _prepare_ops(graph, cmsis_nn, probe=False)))
+    graph, prepared = _prepare_ops(load_model(model), cmsis_nn, probe=False)
+    return CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, prepared))
 
 
-def _prepare_ops(graph: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None,
-                 buffers: CmsisNnBuffers | None = None, probe: bool = True) -> list[tuple[Operator, Prepared]]:
-    """Every op's Prepare; with a CMSIS-NN tree, the ops it covers get the scratch size it asks for
-    on `target` (None: the larger of its DSP and MVE sizes, for a project that serves every core),
-    from `buffers` when they were probed on this tree already; without a tree no op is on CMSIS-NN.
-    `probe=False` leaves the sizes at 0 (for the probe itself)."""
-    _check_supported(graph)
+def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None, buffers: CmsisNnBuffers | None = None,
+                 probe: bool = True) -> tuple[TfliteModel, list[tuple[Operator, Prepared]]]:
+    """The model with its shape arithmetic computed (shape_folding) and every other op's Prepare;
+    with a CMSIS-NN tree, the ops it covers get the scratch size it asks for on `target` (None: the
+    larger of its DSP and MVE sizes, for a project that serves every core), from `buffers` when they
+    were probed on this tree already; without a tree no op is on CMSIS-NN. `probe=False` leaves the
+    sizes at 0 (for the probe itself)."""
+    graph, computed = fold_shape_ops(model)
+    try:
+        _validate(graph, computed)
+    except NlpoolError as err:
+        raise NlpoolError(f"{graph.path.name}: {err}") from None
     prepared: list[tuple[Operator, Prepared]] = []
     for op in graph.operators:
+        if op.position in computed:
+            prepared.append((op, COMPUTED))
+            continue
         try:
             p = OPS[op.name](graph, op)
         except UnsupportedOp as exc:
-            raise NlpoolError(f"op {op.position} ({op.name}) is not supported by the AOT runtime: "
+            raise NlpoolError(f"{graph.path.name}: op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
     prepared = _fold_pads(graph, prepared)
     if cmsis_nn is None or not probe:
-        return prepared
+        return graph, prepared
     if buffers is None or buffers.root != cmsis_nn.root:
         buffers = CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, prepared))
     sizes = buffers.scratch(target)
-    return [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
+    return graph, [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
 
 
 def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
@@ -319,8 +367,7 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
     over = check_sram_budget(default_target, sram_budget)
     if over is not None:
         raise NlpoolError(over)
-    graph = load_model(tflite_path)
-    prepared = _prepare_ops(graph, cmsis_nn, buffers=buffers)
+    graph, prepared = _prepare_ops(load_model(tflite_path), cmsis_nn, buffers=buffers)
     activations = _activation_tensors(graph, prepared)
     if plan is None:
         plan = plan_tflite(graph, kernel_scratch=_kernel_scratch(prepared))
@@ -328,11 +375,12 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})
     macs = sum(_macs(graph, op) for op in graph.operators)
-    op_kernels = ["folded" if p.folded_into >= 0 else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
+    op_kernels = ["folded" if not p.emitted else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
-                       [_spec(graph.tensors[i]) for i in graph.outputs])
+                       [_spec(graph.tensors[i]) for i in graph.outputs],
+                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -365,7 +413,7 @@ def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
 
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
-    _copy_kernel_files(root, [k for _, p in prepared if p.folded_into < 0 for k in (p.kernel, p.cmsis_nn) if k is not None])
+    _copy_kernel_files(root, [k for _, p in prepared if p.emitted for k in (p.kernel, p.cmsis_nn) if k is not None])
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -472,9 +520,12 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
-    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.folded_into < 0]
+    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
     body = []
     for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
+        if p.computed:
+            body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: computed by the generator (a constant) */")
+            continue
         if p.folded_into >= 0:
             body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: done by op {p.folded_into}'s padding */")
             continue

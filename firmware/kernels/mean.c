@@ -1,5 +1,5 @@
 /*
- * MEAN int8 over H and W of a 4-D tensor with keep_dims (global average pooling), TFLite reference
+ * MEAN int8 over H and W of a 4-D tensor, keep_dims or not (global average pooling), TFLite reference
  * semantics: the sum of (x - zx) is requantised once by in_scale / (out_scale * H * W), the
  * multiplier derived as TFLite derives it (see the MEAN emitter).
  */

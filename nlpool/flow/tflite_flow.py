@@ -6,10 +6,11 @@ fidelity against PyTorch) does not apply and its report fields are absent, never
 is the PyTorch export's own deployment steps (`deploy`): the same memory plan, AOT project and TFLM
 project, run on QEMU on the same inputs and compared bit for bit.
 
-The host reference every firmware output is compared with is upstream TFLM's interpreter with its
-reference kernels (the `tflite-micro` wheel), the arithmetic both firmwares reproduce. LiteRT's
-interpreter (what TensorFlow users run) computes a few ops differently (docs/rounding.md); its largest
-difference from the reference on the same inputs is reported beside it, so a user sees both numbers.
+The host reference every firmware output is compared with is the TFLite interpreter (LiteRT, reference
+kernels) where it computes what TFLM computes, otherwise upstream TFLM's own interpreter (the
+`tflite-micro` wheel): `export.host_run.reference_kernels`, the per-op rule in docs/rounding.md. The
+other interpreter runs the same inputs and its largest difference from the reference is reported
+beside it, so a user sees both numbers.
 
 Inputs: seeded random int8 by default; `--calib-data` images are scaled onto the range the model's
 input quantisation can represent (0..1 for scale 1/255, 0..255 for scale 1 with zero point -128) and
@@ -27,11 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from export.host_run import HostModel, quantize
+from export.host_run import HostModel, quantize, reference_kernels
 from export.pipeline import ExportRun, Step, StepResult, echo_to_stderr
 from firmware.boards import check_sram_budget
 from firmware.run import check_tools
 from firmware.verify import FirmwareMeasurement
+from memory_planner import graph_from_model
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import Tensor, TfliteModel, read_model
 from nlpool.core.units import format_size
@@ -56,7 +58,8 @@ from .export_flow import ExportOptions
 
 INPUT_SEED = 0
 NO_PYTORCH_NOTE = "not applicable: the model came as a .tflite, so there is no PyTorch model to compare with"
-REFERENCE_NAME = "TFLM's reference kernels on the host (tflite-micro)"
+REFERENCE_NAMES = {"tflm": "TFLM's interpreter on the host (tflite-micro)",
+                   "tflite": "the TFLite interpreter's reference kernels (LiteRT), which compute what TFLM does for these ops"}
 
 MODEL = Step("model", "read and check the model (operators, shapes, quantisation)")
 INPUTS = Step("inputs", "firmware inputs and the host reference's outputs for them")
@@ -94,6 +97,7 @@ class ModelResult(StepResult):
 def read_user_model(path: Path) -> ModelResult:
     """Read and validate the file (one line for a damaged one); a single input and output are what both firmwares take."""
     model = read_model(path)
+    graph_from_model(model)  # dataflow and sizes as the planner needs them: a damaged model stops here, before any work
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise NlpoolError(f"{path} has {len(model.inputs)} inputs and {len(model.outputs)} outputs: nlpool's firmwares take "
                           "models with one input and one output")
@@ -148,41 +152,50 @@ def input_values(model: TfliteModel, count: int, calib_data: str | None) -> tupl
 
 @dataclass(frozen=True)
 class InputsResult(StepResult):
-    """The firmware inputs and the host reference's outputs for them, with LiteRT's difference from it."""
+    """The firmware inputs and the host reference's outputs for them, with the other interpreter's difference from it."""
 
     inputs: FirmwareInputs
     source: str
-    litert_max_abs_diff: int | None  # None: LiteRT could not run the model
-    litert_note: str | None
+    other_name: str
+    other_max_abs_diff: int | None  # in output quantisation steps; None: the other interpreter could not run the model
+    other_note: str | None
 
     def report_section(self) -> dict[str, Any]:
         return {"count": len(self.inputs.inputs), "source": self.source, "reference": self.inputs.reference_name,
-                "litert_max_abs_diff_vs_reference": self.litert_max_abs_diff,
-                **({"litert_note": self.litert_note} if self.litert_note else {})}
+                "other_interpreter": self.other_name, "other_max_abs_diff_vs_reference": self.other_max_abs_diff,
+                **({"other_note": self.other_note} if self.other_note else {})}
 
     def summary(self) -> str:
-        litert = (f"LiteRT's interpreter differs from it by at most {self.litert_max_abs_diff} step(s)"
-                  if self.litert_max_abs_diff is not None else f"LiteRT not compared: {self.litert_note}")
-        return f"  {len(self.inputs.inputs)} inputs ({self.source}); reference: {self.inputs.reference_name}; {litert}"
+        other = (f"{self.other_name} differs from it by at most {self.other_max_abs_diff} step(s)"
+                 if self.other_max_abs_diff is not None else f"{self.other_name} not compared: {self.other_note}")
+        return f"  {len(self.inputs.inputs)} inputs ({self.source}); reference: {self.inputs.reference_name}; {other}"
+
+
+def _steps_apart(model: TfliteModel, a: np.ndarray, b: np.ndarray) -> int:
+    """Largest difference of two output batches in the output's quantisation steps (float edges: divided by the
+    scale of the int8 tensor the DEQUANTIZE reads)."""
+    if a.dtype != np.float32:
+        return int(np.abs(a.astype(np.int64) - b.astype(np.int64)).max(initial=0))
+    out = model.outputs[0]
+    scales = [model.tensors[op.inputs[0]].scale for op in model.operators if op.name == "DEQUANTIZE" and op.outputs[0] == out]
+    return round(float(np.abs(a.astype(np.float64) - b).max(initial=0)) / (scales[0] if scales and scales[0] else 1.0))
 
 
 def make_inputs(model: TfliteModel, count: int, calib_data: str | None) -> InputsResult:
-    """The inputs and TFLM's host outputs for them; LiteRT's outputs on the same inputs for comparison."""
+    """The inputs and the host reference's outputs for them; the other interpreter's on the same inputs for comparison."""
     values, source = input_values(model, count, calib_data)
-    reference_model = HostModel(model, kernels="tflm")
+    kernels = reference_kernels(model)
+    reference_model = HostModel(model, kernels=kernels)
     reference = np.stack([reference_model.run_quantized(x) for x in values])
+    inputs = FirmwareInputs(values, reference, None, None, REFERENCE_NAMES[kernels])
+    other_kernels = "tflite" if kernels == "tflm" else "tflm"
+    other_name = "the TFLite interpreter (LiteRT, reference kernels)" if other_kernels == "tflite" else "TFLM's interpreter"
     try:
-        litert = HostModel(model, kernels="tflite")
-        other = np.stack([litert.run_quantized(x) for x in values])
-    except (NlpoolError, RuntimeError, ValueError) as err:  # LiteRT lacks a custom op, or refuses the model
-        return InputsResult(FirmwareInputs(values, reference, None, None, REFERENCE_NAME), source, None, str(err).splitlines()[0])
-    if reference.dtype == np.float32:
-        diff = float(np.abs(other.astype(np.float64) - reference).max(initial=0))
-        scale = model.tensors[model.outputs[0]].scale or 1.0
-        steps = round(diff / scale) if scale else None
-    else:
-        steps = int(np.abs(other.astype(np.int64) - reference.astype(np.int64)).max(initial=0))
-    return InputsResult(FirmwareInputs(values, reference, None, None, REFERENCE_NAME), source, steps, None)
+        other_model = HostModel(model, kernels=other_kernels)
+        other = np.stack([other_model.run_quantized(x) for x in values])
+    except (NlpoolError, RuntimeError, ValueError) as err:  # the other interpreter refuses the model
+        return InputsResult(inputs, source, other_name, None, str(err).splitlines()[0])
+    return InputsResult(inputs, source, other_name, _steps_apart(model, other, reference), None)
 
 
 def judge_bitexact(measurement: FirmwareMeasurement) -> FirmwareVerdict:

@@ -14,7 +14,7 @@ from firmware.aot.ops import (  # noqa: F401  (imported to register their units)
     depthwise_conv2d,
     fully_connected,
     gather,
-    logistic,
+    lookup,
     mean,
     mul,
     pad,
@@ -26,6 +26,6 @@ from firmware.aot.ops import (  # noqa: F401  (imported to register their units)
     softmax,
     weighted_pool,
 )
-from firmware.aot.ops.unit import OPS, Kernel, Params, Prepared, UnsupportedOp
+from firmware.aot.ops.unit import MAX_VERSIONS, OPS, Kernel, Params, Prepared, UnsupportedOp
 
-__all__ = ["OPS", "Kernel", "Params", "Prepared", "UnsupportedOp"]
+__all__ = ["MAX_VERSIONS", "OPS", "Kernel", "Params", "Prepared", "UnsupportedOp"]

@@ -37,7 +37,7 @@ KERNEL = Kernel("nl_add", AddParams, (TensorArg("in1"), TensorArg("in2"), OUT))
 CMSIS_NN = Kernel("nl_cmsis_add", AddParams, KERNEL.tensors)  # same-shape inputs only
 
 
-@register("ADD")
+@register("ADD", max_version=2)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Both inputs rescaled to twice the larger input scale, the sum rescaled to the output's."""
     a, b = tensors(graph, op.inputs[:2])

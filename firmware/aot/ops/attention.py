@@ -136,7 +136,7 @@ def _constant(graph: TfliteModel, index: int, what: str) -> np.ndarray | None:
     return data
 
 
-@register(custom_ops.ATTENTION_OP_NAME)
+@register(custom_ops.ATTENTION_OP_NAME, max_version=1)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """The options, decoded and validated by the contract, checked against the tensors (what a TFLM
     Prepare checks), and the constant tensors bound to the struct."""

@@ -38,7 +38,7 @@ class BatchMatmulParams(Params):
 KERNEL = Kernel("nl_batch_matmul", BatchMatmulParams, (TensorArg("lhs"), TensorArg("rhs"), OUT))
 
 
-@register("BATCH_MATMUL")
+@register("BATCH_MATMUL", max_version=2)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Transposed operands become strides; one side may broadcast over the batch, nothing partial."""
     lhs, rhs = tensors(graph, op.inputs[:2])

@@ -30,6 +30,19 @@ def require_int8(op: Operator, *checked: Tensor) -> None:
             raise UnsupportedOp(f"{op.name} on int8 tensor '{t.name}' without quantisation parameters (only quantised int8)")
 
 
+def constant(graph: TfliteModel, op: Operator, position: int, what: str) -> np.ndarray:
+    """Input `position` of `op` as the array its buffer holds: weights, axes, paddings and permutations
+    are read at generation time, so one computed at run time (or absent) is refused."""
+    index = op.inputs[position] if position < len(op.inputs) else -1
+    if index < 0:
+        raise UnsupportedOp(f"{op.name} without its {what} (input {position})")
+    data = graph.tensors[index].data
+    if data is None:
+        raise UnsupportedOp(f"{op.name} with a {what} computed at run time (tensor {index} '{graph.tensors[index].name}' "
+                            "is not a constant)")
+    return data
+
+
 def pad_dims(shape: tuple[int, ...] | list[int]) -> tuple[int, ...]:
     """`shape` with leading 1s up to MAX_DIMS dimensions (what the generic kernels iterate over)."""
     if len(shape) > MAX_DIMS:
@@ -88,7 +101,7 @@ def weighted_fields(graph: TfliteModel, op: Operator, channels: int) -> dict[str
                         strict=True)
     lo, hi = activation_range(op.options.fusedActivationFunction, out.scale, out.zero_point)
     return dict(input_offset=-inp.zero_point, output_offset=out.zero_point, act_min=lo, act_max=hi,
-                filter=filt.data.reshape(-1), bias=_bias(graph, op),
+                filter=constant(graph, op, 1, "filter").reshape(-1), bias=_bias(graph, op),
                 out_mult=np.asarray(mults), out_shift=np.asarray(shifts))
 
 

@@ -24,7 +24,7 @@ class ConcatParams(Params):
 KERNEL = Kernel("nl_concatenation", ConcatParams, (TensorArg("ins", many=True), OUT))
 
 
-@register("CONCATENATION")
+@register("CONCATENATION", max_version=2)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Block sizes around the axis; requantising inputs or a fused activation are refused."""
     out = graph.tensors[op.outputs[0]]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware.aot.ops.common import require_int8, tensors, weighted_fields, window_fields
+from firmware.aot.ops.common import constant, require_int8, tensors, weighted_fields, window_fields
 from firmware.aot.ops.unit import (
     I32,
     IN,
@@ -58,7 +58,7 @@ KERNEL = Kernel("nl_conv2d", Conv2dParams)
 CMSIS_NN = Kernel("nl_cmsis_conv2d", Conv2dParams, (IN, OUT, SCRATCH))
 
 
-@register("CONV_2D")
+@register("CONV_2D", max_version=3)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Shapes, window, per-channel requantisation and the filter sums (which fold the input offset)."""
     inp, filt = tensors(graph, op.inputs[:2])
@@ -72,5 +72,5 @@ def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     params = Conv2dParams(batches=b, in_h=ih, in_w=iw, in_c=ic, out_h=oh, out_w=ow, out_c=oc,
                           **window_fields(op.options, (ih, iw, oh, ow, fh, fw)),
                           **weighted_fields(graph, op, oc),
-                          filter_sums=filt.data.reshape(oc, -1).astype(np.int64).sum(axis=1))
+                          filter_sums=constant(graph, op, 1, "filter").reshape(oc, -1).astype(np.int64).sum(axis=1))
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN)

@@ -44,7 +44,7 @@ CMSIS_NN = Kernel("nl_cmsis_depthwise_conv2d", DepthwiseConv2dParams, (IN, OUT, 
 INPLACE = Kernel("nl_depthwise_conv2d_inplace", DepthwiseConv2dParams, (IN, OUT, SCRATCH))
 
 
-@register("DEPTHWISE_CONV_2D")
+@register("DEPTHWISE_CONV_2D", max_version=3)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Shapes, window and per-channel requantisation; the depth multiplier from the channel counts.
     Stride 1 with multiplier 1 (output shaped as the input) also has an in-place kernel, whose

@@ -16,7 +16,6 @@ from firmware.aot.ops.unit import (
     OptionalI32Array,
     Params,
     Prepared,
-    UnsupportedOp,
     register,
 )
 from nlpool.core.tflite import Operator, TfliteModel
@@ -45,15 +44,13 @@ KERNEL = Kernel("nl_fully_connected", FullyConnectedParams)
 CMSIS_NN = Kernel("nl_cmsis_fully_connected", FullyConnectedParams, (IN, OUT, SCRATCH))
 
 
-@register("FULLY_CONNECTED")
+@register("FULLY_CONNECTED", max_version=6)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Depths from the OI filter; one multiplier per output channel only for per-channel weights.
     CMSIS-NN takes symmetric (zero-point 0) weights, as TFLite's int8 scheme makes them."""
     inp, filt = tensors(graph, op.inputs[:2])
     out = graph.tensors[op.outputs[0]]
     require_int8(op, inp, filt, out)
-    if filt.data is None:
-        raise UnsupportedOp("FULLY_CONNECTED with non-constant weights")
     depth_out, depth = filt.shape
     per_channel = filt.scales.size > 1
     params = FullyConnectedParams(batches=inp.size // depth, accum_depth=depth, out_depth=depth_out,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from firmware.aot.ops.common import MAX_DIMS, pad_dims, require_int8, row_major_strides
+from firmware.aot.ops.common import MAX_DIMS, constant, pad_dims, require_int8, row_major_strides
 from firmware.aot.ops.unit import I32, Dims, Kernel, Params, Prepared, UnsupportedOp, register
 from nlpool.core.tflite import Operator, TfliteModel
 
@@ -27,33 +27,44 @@ class GatherParams(Params):
 KERNEL = Kernel("nl_gather", GatherParams)
 
 
-@register("TRANSPOSE")
+@register("TRANSPOSE", max_version=6)
 def prepare_transpose(graph: TfliteModel, op: Operator) -> Prepared:
     """A permutation is the input's strides read in output order."""
-    inp, perm, out = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
     in_strides = row_major_strides(inp.shape)
     lead = MAX_DIMS - len(inp.shape)
-    strides = (0,) * lead + tuple(in_strides[int(p)] for p in perm.data.reshape(-1))
+    strides = (0,) * lead + tuple(in_strides[int(p)] for p in constant(graph, op, 1, "permutation").reshape(-1))
     params = GatherParams(out_dims=pad_dims(out.shape), in_strides=strides, base=0)
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
 
 
-@register("STRIDED_SLICE")
+@register("STRIDED_SLICE", max_version=4)
 def prepare_strided_slice(graph: TfliteModel, op: Operator) -> Prepared:
     """begin/end/stride and the begin, end and shrink masks resolved as TFLite's Prepare resolves
     them: a start offset and per-dimension input strides (negative for reversed slices)."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
+    params = strided_slice_gather(graph, op)
+    if int(np.prod(params.out_dims)) != out.size:
+        raise UnsupportedOp(f"STRIDED_SLICE resolved to {list(params.out_dims)}, output is {list(out.shape)}")
+    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+
+
+def strided_slice_gather(graph: TfliteModel, op: Operator) -> GatherParams:
+    """A STRIDED_SLICE as the gather that does it: TFLite's resolution of begin, end and stride
+    under the masks, for any element type (shape arithmetic on int32 is folded with it too)."""
     o = op.options
     if o.ellipsisMask or o.newAxisMask:
         raise UnsupportedOp("STRIDED_SLICE with ellipsis or new-axis masks")
-    begin, end, step = (graph.tensors[op.inputs[k]].data.reshape(-1).tolist() for k in (1, 2, 3))
-    dims = list(inp.shape)
+    begin, end, step = (constant(graph, op, k, what).reshape(-1).tolist() for k, what in ((1, "begin"), (2, "end"), (3, "strides")))
+    dims = list(graph.tensors[op.inputs[0]].shape)
     in_strides = row_major_strides(dims)
     base, lengths, strides = 0, [], []
     for k, dim in enumerate(dims):
         st = int(step[k]) if k < len(step) else 1
+        if st == 0:
+            raise UnsupportedOp("STRIDED_SLICE with a stride of 0")
         lo, hi = (0, dim) if st > 0 else (-1, dim - 1)
         start = int(begin[k]) if k < len(begin) else 0
         if o.beginMask >> k & 1 or k >= len(begin):
@@ -76,23 +87,17 @@ def prepare_strided_slice(graph: TfliteModel, op: Operator) -> Prepared:
         base += start * in_strides[k]
         lengths.append(n)
         strides.append(st * in_strides[k])
-    if int(np.prod(lengths)) != out.size:
-        raise UnsupportedOp(f"STRIDED_SLICE resolved to {lengths}, output is {list(out.shape)}")
     lead = MAX_DIMS - len(dims)
-    params = GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(strides), base=base)
-    return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
+    return GatherParams(out_dims=(1,) * lead + tuple(lengths), in_strides=(0,) * lead + tuple(strides), base=base)
 
 
-@register("SLICE")
+@register("SLICE", max_version=5)
 def prepare_slice(graph: TfliteModel, op: Operator) -> Prepared:
     """begin and size (size -1: to the end) as TFLite's Prepare resolves them: the converter writes
     unit-step slices as SLICE."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
-    begin_t, size_t = graph.tensors[op.inputs[1]], graph.tensors[op.inputs[2]]
-    if begin_t.data is None or size_t.data is None:
-        raise UnsupportedOp("SLICE with non-constant begin or size")
-    begin, size = begin_t.data.reshape(-1).tolist(), size_t.data.reshape(-1).tolist()
+    begin, size = (constant(graph, op, k, what).reshape(-1).tolist() for k, what in ((1, "begin"), (2, "size")))
     dims = list(inp.shape)
     if len(begin) != len(dims) or len(size) != len(dims):
         raise UnsupportedOp(f"SLICE of a {len(dims)}-D tensor with {len(begin)} begins and {len(size)} sizes")

@@ -1,10 +1,10 @@
-"""MEAN over H and W of a 4-D tensor with keep_dims (kernels/mean.c)."""
+"""MEAN over H and W of a 4-D tensor, keep_dims or not (kernels/mean.c)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import require_int8
+from firmware.aot.ops.common import constant, require_int8
 from firmware.aot.ops.unit import I32, Kernel, Params, Prepared, UnsupportedOp, register
 from nlpool.core.fixedpoint import quantize_multiplier
 from nlpool.core.tflite import Operator, TfliteModel
@@ -12,7 +12,7 @@ from nlpool.core.tflite import Operator, TfliteModel
 
 @dataclass(frozen=True)
 class MeanParams(Params):
-    """MEAN over H and W of a 4-D tensor (keep_dims); mult/shift ~ in_scale / (out_scale * H * W)."""
+    """MEAN over H and W of a 4-D tensor; mult/shift ~ in_scale / (out_scale * H * W)."""
 
     batches: I32
     in_h: I32
@@ -27,16 +27,17 @@ class MeanParams(Params):
 KERNEL = Kernel("nl_mean", MeanParams)
 
 
-@register("MEAN")
+@register("MEAN", max_version=2)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """The multiplier exactly as TFLite's QuantizedMeanOrSum builds it (see the comment below)."""
-    inp, axis, out = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
-    axes = sorted(int(a) % len(inp.shape) for a in axis.data.reshape(-1))
-    if len(inp.shape) != 4 or axes != [1, 2] or not op.options.keepDims:
-        raise UnsupportedOp(f"MEAN over axes {axes} of a {len(inp.shape)}-D tensor "
-                            "(only H,W of 4-D with keep_dims)")
+    axes = sorted(int(a) % len(inp.shape) for a in constant(graph, op, 1, "axis").reshape(-1))
+    if len(inp.shape) != 4 or axes != [1, 2]:
+        raise UnsupportedOp(f"MEAN over axes {axes} of a {len(inp.shape)}-D tensor (only H,W of 4-D)")
     b, h, w, c = inp.shape
+    if out.size != b * c:  # keep_dims or not (Keras' GlobalAveragePooling2D drops them): the same values
+        raise UnsupportedOp(f"MEAN of {list(inp.shape)} over H,W into {list(out.shape)}")
     # TFLite's QuantizedMeanOrSum: the in/out multiplier absorbs 1/(H*W) by an integer division
     # after a left shift of floor(log2(H*W)) (capped), not by requantising the float ratio.
     m0, s0 = quantize_multiplier(inp.scale / out.scale)

@@ -30,7 +30,7 @@ KERNEL = Kernel("nl_mul", MulParams, (TensorArg("in1"), TensorArg("in2"), OUT))
 CMSIS_NN = Kernel("nl_cmsis_mul", MulParams, KERNEL.tensors)  # same-shape inputs only
 
 
-@register("MUL")
+@register("MUL", max_version=3)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """One multiplier for the product of the two input scales over the output scale."""
     a, b = tensors(graph, op.inputs[:2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from firmware.aot.ops.common import MAX_DIMS, pad_dims, require_int8
+from firmware.aot.ops.common import MAX_DIMS, constant, pad_dims, require_int8
 from firmware.aot.ops.unit import I32, Dims, Kernel, Params, Prepared, register
 from nlpool.core.tflite import Operator, TfliteModel
 
@@ -23,15 +23,15 @@ KERNEL = Kernel("nl_pad", PadParams)
 CMSIS_NN = Kernel("nl_cmsis_pad", PadParams)  # at most 4 dimensions
 
 
-@register("PAD", "PADV2")
+@register("PAD", "PADV2", max_version=4)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Leading padding per dimension; the value is PADV2's operand or the output zero point."""
-    inp, pads, out = graph.tensors[op.inputs[0]], graph.tensors[op.inputs[1]], graph.tensors[op.outputs[0]]
+    inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
     require_int8(op, inp, out)
     value = out.zero_point
     if len(op.inputs) > 2 and op.inputs[2] >= 0:
-        value = int(graph.tensors[op.inputs[2]].data.reshape(-1)[0])
-    before = tuple(int(p) for p in pads.data.reshape(-1, 2)[:, 0])
+        value = int(constant(graph, op, 2, "pad value").reshape(-1)[0])
+    before = tuple(int(p) for p in constant(graph, op, 1, "paddings").reshape(-1, 2)[:, 0])
     params = PadParams(out_dims=pad_dims(out.shape), in_dims=pad_dims(inp.shape),
                        before=(0,) * (MAX_DIMS - len(inp.shape)) + before, pad_value=value)
     four_d = len(out.shape) <= 4

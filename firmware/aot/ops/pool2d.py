@@ -50,13 +50,13 @@ def _params(graph: TfliteModel, op: Operator) -> PoolParams:
                       pad_w=same_pad(iw, ow, o.filterWidth, o.strideW, 1), act_min=lo, act_max=hi)
 
 
-@register("AVERAGE_POOL_2D")
+@register("AVERAGE_POOL_2D", max_version=2)
 def prepare_average(graph: TfliteModel, op: Operator) -> Prepared:
     """Window and padding; the kernel divides by the in-bounds part of each window."""
     return Prepared(AVERAGE, _params(graph, op), (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN_AVERAGE)
 
 
-@register("MAX_POOL_2D")
+@register("MAX_POOL_2D", max_version=2)
 def prepare_max(graph: TfliteModel, op: Operator) -> Prepared:
     """Window and padding; padded positions never win."""
     return Prepared(MAX, _params(graph, op), (op.inputs[0], op.outputs[0]), cmsis_nn=CMSIS_NN_MAX)

@@ -36,7 +36,7 @@ FROM_FLOAT = Kernel("nl_quantize_f32", AffineParams, (TensorArg("in", "float"), 
 TO_FLOAT = Kernel("nl_dequantize", AffineParams, (IN, TensorArg("out", "float", output=True)))
 
 
-@register("QUANTIZE")
+@register("QUANTIZE", max_version=1)
 def prepare_quantize(graph: TfliteModel, op: Operator) -> Prepared:
     """Float inputs are quantised with the output's scale; int8 inputs requantised by a multiplier."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]
@@ -51,7 +51,7 @@ def prepare_quantize(graph: TfliteModel, op: Operator) -> Prepared:
     return Prepared(REQUANTIZE, params, tensor_args)
 
 
-@register("DEQUANTIZE")
+@register("DEQUANTIZE", max_version=2)
 def prepare_dequantize(graph: TfliteModel, op: Operator) -> Prepared:
     """int8 -> float32 only (a model's float output)."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]

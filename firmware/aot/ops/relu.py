@@ -48,13 +48,13 @@ def _prepare(graph: TfliteModel, op: Operator, activation: int) -> Prepared:
     return Prepared(KERNEL, params, (op.inputs[0], op.outputs[0]))
 
 
-@register("RELU")
+@register("RELU", max_version=2)
 def prepare_relu(graph: TfliteModel, op: Operator) -> Prepared:
     """Clamp below at the quantised 0."""
     return _prepare(graph, op, RELU)
 
 
-@register("RELU6")
+@register("RELU6", max_version=2)
 def prepare_relu6(graph: TfliteModel, op: Operator) -> Prepared:
     """Clamp to [0, 6] quantised with the input's scale, no requantisation (TFLM's Relu6Prepare/Eval)."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]

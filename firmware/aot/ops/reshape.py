@@ -18,7 +18,7 @@ class ReshapeParams(Params):
 KERNEL = Kernel("nl_reshape", ReshapeParams)
 
 
-@register("RESHAPE", "SQUEEZE", "EXPAND_DIMS")
+@register("RESHAPE", "SQUEEZE", "EXPAND_DIMS", max_version=1)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """Only the byte count: the shape operand does not change the data."""
     params = ReshapeParams(bytes=graph.tensors[op.inputs[0]].nbytes)

@@ -66,7 +66,7 @@ def _resize_geometry(graph: TfliteModel, op: Operator) -> tuple[bool, bool, tupl
     return bool(op.options.alignCorners), bool(op.options.halfPixelCenters), inp.shape, (oh, ow)
 
 
-@register("RESIZE_NEAREST_NEIGHBOR")
+@register("RESIZE_NEAREST_NEIGHBOR", max_version=3)
 def prepare_nearest(graph: TfliteModel, op: Operator) -> Prepared:
     """Source index per output row and column, in float32 as the interpreter computes it."""
     align, half, (b, ih, iw, c), (oh, ow) = _resize_geometry(graph, op)
@@ -87,7 +87,7 @@ def prepare_nearest(graph: TfliteModel, op: Operator) -> Prepared:
     return Prepared(NEAREST, params, (op.inputs[0], op.outputs[0]))
 
 
-@register("RESIZE_BILINEAR")
+@register("RESIZE_BILINEAR", max_version=3)
 def prepare_bilinear(graph: TfliteModel, op: Operator) -> Prepared:
     """Q10 source coordinate and its two neighbours per output row and column."""
     align, half, (b, ih, iw, c), (oh, ow) = _resize_geometry(graph, op)

@@ -24,7 +24,7 @@ class SoftmaxParams(Params):
 KERNEL = Kernel("nl_softmax", SoftmaxParams)
 
 
-@register("SOFTMAX")
+@register("SOFTMAX", max_version=2)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """TFLM's Prepare: the input multiplier and diff_min from scale x beta, the exps tabulated."""
     inp, out = graph.tensors[op.inputs[0]], graph.tensors[op.outputs[0]]

@@ -146,7 +146,8 @@ class Prepared:
     the input (memory_planner's `Op.inplace`), instead of `kernel` and `cmsis_nn`.
 
     `folded_into` >= 0: the op is a PAD that the convolution at that position does itself
-    (memory_planner.foldable_pads): nothing is emitted for it.
+    (memory_planner.foldable_pads): nothing is emitted for it. `computed`: the op is shape arithmetic
+    whose result the generator computed (firmware/aot/shape_folding.py): nothing is emitted either.
     """
 
     kernel: Kernel
@@ -158,21 +159,33 @@ class Prepared:
     inplace: Kernel | None = None
     inplace_scratch_bytes: int = 0
     folded_into: int = -1
+    computed: bool = False
+
+    @property
+    def emitted(self) -> bool:
+        """Whether the firmware calls a kernel for this op (not folded, not computed beforehand)."""
+        return self.folded_into < 0 and not self.computed
 
 
 Prepare = Callable[[TfliteModel, Operator], Prepared]
 
 OPS: dict[str, Prepare] = {}
+# The highest version of each op its unit implements. TFLite numbers an op's versions by feature
+# (tools/versioning/op_version.cc: e.g. CONV_2D 3 is int8, 6 grouped, 7 int4 filters), so a higher
+# version means a feature the kernel lacks, whatever the tensors look like.
+MAX_VERSIONS: dict[str, int] = {}
 
 
-def register(*op_names: str) -> Callable[[Prepare], Prepare]:
-    """Registers `prepare` as the unit of the TFLite ops `op_names` (builtin or custom names)."""
+def register(*op_names: str, max_version: int) -> Callable[[Prepare], Prepare]:
+    """Registers `prepare` as the unit of the TFLite ops `op_names` (builtin or custom names), for
+    versions 1 to `max_version` of each."""
 
     def add(prepare: Prepare) -> Prepare:
         for name in op_names:
             if name in OPS:
                 raise ValueError(f"op {name} registered twice")
             OPS[name] = prepare
+            MAX_VERSIONS[name] = max_version
         return prepare
 
     return add

@@ -41,7 +41,7 @@ class WeightedPoolParams(Params, c_name="nlpool_weighted_pool_params_t", header=
 KERNEL = Kernel("nlpool_weighted_pool", WeightedPoolParams, (TensorArg("x"), TensorArg("r"), TensorArg("y", output=True)))
 
 
-@register(custom_ops.WEIGHTED_POOL_OP_NAME)
+@register(custom_ops.WEIGHTED_POOL_OP_NAME, max_version=1)
 def prepare(graph: TfliteModel, op: Operator) -> Prepared:
     """The options, decoded and validated by the contract, checked against the tensors' quantisation
     (what TFLM's Prepare checks)."""

@@ -1,0 +1,55 @@
+"""The two shared MLPerf Tiny reference models (VWW MobileNetV1-0.25x, IC ResNet-8: written by the
+Keras converter, free batch, not made by nlpool) through the AOT generator, on QEMU Cortex-M4 with
+nlpool's portable kernels and with CMSIS-NN: every output byte equals the host build's and the host
+reference's (upstream TFLM's interpreter, `export.host_run.HostModel(kernels="tflm")`, the reference
+for a model with FULLY_CONNECTED: docs/rounding.md, Models nlpool did not make).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import IC_MODEL, VWW_MODEL, mlperf_model
+
+pytest.importorskip("tflite_micro")
+
+from export.host_run import HostModel, reference_kernels
+from firmware.aot import generate_project
+from firmware.aot.cmsis_nn import find_cmsis_nn
+from firmware.run import HOST, build_and_run, check_tools
+from nlpool.core.errors import NlpoolError
+from nlpool.core.tflite import read_model
+
+INPUTS = 8
+MODELS = {"vww": VWW_MODEL, "ic": IC_MODEL}
+
+
+@pytest.mark.parametrize("kernels", ["portable", "cmsis-nn"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_mlperf_model_bitexact_on_cortex_m4(tmp_path: Path, name: str, kernels: str) -> None:
+    path = mlperf_model(MODELS[name])
+    try:
+        check_tools("cortex-m4")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    extra = {}
+    if kernels == "cmsis-nn":
+        extra["cmsis_nn"] = find_cmsis_nn(None)
+        if extra["cmsis_nn"] is None:
+            pytest.skip("CMSIS-NN kernels not found: set NLPOOL_CMSIS_NN_DIR to the cmsis_nn source tree")
+    model = read_model(path)
+    assert model.free_batch  # the converter's -1 batch, planned and generated at batch 1
+    rng = np.random.default_rng(23)
+    inputs = rng.integers(-128, 128, size=(INPUTS, *model.tensors[model.inputs[0]].shape), dtype=np.int8)
+    assert reference_kernels(model) == "tflm"  # both have FULLY_CONNECTED, which LiteRT rounds once
+    host_reference = HostModel(path, kernels="tflm")
+    expected = np.stack([host_reference.run_quantized(x) for x in inputs])
+    info = generate_project(path, tmp_path / "project", 512 * 1024, "cortex-m4", **extra)
+    host = build_and_run(tmp_path / "project", HOST, [inputs]).outputs[0]
+    board = build_and_run(tmp_path / "project", "cortex-m4", [inputs])
+    assert board.kernels == kernels
+    assert ("cmsis-nn" in info.op_kernels) == (kernels == "cmsis-nn")
+    assert np.array_equal(host, expected.reshape(host.shape)), "host build vs TFLM"
+    assert np.array_equal(board.outputs[0], host), f"Cortex-M4 {kernels} vs host build"

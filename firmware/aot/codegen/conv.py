@@ -8,23 +8,16 @@ from firmware.aot.codegen.kernel import GeneratedKernel
 from firmware.aot.codegen.requant import quant_table
 from firmware.aot.ops.conv2d import Conv2dParams
 
-MAX_STACK_WINDOW = 256  # bytes of a window gathered on the stack when in_c % 4 != 0 (the 3-channel stem: 28)
-
 
 def conv_kernel(p: Conv2dParams, position: int) -> GeneratedKernel | None:
-    """The layer's kernel, None where the template does not apply (batches > 1, a window too large to
-    gather on the stack, a requantisation the fast form cannot do exactly)."""
+    """The layer's kernel, None where the template does not apply (batches > 1)."""
     if p.batches != 1:
         return None
     k = p.filter_h * p.filter_w * p.in_c
     kp = -(-k // 4) * 4
     direct = p.filter_h == p.filter_w == 1 and p.pad_h == p.pad_w == 0 and p.in_c % 4 == 0
-    if not direct and p.in_c % 4 and kp > MAX_STACK_WINDOW:
-        return None
     weights = np.asarray(p.filter, np.int8).reshape(p.out_c, k)
-    quant = quant_table(weights, p.bias, p.input_offset, np.asarray(p.out_mult), np.asarray(p.out_shift))
-    if quant is None:
-        return None
+    quant, fast = quant_table(weights, p.bias, p.input_offset, np.asarray(p.out_mult), np.asarray(p.out_shift))
     pairs = -(-p.out_c // 2)
     padded = np.zeros((2 * pairs, kp), np.int8)
     padded[:p.out_c, :k] = weights
@@ -33,7 +26,7 @@ def conv_kernel(p: Conv2dParams, position: int) -> GeneratedKernel | None:
     quant = np.concatenate([quant, np.zeros((2 * pairs - p.out_c, 4), np.int32)])
     call = (f"nlg_conv(in, out, scratch, {_name(position, 'w')}, (const nlg_quant_t *){_name(position, 'q')}, {int(direct)}, "
             f"{p.in_h}, {p.in_w}, {p.in_c}, {p.out_h}, {p.out_w}, {p.out_c}, {p.filter_h}, {p.filter_w}, "
-            f"{p.stride_h}, {p.stride_w}, {p.dil_h}, {p.dil_w}, {p.pad_h}, {p.pad_w}, {kp}, {-p.input_offset}, "
+            f"{p.stride_h}, {p.stride_w}, {p.dil_h}, {p.dil_w}, {p.pad_h}, {p.pad_w}, {kp}, {int(fast)}, {-p.input_offset}, "
             f"{p.output_offset}, {p.act_min}, {p.act_max});")
     return GeneratedKernel("conv2d", position, "nlg_conv.h", (("int8_t", "w", layout), ("int32_t", "q", quant)), call,
                            scratch_bytes=0 if direct else 2 * kp * 2)

@@ -13,8 +13,8 @@
  * SMLADs. Two input paths:
  * - direct (1x1, no padding, in_c % 4 == 0): both pixels' input words are sign-extended in the loop;
  * - im2col (anything else): the two pixels' windows are first copied to int16 columns in the
- *   scratch (2 x KP halves), padded taps as the zero point, each group of 4 stored as (x0, x2, x1, x3)
- *   so SXTB16 of a weight word lines up with them.
+ *   scratch (2 x KP halves, interleaved per group of 4), padded taps as the zero point, each group
+ *   stored as (x0, x2, x1, x3) so SXTB16 of a weight word lines up with them.
  */
 #ifndef NLG_CONV_H
 #define NLG_CONV_H
@@ -22,28 +22,35 @@
 #include "nlg_simd.h"
 
 /* acc[0..3] = (pixel 0, ch o), (pixel 1, ch o), (pixel 0, ch o+1), (pixel 1, ch o+1) over KP/4 groups
- * of int16 columns c0 and c1 (c1 = c0 + kp halves). */
-NLG_INLINE void nlg_mac_cols(const int16_t *c0, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
+ * of the int16 columns, interleaved per group: 4 halves of pixel 0, then 4 of pixel 1. */
+NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int16_t *end = c0 + kp;
-    while (c0 < end) {
-        const uint32_t x0a = nlg_ld32(c0), x0b = nlg_ld32(c0 + 2);
-        const uint32_t wa = nlg_ld32(w), wb = nlg_ld32(w + 4);
-        const uint32_t wa02 = nlg_sxtb16(wa), wa13 = nlg_sxtb16_hi(wa);
-        const uint32_t wb02 = nlg_sxtb16(wb), wb13 = nlg_sxtb16_hi(wb);
-        a0 = nlg_smlad(x0a, wa02, a0);
-        a0 = nlg_smlad(x0b, wa13, a0);
-        a2 = nlg_smlad(x0a, wb02, a2);
-        a2 = nlg_smlad(x0b, wb13, a2);
+    const int16_t *end = c + 2 * kp;
+    while (c < end) {
+        const uint32_t x0a = nlg_ld32(c), x0b = nlg_ld32(c + 2);
+        uint32_t wl = nlg_ld32(w);
+        uint32_t wh = nlg_sxtb16_hi(wl);
+        wl = nlg_sxtb16(wl);
+        a0 = nlg_smlad(x0a, wl, a0);
+        a0 = nlg_smlad(x0b, wh, a0);
         if (pixels == 2) {
-            const uint32_t x1a = nlg_ld32(c0 + kp), x1b = nlg_ld32(c0 + kp + 2);
-            a1 = nlg_smlad(x1a, wa02, a1);
-            a1 = nlg_smlad(x1b, wa13, a1);
-            a3 = nlg_smlad(x1a, wb02, a3);
-            a3 = nlg_smlad(x1b, wb13, a3);
+            const uint32_t x1a = nlg_ld32(c + 4), x1b = nlg_ld32(c + 6);
+            a1 = nlg_smlad(x1a, wl, a1);
+            a1 = nlg_smlad(x1b, wh, a1);
+            wl = nlg_ld32(w + 4);
+            wh = nlg_sxtb16_hi(wl);
+            wl = nlg_sxtb16(wl);
+            a3 = nlg_smlad(x1a, wl, a3);
+            a3 = nlg_smlad(x1b, wh, a3);
+        } else {
+            wl = nlg_ld32(w + 4);
+            wh = nlg_sxtb16_hi(wl);
+            wl = nlg_sxtb16(wl);
         }
-        c0 += 4;
+        a2 = nlg_smlad(x0a, wl, a2);
+        a2 = nlg_smlad(x0b, wh, a2);
+        c += 8;
         w += 8;
     }
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
@@ -82,12 +89,12 @@ NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
-/* One pixel's window as KP int16 halves at col, groups of 4 stored (x0, x2, x1, x3); outside the
- * input and beyond K: the zero point (beyond K the weights are 0, any value does). */
+/* One pixel's window as KP int16 halves from col, in groups of 4 stored 8 halves apart (the other
+ * pixel's group in between), each as (x0, x2, x1, x3); outside the input: the zero point; beyond K
+ * (the weights there are 0): 0. */
 NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t ix0, int32_t in_h, int32_t in_w,
                            int32_t in_c, int32_t fh, int32_t fw, int32_t dil_h, int32_t dil_w, int32_t kp, int32_t zp)
 {
-    const int32_t k = fh * fw * in_c;
     if (in_c % 4 == 0) {
         const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
         for (int32_t fy = 0; fy < fh; ++fy) {
@@ -95,13 +102,13 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
             for (int32_t fx = 0; fx < fw; ++fx) {
                 const int32_t ix = ix0 + fx * dil_w;
                 if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                    for (int32_t c = 0; c < in_c; c += 4, col += 4) {
+                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
                         nlg_st32(col, zp2);
                         nlg_st32(col + 2, zp2);
                     }
                 } else {
                     const int8_t *x = in + (iy * in_w + ix) * in_c;
-                    for (int32_t c = 0; c < in_c; c += 4, col += 4) {
+                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
                         const uint32_t v = nlg_ld32(x + c);
                         nlg_st32(col, nlg_sxtb16(v));
                         nlg_st32(col + 2, nlg_sxtb16_hi(v));
@@ -111,7 +118,7 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
         }
         return;
     }
-    int8_t bytes[kp];
+    /* element n of the window goes to group n / 4, slot (0, 2, 1, 3)[n % 4] */
     int32_t n = 0;
     for (int32_t fy = 0; fy < fh; ++fy) {
         const int32_t iy = iy0 + fy * dil_h;
@@ -119,33 +126,27 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
             const int32_t ix = ix0 + fx * dil_w;
             const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
             const int8_t *x = in + (iy * in_w + ix) * in_c;
-            for (int32_t c = 0; c < in_c; ++c) {
-                bytes[n++] = inside ? x[c] : (int8_t)zp;
+            for (int32_t c = 0; c < in_c; ++c, ++n) {
+                col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = inside ? x[c] : (int16_t)zp;
             }
         }
     }
     for (; n < kp; ++n) {
-        bytes[n] = 0;
+        col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = 0;
     }
-    for (int32_t i = 0; i < kp; i += 4, col += 4) {
-        const uint32_t v = nlg_ld32(bytes + i);
-        nlg_st32(col, nlg_sxtb16(v));
-        nlg_st32(col + 2, nlg_sxtb16_hi(v));
-    }
-    (void)k;
 }
 
 NLG_INLINE void nlg_store(int8_t *y, int32_t out_c, int32_t o, const int32_t *acc, const nlg_quant_t *q, int32_t pixels,
-                          int32_t zp, int32_t lo, int32_t hi)
+                          int32_t fast, int32_t zp, int32_t lo, int32_t hi)
 {
-    y[o] = (int8_t)nlg_requant(acc[0], q, zp, lo, hi);
+    y[o] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
     if (pixels == 2) {
-        y[out_c + o] = (int8_t)nlg_requant(acc[1], q, zp, lo, hi);
+        y[out_c + o] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
     }
     if (o + 1 < out_c) {
-        y[o + 1] = (int8_t)nlg_requant(acc[2], q + 1, zp, lo, hi);
+        y[o + 1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
         if (pixels == 2) {
-            y[out_c + o + 1] = (int8_t)nlg_requant(acc[3], q + 1, zp, lo, hi);
+            y[out_c + o + 1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
         }
     }
 }
@@ -154,13 +155,13 @@ NLG_INLINE void nlg_store(int8_t *y, int32_t out_c, int32_t o, const int32_t *ac
 NLG_INLINE void nlg_conv_pixels(const int8_t *in, int8_t *y, int16_t *cols, const int8_t *w, const nlg_quant_t *q,
                                 int32_t iy0, int32_t ix0, int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w,
                                 int32_t in_c, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h,
-                                int32_t dil_w, int32_t kp, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
+                                int32_t dil_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     const int8_t *x0 = in + (iy0 * in_w + ix0) * in_c;
     if (!direct) {
         nlg_im2col(in, cols, iy0, ix0, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         if (pixels == 2) {
-            nlg_im2col(in, cols + kp, iy0, ix0 + stride_w, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
+            nlg_im2col(in, cols + 4, iy0, ix0 + stride_w, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         }
     }
     for (int32_t o = 0; o < out_c; o += 2, w += 2 * kp, q += 2) {
@@ -170,14 +171,14 @@ NLG_INLINE void nlg_conv_pixels(const int8_t *in, int8_t *y, int16_t *cols, cons
         } else {
             nlg_mac_cols(cols, w, kp, acc, pixels);
         }
-        nlg_store(y, out_c, o, acc, q, pixels, out_zp, lo, hi);
+        nlg_store(y, out_c, o, acc, q, pixels, fast, out_zp, lo, hi);
     }
 }
 
 NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const int8_t *w, const nlg_quant_t *q,
                          int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w,
                          int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h, int32_t stride_w, int32_t dil_h,
-                         int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t in_zp, int32_t out_zp,
+                         int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp,
                          int32_t lo, int32_t hi)
 {
     int16_t *cols = (int16_t *)(void *)scratch;
@@ -187,11 +188,11 @@ NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const i
         int32_t ox = 0;
         for (; ox + 2 <= out_w; ox += 2, y += 2 * out_c) {
             nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, in_zp, out_zp, lo, hi);
+                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
         if (ox < out_w) {
             nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, in_zp, out_zp, lo, hi);
+                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
     }
 }

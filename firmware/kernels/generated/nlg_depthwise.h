@@ -15,7 +15,7 @@
 
 NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y, const uint32_t *w, const nlg_quant_t *q, int32_t iy0, int32_t ix0,
                              int32_t inside, int32_t in_h, int32_t in_w, int32_t c, int32_t fh, int32_t fw, int32_t dil_h,
-                             int32_t dil_w, uint32_t zp4, int32_t out_zp, int32_t lo, int32_t hi)
+                             int32_t dil_w, uint32_t zp4, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
 {
     const int8_t *x = in + (iy0 * in_w + ix0) * c;
     for (int32_t g = 0; g < c; g += 4, x += 4, y += 4, q += 4) {
@@ -38,17 +38,17 @@ NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y, const uint32_t *w, con
             }
         }
         w += 2 * fh * fw;
-        y[0] = (int8_t)nlg_requant(a0, q, out_zp, lo, hi);
-        y[1] = (int8_t)nlg_requant(a1, q + 1, out_zp, lo, hi);
-        y[2] = (int8_t)nlg_requant(a2, q + 2, out_zp, lo, hi);
-        y[3] = (int8_t)nlg_requant(a3, q + 3, out_zp, lo, hi);
+        y[0] = (int8_t)nlg_requant(a0, q, fast, out_zp, lo, hi);
+        y[1] = (int8_t)nlg_requant(a1, q + 1, fast, out_zp, lo, hi);
+        y[2] = (int8_t)nlg_requant(a2, q + 2, fast, out_zp, lo, hi);
+        y[3] = (int8_t)nlg_requant(a3, q + 3, fast, out_zp, lo, hi);
     }
 }
 
 NLG_INLINE void nlg_depthwise(const int8_t *in, int8_t *out, const uint32_t *w, const nlg_quant_t *q, int32_t in_h,
                               int32_t in_w, int32_t c, int32_t out_h, int32_t out_w, int32_t fh, int32_t fw,
                               int32_t stride_h, int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t pad_h,
-                              int32_t pad_w, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
+                              int32_t pad_w, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     const uint32_t zp4 = (uint32_t)(uint8_t)in_zp * 0x01010101u;
     for (int32_t oy = 0; oy < out_h; ++oy) {
@@ -58,9 +58,9 @@ NLG_INLINE void nlg_depthwise(const int8_t *in, int8_t *out, const uint32_t *w, 
         for (int32_t ox = 0; ox < out_w; ++ox, y += c) {
             const int32_t ix0 = ox * stride_w - pad_w;
             if (rows_inside && ix0 >= 0 && ix0 + (fw - 1) * dil_w < in_w) {
-                nlg_dw_pixel(in, y, w, q, iy0, ix0, 1, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, out_zp, lo, hi);
+                nlg_dw_pixel(in, y, w, q, iy0, ix0, 1, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
             } else {
-                nlg_dw_pixel(in, y, w, q, iy0, ix0, 0, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, out_zp, lo, hi);
+                nlg_dw_pixel(in, y, w, q, iy0, ix0, 0, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
             }
         }
     }

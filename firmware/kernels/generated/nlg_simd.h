@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "nlpool_fixedpoint.h"
+
 #define NLG_INLINE static inline __attribute__((always_inline))
 
 #if defined(__ARM_FEATURE_DSP)
@@ -67,22 +69,30 @@ NLG_INLINE int32_t nlg_smmulr(int32_t a, int32_t b)
 #endif
 
 /* Per output channel: the bias with the input offset folded in (bias + input_offset * sum of the
- * channel's weights), the Q31 multiplier, and the right shift with its rounding term 2^(right-1). */
+ * channel's weights), the Q31 multiplier, and either (fast layers) the right shift with its rounding
+ * term 2^(right-1), or (other layers) TFLite's signed shift and 0. */
 typedef struct {
-    int32_t bias, mult, right, round;
+    int32_t bias, mult, shift, round;
 } nlg_quant_t;
 
 /*
  * TFLM's requantisation (double rounding: SaturatingRoundingDoublingHighMul, then
- * RoundingDivideByPOT) in four instructions, exact under conditions the generator proves per layer:
- * |acc| < 2^30 (so 2 acc fits and SRDHM(acc, m) = (2 acc m + 2^31) >> 32, one SMMULR; its only
- * saturating case needs acc = m = INT32_MIN), no left shift, and a right shift of 1..31 (so rounding
- * half away from zero is (x + 2^(right-1) - (x < 0)) >> right, and |x| <= |acc| cannot overflow).
+ * RoundingDivideByPOT). `fast` (a literal per layer) takes four instructions, exact under conditions
+ * the generator proves from the layer's numbers (firmware/aot/codegen/requant.py): |acc| < 2^30 (so
+ * 2 acc fits and SRDHM(acc, m) = (2 acc m + 2^31) >> 32, one SMMULR; its only saturating case needs
+ * acc = m = INT32_MIN), no left shift, and a right shift of 1..31 (so rounding half away from zero is
+ * (x + 2^(right-1) - (x < 0)) >> right, and |x| <= |acc| cannot overflow). Other layers take
+ * nl_mbqm, the runtime's reference requantisation.
  */
-NLG_INLINE int32_t nlg_requant(int32_t acc, const nlg_quant_t *q, int32_t zero_point, int32_t lo, int32_t hi)
+NLG_INLINE int32_t nlg_requant(int32_t acc, const nlg_quant_t *q, int32_t fast, int32_t zero_point, int32_t lo, int32_t hi)
 {
-    int32_t x = nlg_smmulr(acc * 2, q->mult);
-    x = ((x + q->round + (x >> 31)) >> q->right) + zero_point;
+    int32_t x;
+    if (fast) {
+        x = nlg_smmulr(acc * 2, q->mult);
+        x = ((x + q->round + (x >> 31)) >> q->shift) + zero_point;
+    } else {
+        x = nl_mbqm(acc, q->mult, q->shift) + zero_point;
+    }
     return x < lo ? lo : (x > hi ? hi : x);
 }
 

@@ -25,7 +25,7 @@ from nlpool.core.errors import NlpoolError
 HOST = "host"
 FAULT_EXIT_STATUS = 70
 _STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) stack_high_water=(\d+)")
-_PROFILE = re.compile(r"NLPOOL_PROFILE op=(\d+) ticks_hi=(\d+) ticks_lo=(\d+)")
+_PROFILE = re.compile(r"NLPOOL_PROFILE op=(\d+) kernel=(\S+) ticks_hi=(\d+) ticks_lo=(\d+)")
 _KERNELS = re.compile(r"NLPOOL_KERNELS (\S+)")
 MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))  # CMSIS-NN's sources compile in parallel
 _FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
@@ -66,13 +66,13 @@ def check_tools(target: str) -> None:
 def build(project_dir: str | Path, target: str, portable: bool = False) -> Path:
     """`make host` or `make TARGET=<target> target`; returns the executable or ELF path.
 
-    A target build uses the project's CMSIS-NN tree when it has one, unless `portable` (then
-    nlpool's own kernels, `CMSIS_NN_DIR=`)."""
+    A target build uses the project's CMSIS-NN tree when it has one and its generated kernels on DSP
+    cores, unless `portable` (then nlpool's portable kernels only: `CMSIS_NN_DIR= GENERATED=0`)."""
     project_dir = Path(project_dir)
     if target != HOST and target not in BOARDS:
         raise NlpoolError(f"unknown target '{target}': use one of host, {', '.join(BOARDS)}")
     check_tools(target)
-    goal = ["host"] if target == HOST else [f"TARGET={target}", "target", *(["CMSIS_NN_DIR="] if portable else [])]
+    goal = ["host"] if target == HOST else [f"TARGET={target}", "target", *(["CMSIS_NN_DIR=", "GENERATED=0"] if portable else [])]
     proc = subprocess.run(["make", "-s", f"-j{MAKE_JOBS}", "-C", str(project_dir), *goal], capture_output=True, text=True)
     if proc.returncode != 0:
         text = proc.stderr + proc.stdout
@@ -175,16 +175,15 @@ def default_timeout_s(info: ProjectInfo, inferences: int) -> float:
     return 60.0 + inferences * max(info.macs, 100_000) * 50 / 100e6
 
 
-def _profile(info: ProjectInfo, log: str, kernels: str, instructions_per_tick: float, inferences: int) -> Profile | None:
-    """The per-op instructions the target build printed (NLPOOL_PROFILE lines), None if it printed none."""
-    ticks = {int(m.group(1)): (int(m.group(2)) << 32) + int(m.group(3)) for m in _PROFILE.finditer(log)}
-    if not ticks:
+def _profile(info: ProjectInfo, log: str, instructions_per_tick: float, inferences: int) -> Profile | None:
+    """The per-op instructions and kernels the target build printed (NLPOOL_PROFILE lines: model.c says
+    which kernel each op ran, as its build selected it), None if it printed none."""
+    lines = {int(m.group(1)): (m.group(2), (int(m.group(3)) << 32) + int(m.group(4))) for m in _PROFILE.finditer(log)}
+    if not lines:
         return None
-    if sorted(ticks) != list(range(len(info.ops))):
-        raise FirmwareRunError(f"the firmware profiled {len(ticks)} ops, the model has {len(info.ops)}: regenerate the project")
-    return Profile(tuple(OpProfile(i, info.ops[i], info.op_kernels[i] if kernels == "cmsis-nn" or info.op_kernels[i] == "folded"
-                                   else "portable",
-                                   round(ticks[i] * instructions_per_tick / max(inferences, 1)),
+    if sorted(lines) != list(range(len(info.ops))):
+        raise FirmwareRunError(f"the firmware profiled {len(lines)} ops, the model has {len(info.ops)}: regenerate the project")
+    return Profile(tuple(OpProfile(i, info.ops[i], lines[i][0], round(lines[i][1] * instructions_per_tick / max(inferences, 1)),
                                    info.op_names[i] if info.op_names else "")
                          for i in range(len(info.ops))))
 
@@ -219,4 +218,4 @@ def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | lis
     per_tick = BOARDS[target].ns_per_tick
     instructions = round(ticks * per_tick / max(done, 1))
     return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
-                       instructions, log, kernel_set, _profile(info, log, kernel_set, per_tick, done))
+                       instructions, log, kernel_set, _profile(info, log, per_tick, done))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
+from firmware.aot.codegen import GENERATED_HEADER, GENERATED_SOURCE, TEMPLATE_DIR, generated_kernel, generated_source
 from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
@@ -58,8 +59,9 @@ class ProjectInfo:
     sram_budget: int
     macs: int  # multiply-accumulates per inference (convolutions, matmuls, weighted pooling)
     ops: list[str]
-    # Per op, the kernel set that runs it in a target build with CMSIS-NN: "cmsis-nn", "portable"
-    # (nlpool's C) or "folded" (a PAD its convolution does). No "cmsis-nn" without a CMSIS-NN tree.
+    # Per op, the kernel that runs it in a Cortex-M4/M7 build with CMSIS-NN: "generated" (nlpool's
+    # kernel for this layer), "cmsis-nn", "portable" (nlpool's C) or "folded" (a PAD its convolution
+    # does). No "cmsis-nn" without a CMSIS-NN tree. What each build ran: its profile (firmware/run.py).
     op_kernels: list[str]
     cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
     inputs: list[TensorSpec]
@@ -266,12 +268,21 @@ def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))
     prepared = _fold_pads(graph, prepared)
-    if cmsis_nn is None or not probe:
+    if not probe:
         return graph, prepared
+    if cmsis_nn is None:
+        return graph, _with_generated(prepared)
     if buffers is None or buffers.root != cmsis_nn.root:
         buffers = CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, prepared))
     sizes = buffers.scratch(target)
-    return graph, [(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared]
+    return graph, _with_generated([(op, replace(p, cmsis_scratch_bytes=sizes.get(op.position, 0))) for op, p in prepared])
+
+
+def _with_generated(prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
+    """Each op's generated kernel where one covers it: it borrows the scratch planned for CMSIS-NN
+    (none without a tree), so only kernels that fit in it are taken and the arena stays as planned."""
+    return [(op, p if not p.emitted else replace(p, generated=generated_kernel(p.params, op.position, p.cmsis_scratch_bytes)))
+            for op, p in prepared]
 
 
 def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
@@ -303,7 +314,8 @@ def _use_inplace_kernels(prepared: list[tuple[Operator, Prepared]], inplace: set
             if p.inplace is None:
                 raise NlpoolError(f"the memory plan runs op {op.position} ({op.name}) in place, which its kernel cannot do: "
                                   "pass the plan of this model, or report this memory_planner bug")
-            p = replace(p, kernel=p.inplace, scratch_bytes=p.inplace_scratch_bytes, cmsis_nn=None, cmsis_scratch_bytes=0)
+            p = replace(p, kernel=p.inplace, scratch_bytes=p.inplace_scratch_bytes, cmsis_nn=None, cmsis_scratch_bytes=0,
+                          generated=None)
         result.append((op, p))
     return result
 
@@ -375,7 +387,8 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
     ctx = _EmitContext(graph, offsets, plan.scratch_slots())
     prepared = _use_inplace_kernels(prepared, {op.index for op in plan.graph.ops if op.inplace})
     macs = sum(_macs(graph, op) for op in graph.operators)
-    op_kernels = ["folded" if not p.emitted else "cmsis-nn" if p.cmsis_nn else "portable" for _, p in prepared]
+    op_kernels = ["folded" if not p.emitted else "generated" if p.generated else "cmsis-nn" if p.cmsis_nn else "portable"
+                  for _, p in prepared]
     info = ProjectInfo(str(out_dir), arena_bytes, lower_bound, sram_budget, macs, [op.name for op, _ in prepared],
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
@@ -414,6 +427,12 @@ def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
     _copy_kernel_files(root, [k for _, p in prepared if p.emitted for k in (p.kernel, p.cmsis_nn) if k is not None])
+    generated = [p.generated for _, p in prepared if p.generated is not None]
+    header, source = generated_source(generated)
+    (root / "kernels" / GENERATED_HEADER).write_text(header)
+    if generated:
+        (root / "kernels" / GENERATED_SOURCE).write_text(source)
+        shutil.copytree(KERNEL_DIR / TEMPLATE_DIR, root / "kernels" / TEMPLATE_DIR)
     (root / "platform").mkdir()
     for name in ["main.c", "host.c", "cortex_m.c", "nl_platform.h"]:
         shutil.copy2(PLATFORM_DIR / name, root / "platform" / name)
@@ -488,10 +507,46 @@ uint32_t nlpool_model_input_bytes(int index);
 uint32_t nlpool_model_output_bytes(int index);
 /* With NLPOOL_PROFILE defined: platform ticks spent in op `index` over every invoke so far. */
 uint64_t nlpool_model_op_ticks(int index);
+/* The kernel this build runs op `index` with: "generated", "cmsis-nn", "portable" or "folded". */
+const char *nlpool_model_op_kernel(int index);
 
 #endif /* NLPOOL_MODEL_H */
 """
 
+
+# Which kernel set each op runs in this build: nlpool's generated kernels where the core has the DSP
+# extension (not on Cortex-M55 with CMSIS-NN, whose MVE kernels run there), else CMSIS-NN when the
+# Makefile builds against a tree, else the portable kernels. `make GENERATED=0|all` overrides.
+_CMSIS_NN_CHOICE_C = [
+    "#ifndef NLPOOL_CMSIS_NN",
+    "#define NLPOOL_CMSIS_NN 0",
+    "#endif",
+    "#if NLPOOL_CMSIS_NN",
+    '#define NL_CMSIS_NN_OR(other) "cmsis-nn"',
+    "#else",
+    "#define NL_CMSIS_NN_OR(other) other",
+    "#endif",
+]
+_GENERATED_CHOICE_C = [
+    "#ifndef NLPOOL_GENERATED",
+    "#if defined(__ARM_FEATURE_DSP) && !(defined(__ARM_FEATURE_MVE) && {cmsis_nn})",
+    "#define NLPOOL_GENERATED 1",
+    "#else",
+    "#define NLPOOL_GENERATED 0",
+    "#endif",
+    "#endif",
+    "#if NLPOOL_GENERATED",
+    '#define NL_GENERATED_OR(other) "generated"',
+    "#else",
+    "#define NL_GENERATED_OR(other) other",
+    "#endif",
+]
+
+
+def _kernel_choice_c(cmsis_nn: bool) -> list[str]:
+    """The preprocessor lines that pick each op's kernel set (only those the project has)."""
+    lines = _CMSIS_NN_CHOICE_C if cmsis_nn else []
+    return [*lines, *(line.format(cmsis_nn="NLPOOL_CMSIS_NN" if cmsis_nn else "0") for line in _GENERATED_CHOICE_C), ""]
 
 # Per-op timing, compiled in only with NLPOOL_PROFILE (the project's Cortex-M builds): the platform's
 # tick counter read around every op. It costs two counter reads per op (measured: docs/firmware.md).
@@ -515,32 +570,47 @@ _PROFILE_C = [
 def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]], info: ProjectInfo) -> str:
     lines = ["/* Generated by nlpool from a TFLite model: do not edit. */",
              "#include <stddef.h>", "#include <stdint.h>", "", '#include "model.h"',
-             f'#include "{KERNEL_HEADER}"', "",
+             f'#include "{KERNEL_HEADER}"', f'#include "{GENERATED_HEADER}"', "", *_kernel_choice_c(bool(info.cmsis_nn_dir)),
              "/* One arena for every activation, laid out by memory_planner (in-place ops share slots). */",
              f"static int8_t nl_arena[{max(16, info.arena_bytes)}] __attribute__((aligned(16)));",
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
-    decls = [initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
+    # an op with a generated kernel may not use its struct in this build (the other kernels' branches)
+    decls = [initializer(p, name, ctx).replace("static const", "__attribute__((unused)) static const", 1) if p.generated
+             else initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
     body = []
+    kernel_names = []
     for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
         if p.computed:
             body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: computed by the generator (a constant) */")
+            kernel_names.append('"folded"')
             continue
         if p.folded_into >= 0:
             body.append(f"    NL_OP_BEGIN(); NL_OP_END({index}); /* {op.name}: done by op {p.folded_into}'s padding */")
+            kernel_names.append('"folded"')
             continue
-        if p.cmsis_nn is None:
-            body.append(f"    NL_OP_BEGIN(); {call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes))} "
-                        f"NL_OP_END({index}); /* {op.name} */")
+        branches = []  # (condition, call, comment), the first whose condition holds is compiled
+        if p.generated is not None:
+            scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
+            pointers = ", ".join(ctx.ptr(t) for t in p.tensors)
+            branches.append(("NLPOOL_GENERATED", f"{p.generated.function}({pointers}, {scratch});", "generated"))
+        if p.cmsis_nn is not None:
+            scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
+            branches.append(("NLPOOL_CMSIS_NN", call(replace(p, kernel=p.cmsis_nn), name, ctx, scratch), "CMSIS-NN"))
+        portable = call(p, name, ctx, ctx.scratch(op.position, p.scratch_bytes) if p.cmsis_nn is None else "")
+        if not branches:
+            body.append(f"    NL_OP_BEGIN(); {portable} NL_OP_END({index}); /* {op.name} */")
+            kernel_names.append('"portable"')
             continue
-        scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
-        body += ["#if NLPOOL_CMSIS_NN",
-                 f"    NL_OP_BEGIN(); {call(replace(p, kernel=p.cmsis_nn), name, ctx, scratch)} NL_OP_END({index}); "
-                 f"/* {op.name}: CMSIS-NN */",
-                 "#else",
-                 f"    NL_OP_BEGIN(); {call(p, name, ctx)} NL_OP_END({index}); /* {op.name} */",
-                 "#endif"]
+        for i, (condition, text, comment) in enumerate(branches):
+            body += [f"#{'if' if i == 0 else 'elif'} {condition}",
+                     f"    NL_OP_BEGIN(); {text} NL_OP_END({index}); /* {op.name}: {comment} */"]
+        body += ["#else", f"    NL_OP_BEGIN(); {portable} NL_OP_END({index}); /* {op.name} */", "#endif"]
+        kernel_names.append("".join(f"NL_{c.removeprefix('NLPOOL_')}_OR(" for c, _, _ in branches) + '"portable"' + ")" * len(branches))
     lines += [*ctx.consts, "", *decls, "", *_PROFILE_C]
+    lines += ["/* Which kernel runs each op in this build (the profile prints it). */",
+              f"static const char *const nl_op_kernel[{max(1, len(kernel_names))}] = {{{', '.join(kernel_names) or '0'}}};",
+              "const char *nlpool_model_op_kernel(int index) { return nl_op_kernel[index]; }", ""]
     lines += ["void nlpool_model_init(void) {}", "", "void nlpool_model_invoke(void)", "{", *body, "}", ""]
     in_off = ", ".join(str(ctx.offsets[i]) for i in graph.inputs)
     out_off = ", ".join(str(ctx.offsets[i]) for i in graph.outputs)

@@ -54,7 +54,7 @@ int main(void)
 #if defined(NLPOOL_PROFILE)
     for (int i = 0; i < NLPOOL_NUM_OPS; ++i) {
         const uint64_t t = nlpool_model_op_ticks(i);
-        printf("NLPOOL_PROFILE op=%d ticks_hi=%lu ticks_lo=%lu\n", i, (unsigned long)(t >> 32),
+        printf("NLPOOL_PROFILE op=%d kernel=%s ticks_hi=%lu ticks_lo=%lu\n", i, nlpool_model_op_kernel(i), (unsigned long)(t >> 32),
                (unsigned long)(t & 0xFFFFFFFFu));
     }
 #endif

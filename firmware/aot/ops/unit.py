@@ -15,11 +15,14 @@ import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Annotated, ClassVar
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import numpy as np
 
 from nlpool.core.tflite import Operator, TfliteModel
+
+if TYPE_CHECKING:  # codegen's templates read the op units' Params: no import at run time
+    from firmware.aot.codegen.kernel import GeneratedKernel
 
 
 class UnsupportedOp(Exception):
@@ -148,6 +151,10 @@ class Prepared:
     `folded_into` >= 0: the op is a PAD that the convolution at that position does itself
     (memory_planner.foldable_pads): nothing is emitted for it. `computed`: the op is shape arithmetic
     whose result the generator computed (firmware/aot/shape_folding.py): nothing is emitted either.
+
+    `generated` is nlpool's kernel generated for this one layer (firmware/aot/codegen), which
+    Cortex-M builds with the DSP extension run instead of `cmsis_nn` and `kernel`; the generator
+    fills it in once it knows the op's planned scratch.
     """
 
     kernel: Kernel
@@ -160,6 +167,7 @@ class Prepared:
     inplace_scratch_bytes: int = 0
     folded_into: int = -1
     computed: bool = False
+    generated: GeneratedKernel | None = None
 
     @property
     def emitted(self) -> bool:

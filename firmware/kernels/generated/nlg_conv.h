@@ -1,0 +1,200 @@
+/*
+ * CONV_2D body that nlpool's generator specialises per layer: every argument after the pointers is
+ * a literal in the generated call, so the compiler folds loop bounds, strides and offsets (an
+ * always-inline template, one instance per layer in nl_generated.c).
+ *
+ * Layout prepared offline (firmware/aot/codegen/conv.py):
+ * - weights: output channels in pairs (an odd last channel paired with zeros); per pair, K padded to
+ *   KP (a multiple of 4, zero weights) and read in groups of 4: 4 bytes of channel o, 4 of o + 1.
+ * - quant: nlg_quant_t per channel, the input offset folded into the bias, so the inner loop is a
+ *   plain dot product and a padded tap is the input zero point (it then adds w * (zp + off) = 0).
+ *
+ * The tile is 2 output pixels x 2 output channels: 4 accumulators, each 32-bit weight word feeds 4
+ * SMLADs. Two input paths:
+ * - direct (1x1, no padding, in_c % 4 == 0): both pixels' input words are sign-extended in the loop;
+ * - im2col (anything else): the two pixels' windows are first copied to int16 columns in the
+ *   scratch (2 x KP halves, interleaved per group of 4), padded taps as the zero point, each group
+ *   stored as (x0, x2, x1, x3) so SXTB16 of a weight word lines up with them.
+ */
+#ifndef NLG_CONV_H
+#define NLG_CONV_H
+
+#include "nlg_simd.h"
+
+/* acc[0..3] = (pixel 0, ch o), (pixel 1, ch o), (pixel 0, ch o+1), (pixel 1, ch o+1) over KP/4 groups
+ * of the int16 columns, interleaved per group: 4 halves of pixel 0, then 4 of pixel 1. */
+NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int16_t *end = c + 2 * kp;
+    while (c < end) {
+        const uint32_t x0a = nlg_ld32(c), x0b = nlg_ld32(c + 2);
+        uint32_t wl = nlg_ld32(w);
+        uint32_t wh = nlg_sxtb16_hi(wl);
+        wl = nlg_sxtb16(wl);
+        a0 = nlg_smlad(x0a, wl, a0);
+        a0 = nlg_smlad(x0b, wh, a0);
+        if (pixels == 2) {
+            const uint32_t x1a = nlg_ld32(c + 4), x1b = nlg_ld32(c + 6);
+            a1 = nlg_smlad(x1a, wl, a1);
+            a1 = nlg_smlad(x1b, wh, a1);
+            wl = nlg_ld32(w + 4);
+            wh = nlg_sxtb16_hi(wl);
+            wl = nlg_sxtb16(wl);
+            a3 = nlg_smlad(x1a, wl, a3);
+            a3 = nlg_smlad(x1b, wh, a3);
+        } else {
+            wl = nlg_ld32(w + 4);
+            wh = nlg_sxtb16_hi(wl);
+            wl = nlg_sxtb16(wl);
+        }
+        a2 = nlg_smlad(x0a, wl, a2);
+        a2 = nlg_smlad(x0b, wh, a2);
+        c += 8;
+        w += 8;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+/* The same over int8 input words read in place (direct path): x1 = x0 + x_step bytes. */
+NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w, int32_t k, int32_t *acc, int32_t pixels)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    const int8_t *end = x0 + k;
+    while (x0 < end) {
+        const uint32_t xa = nlg_ld32(x0);
+        const uint32_t x0a = nlg_sxtb16(xa), x0b = nlg_sxtb16_hi(xa);
+        const uint32_t wa = nlg_ld32(w), wb = nlg_ld32(w + 4);
+        const uint32_t wa02 = nlg_sxtb16(wa), wa13 = nlg_sxtb16_hi(wa);
+        a0 = nlg_smlad(x0a, wa02, a0);
+        a0 = nlg_smlad(x0b, wa13, a0);
+        if (pixels == 2) {
+            const uint32_t xb = nlg_ld32(x0 + x_step);
+            const uint32_t x1a = nlg_sxtb16(xb), x1b = nlg_sxtb16_hi(xb);
+            a1 = nlg_smlad(x1a, wa02, a1);
+            a1 = nlg_smlad(x1b, wa13, a1);
+            const uint32_t wb02 = nlg_sxtb16(wb), wb13 = nlg_sxtb16_hi(wb);
+            a2 = nlg_smlad(x0a, wb02, a2);
+            a2 = nlg_smlad(x0b, wb13, a2);
+            a3 = nlg_smlad(x1a, wb02, a3);
+            a3 = nlg_smlad(x1b, wb13, a3);
+        } else {
+            const uint32_t wb02 = nlg_sxtb16(wb), wb13 = nlg_sxtb16_hi(wb);
+            a2 = nlg_smlad(x0a, wb02, a2);
+            a2 = nlg_smlad(x0b, wb13, a2);
+        }
+        x0 += 4;
+        w += 8;
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+
+/* One pixel's window as KP int16 halves from col, in groups of 4 stored 8 halves apart (the other
+ * pixel's group in between), each as (x0, x2, x1, x3); outside the input: the zero point; beyond K
+ * (the weights there are 0): 0. */
+NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t ix0, int32_t in_h, int32_t in_w,
+                           int32_t in_c, int32_t fh, int32_t fw, int32_t dil_h, int32_t dil_w, int32_t kp, int32_t zp)
+{
+    if (in_c % 4 == 0) {
+        const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
+        for (int32_t fy = 0; fy < fh; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h;
+            for (int32_t fx = 0; fx < fw; ++fx) {
+                const int32_t ix = ix0 + fx * dil_w;
+                if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
+                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
+                        nlg_st32(col, zp2);
+                        nlg_st32(col + 2, zp2);
+                    }
+                } else {
+                    const int8_t *x = in + (iy * in_w + ix) * in_c;
+                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
+                        const uint32_t v = nlg_ld32(x + c);
+                        nlg_st32(col, nlg_sxtb16(v));
+                        nlg_st32(col + 2, nlg_sxtb16_hi(v));
+                    }
+                }
+            }
+        }
+        return;
+    }
+    /* element n of the window goes to group n / 4, slot (0, 2, 1, 3)[n % 4] */
+    int32_t n = 0;
+    for (int32_t fy = 0; fy < fh; ++fy) {
+        const int32_t iy = iy0 + fy * dil_h;
+        for (int32_t fx = 0; fx < fw; ++fx) {
+            const int32_t ix = ix0 + fx * dil_w;
+            const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+            const int8_t *x = in + (iy * in_w + ix) * in_c;
+            for (int32_t c = 0; c < in_c; ++c, ++n) {
+                col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = inside ? x[c] : (int16_t)zp;
+            }
+        }
+    }
+    for (; n < kp; ++n) {
+        col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = 0;
+    }
+}
+
+NLG_INLINE void nlg_store(int8_t *y, int32_t out_c, int32_t o, const int32_t *acc, const nlg_quant_t *q, int32_t pixels,
+                          int32_t fast, int32_t zp, int32_t lo, int32_t hi)
+{
+    y[o] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
+    if (pixels == 2) {
+        y[out_c + o] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
+    }
+    if (o + 1 < out_c) {
+        y[o + 1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
+        if (pixels == 2) {
+            y[out_c + o + 1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
+        }
+    }
+}
+
+/* `pixels` (1 or 2) output pixels at y, whose windows start at (iy0, ix0) and (iy0, ix0 + stride_w). */
+NLG_INLINE void nlg_conv_pixels(const int8_t *in, int8_t *y, int16_t *cols, const int8_t *w, const nlg_quant_t *q,
+                                int32_t iy0, int32_t ix0, int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w,
+                                int32_t in_c, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h,
+                                int32_t dil_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
+{
+    const int8_t *x0 = in + (iy0 * in_w + ix0) * in_c;
+    if (!direct) {
+        nlg_im2col(in, cols, iy0, ix0, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
+        if (pixels == 2) {
+            nlg_im2col(in, cols + 4, iy0, ix0 + stride_w, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
+        }
+    }
+    for (int32_t o = 0; o < out_c; o += 2, w += 2 * kp, q += 2) {
+        int32_t acc[4] = {q[0].bias, q[0].bias, q[1].bias, q[1].bias};
+        if (direct) {
+            nlg_mac_direct(x0, stride_w * in_c, w, kp, acc, pixels);
+        } else {
+            nlg_mac_cols(cols, w, kp, acc, pixels);
+        }
+        nlg_store(y, out_c, o, acc, q, pixels, fast, out_zp, lo, hi);
+    }
+}
+
+NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const int8_t *w, const nlg_quant_t *q,
+                         int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w,
+                         int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h, int32_t stride_w, int32_t dil_h,
+                         int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp,
+                         int32_t lo, int32_t hi)
+{
+    int16_t *cols = (int16_t *)(void *)scratch;
+    for (int32_t oy = 0; oy < out_h; ++oy) {
+        const int32_t iy0 = oy * stride_h - pad_h;
+        int8_t *y = out + oy * out_w * out_c;
+        int32_t ox = 0;
+        for (; ox + 2 <= out_w; ox += 2, y += 2 * out_c) {
+            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c, out_c, fh, fw,
+                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+        }
+        if (ox < out_w) {
+            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c, out_c, fh, fw,
+                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+        }
+    }
+}
+
+#endif /* NLG_CONV_H */

@@ -1,0 +1,96 @@
+"""nlpool's per-layer generated kernels (firmware/aot/codegen, firmware/kernels/generated).
+
+- their fast requantisation equals TFLM's double rounding wherever the generator takes it;
+- on MLPerf Tiny's IC model on Cortex-M4 every CONV_2D runs its generated kernel (the firmware's own
+  profile says which kernel ran) and the outputs are TFLM's, bit for bit;
+- their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels.
+
+Instruction counts are not asserted here: benchmarks/generated_kernels.py measures them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import IC_MODEL, VWW_MODEL, mlperf_model
+
+from firmware.aot import CmsisNn, generate_project
+from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
+from firmware.run import HOST, build_and_run, check_tools
+from nlpool.core.errors import NlpoolError
+from nlpool.core.fixedpoint import multiply_by_quantized_multiplier
+
+
+def _fast_requant(acc: np.ndarray, mult: int, right: int, round_term: int) -> np.ndarray:
+    """nlg_requant's fast form (before the zero point and clamp), in exact integer arithmetic."""
+    x = (2 * acc.astype(np.int64) * mult + (1 << 31)) >> 32
+    return (x + round_term + np.where(x < 0, -1, 0)) >> right
+
+
+def test_fast_requantisation_is_tflms_where_the_generator_takes_it() -> None:
+    rng = np.random.default_rng(24)
+    checked = 0
+    for _ in range(300):
+        taps = int(rng.integers(1, 600))
+        weights = rng.integers(-128, 128, size=(1, taps)).astype(np.int8)
+        mult = int(rng.integers(1 << 30, (1 << 31) - 1))
+        shift = -int(rng.integers(0, 33))
+        table, fast = quant_table(weights, np.array([int(rng.integers(-(1 << 20), 1 << 20))]), int(rng.integers(-127, 129)),
+                                  np.array([mult]), np.array([shift]))
+        assert fast == (1 <= -shift <= 31)
+        if not fast:
+            continue
+        _, m, right, round_term = (int(v) for v in table[0])
+        acc = np.concatenate([rng.integers(-ACC_LIMIT + 1, ACC_LIMIT, size=2000), np.arange(-3000, 3000),
+                              [ACC_LIMIT - 1, -ACC_LIMIT + 1]]).astype(np.int64)
+        want = multiply_by_quantized_multiplier(acc.astype(np.int32), m, shift).astype(np.int64)
+        np.testing.assert_array_equal(_fast_requant(acc, m, right, round_term), want)
+        checked += 1
+    assert checked > 200
+
+
+def _cmsis_nn_tree() -> CmsisNn:
+    from firmware.aot.cmsis_nn import find_cmsis_nn
+
+    tree = find_cmsis_nn(None)
+    if tree is None:
+        pytest.skip("set NLPOOL_CMSIS_NN_DIR: the 3x3 layers borrow CMSIS-NN's planned scratch")
+    return tree
+
+
+def _inputs(n: int) -> np.ndarray:
+    return np.random.default_rng(5).integers(-128, 128, size=(n, 1, 32, 32, 3), dtype=np.int8)
+
+
+def test_ic_on_cortex_m4_runs_generated_convolutions_bitexact_with_tflm(tmp_path) -> None:
+    from firmware.testing import tflm_reference
+
+    model = mlperf_model(IC_MODEL)
+    try:
+        check_tools("cortex-m4")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    info = generate_project(model, tmp_path / "ic", 256 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
+    assert [k for op, k in zip(info.ops, info.op_kernels, strict=True) if op == "CONV_2D"] == ["generated"] * 9
+    inputs = _inputs(3)
+    board = build_and_run(tmp_path / "ic", "cortex-m4", inputs)
+    assert board.profile is not None
+    ran = {(o.op, o.kernel) for o in board.profile.ops}
+    assert ("CONV_2D", "generated") in ran and not any(op == "CONV_2D" and k != "generated" for op, k in ran)
+    np.testing.assert_array_equal(board.outputs[0], tflm_reference(model, [inputs])[0])
+    np.testing.assert_array_equal(board.outputs[0], build_and_run(tmp_path / "ic", HOST, inputs).outputs[0])
+    portable = build_and_run(tmp_path / "ic", "cortex-m4", inputs, portable=True)
+    assert portable.profile is not None and {o.kernel for o in portable.profile.ops} <= {"portable", "folded"}
+
+
+@pytest.mark.parametrize("path", [IC_MODEL, VWW_MODEL], ids=["ic", "vww"])
+def test_generated_kernels_plain_c_path_on_the_host(tmp_path, monkeypatch, path) -> None:
+    model = mlperf_model(path)
+    generate_project(model, tmp_path / "p", 512 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
+    shape = (2, 1, 32, 32, 3) if path == IC_MODEL else (2, 1, 96, 96, 3)
+    inputs = np.random.default_rng(7).integers(-128, 128, size=shape, dtype=np.int8)
+    portable = build_and_run(tmp_path / "p", HOST, inputs).outputs[0]
+    (tmp_path / "p" / "build").rename(tmp_path / "portable-build")
+    monkeypatch.setenv("GENERATED", "all")  # make reads it: nlpool_generated.c's plain-C path on the host
+    generated = build_and_run(tmp_path / "p", HOST, inputs).outputs[0]
+    np.testing.assert_array_equal(generated, portable)

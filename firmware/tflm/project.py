@@ -149,7 +149,8 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
     if customs:
         shutil.copy(TEMPLATES / CUSTOM_OPS_HEADER, root / CUSTOM_OPS_HEADER)
     for name, kernel in zip(ops.customs, customs, strict=True):
-        shutil.copy(TEMPLATES / kernel.op_source, root / kernel.op_source)
+        for file in (kernel.op_source, *kernel.op_headers):
+            shutil.copy(TEMPLATES / file, root / file)
         (root / kernel.op_header).write_text(_render(f"{kernel.op_header}.in", op_name=name))
         for file in kernel.kernel_files:
             shutil.copy(FIRMWARE_DIR / "kernels" / file, root / "kernels" / file)

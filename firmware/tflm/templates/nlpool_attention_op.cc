@@ -2,8 +2,9 @@
  * TFLM kernel of NLPOOL_ATTENTION.
  *
  * Init parses the FlexBuffer options once into persistent memory: one fixed-size OpData and one
- * buffer for every variable-length array, laid out in a fixed order (see ArraysLayout), so that the
- * kernel's persistent bytes follow from the options alone and a memory planner can predict them.
+ * buffer for every variable-length array, laid out in a fixed order (both defined in
+ * nlpool_attention_op_data.h), so that the kernel's persistent bytes follow from the options alone
+ * and a memory planner can predict them.
  * Prepare checks the tensors against the options (a wrong zero point or table would only show up as
  * degraded accuracy, so it refuses to run with a message naming the mismatch), tabulates the
  * softmax's fixed-point exp with gemmlowp (the functions TFLM's reference SOFTMAX evaluates per
@@ -19,6 +20,7 @@
 #include "fixedpoint/fixedpoint.h"
 #include "flatbuffers/flexbuffers.h"
 #include "nlpool_attention.h"
+#include "nlpool_attention_op_data.h"
 #include "nlpool_tflm_options.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -28,44 +30,12 @@
 namespace nlpool {
 namespace {
 
-constexpr int kExpTableSize = 256;   // one exp per int8 score difference 0..-255
 constexpr int kScaledDiffIntegerBits = 5;  // TFLite's int8 SOFTMAX: differences in Q5.26
 constexpr int kMaxSteps = 4;         // per branch (nlpool.core.custom_ops.MAX_STEPS)
 constexpr int kMaxTokens = 4095;     // a softmax row's exps are summed in int32
 constexpr int32_t kSoftmaxOutputOffset = 128;  // the probabilities' zero point is -128
 constexpr int kNumInputs = 6;
 enum InputIndex { kTokens = 0, kPosTable, kQkvWeights, kQkvBias, kOutWeights, kOutBias };
-
-// The fixed part of the persistent memory. `params` points into the arrays buffer (options) and,
-// from Eval on, into the tensors.
-struct OpData {
-  nlpool_attention_params_t params;
-  int32_t input_zero_point;    // options; checked against the tokens tensor
-  int32_t softmax_multiplier;  // TFLite SOFTMAX Prepare's values, for the exp table
-  int32_t softmax_left_shift;
-  int32_t* arrays;             // the persistent arrays buffer (ArraysLayout), exp table first
-  int scratch_index;
-  const char* options_error;  // set by Init, reported by Prepare (Init cannot fail with a message)
-  const char* options_key;    // the option the error is about, or nullptr
-};
-
-// The variable-length arrays, one persistent buffer in this order (E = width; P = 1 with a
-// positional table, else 0; S = q, k and v step counts summed):
-//   int32: exp table [256], qkv_multiplier [3E], qkv_shift [3E], out_multiplier [E],
-//          out_shift [E], pos_step [10 P], q_steps, k_steps, v_steps [10 per step]
-//   int8:  q_consts, k_consts, v_consts [E per step]
-// = 4 (256 + 8E + 10 (P + S)) + E S bytes.
-struct ArraysLayout {
-  int32_t words;
-  int32_t bytes;
-};
-
-ArraysLayout Layout(int32_t width, int32_t pos_steps, int32_t steps) {
-  ArraysLayout layout;
-  layout.words = kExpTableSize + 8 * width + NLPOOL_STEP_FIELDS * (pos_steps + steps);
-  layout.bytes = 4 * layout.words + width * steps;
-  return layout;
-}
 
 // The length of a vector option (untyped, typed or fixed-size typed: all are accepted), or -1.
 int32_t VectorSize(const flexbuffers::Reference& ref) {

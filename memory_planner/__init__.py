@@ -11,7 +11,6 @@ Public surface:
 
 from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
 from .graph import Graph
-from .inplace import inplace_depthwise_scratch
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
 from .pad_folding import foldable_pads
 from .plans import ALIGNMENT, ArenaPlan
@@ -33,7 +32,6 @@ __all__ = [
     "format_markdown",
     "format_text",
     "graph_from_torch",
-    "inplace_depthwise_scratch",
     "plan_model",
     "plan_tflite",
     "plot_png",

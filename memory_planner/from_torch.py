@@ -32,9 +32,9 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, attention_scratch_bytes
+from nlpool.core.inplace import inplace_depthwise_scratch
 
 from .graph import Graph, Op, Tensor
-from .inplace import inplace_depthwise_scratch
 from .pad_folding import FOLDING_CONVOLUTIONS, VALID, folding_convolution, readers_of
 from .tflm_model import attention_kernel_data
 
@@ -113,7 +113,7 @@ def _explicit_pad_shape(x: torch.Size, w: torch.Size, stride: Any, padding: Any,
 
 
 def _inplace_depthwise_scratch(x: torch.Size, w: torch.Size, y: torch.Size, stride: Any, _padding: Any, dilation: Any) -> int:
-    """The in-place depthwise kernel's scratch (memory_planner.inplace) for NCHW shapes."""
+    """The in-place depthwise kernel's scratch (nlpool.core.inplace) for NCHW shapes."""
     return inplace_depthwise_scratch((x[2], x[3]), (y[2], y[3]), (w[2], w[3]), _pair(stride), _pair(dilation), y[1] // x[1])
 
 

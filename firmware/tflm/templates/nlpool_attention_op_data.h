@@ -50,6 +50,39 @@ constexpr ArraysLayout Layout(int32_t width, int32_t pos_steps, int32_t steps) {
   return ArraysLayout{words, 4 * words + width * steps};
 }
 
+// Where each array starts in a buffer laid out as above (`counts`: q, k and v step counts).
+struct Arrays {
+  int32_t* exp_table;
+  int32_t* qkv_multiplier;
+  int32_t* qkv_shift;
+  int32_t* out_multiplier;
+  int32_t* out_shift;
+  int32_t* pos_step;
+  int32_t* q_steps;
+  int32_t* k_steps;
+  int32_t* v_steps;
+  int8_t* q_consts;
+  int8_t* k_consts;
+  int8_t* v_consts;
+};
+
+inline Arrays ArraysAt(int32_t* words, int32_t width, int32_t pos_steps, const int32_t counts[3]) {
+  Arrays a;
+  a.exp_table = words;
+  a.qkv_multiplier = a.exp_table + kExpTableSize;
+  a.qkv_shift = a.qkv_multiplier + 3 * width;
+  a.out_multiplier = a.qkv_shift + 3 * width;
+  a.out_shift = a.out_multiplier + width;
+  a.pos_step = a.out_shift + width;
+  a.q_steps = a.pos_step + NLPOOL_STEP_FIELDS * pos_steps;
+  a.k_steps = a.q_steps + NLPOOL_STEP_FIELDS * counts[0];
+  a.v_steps = a.k_steps + NLPOOL_STEP_FIELDS * counts[1];
+  a.q_consts = reinterpret_cast<int8_t*>(a.v_steps + NLPOOL_STEP_FIELDS * counts[2]);
+  a.k_consts = a.q_consts + width * counts[0];
+  a.v_consts = a.k_consts + width * counts[1];
+  return a;
+}
+
 }  // namespace nlpool
 
 #endif  // NLPOOL_ATTENTION_OP_DATA_H_

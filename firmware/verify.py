@@ -20,8 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware.aot.generate import ProjectInfo
-from firmware.profile import format_profile
+from firmware.common import ProjectInfo, format_profile
 from firmware.run import HOST, FirmwareRun, build_and_run
 
 PORTABLE_INPUTS = 10  # inputs the portable board build runs when the project is on CMSIS-NN

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 from custom_cnn import CLASSES, SIZE, TinyNet
-from firmware.io_header import HEADER
 from torch import nn
 
 import nlpool
+from firmware.common import HEADER
 from nlpool.core.errors import NlpoolError
 from nlpool.data import Normalization, export_images
 from nlpool.data.shapes import write_shapes_folder

@@ -38,7 +38,7 @@ PUBLIC_MODULES = {
     "memory_planner": {"memory_planner"},
     "export": {"export", "export.pipeline", "export.host_run", "export.outdir"},
     "firmware": {"firmware", "firmware.aot", "firmware.tflm", "firmware.run", "firmware.verify", "firmware.boards",
-                 "firmware.io_header", "firmware.profile"},
+                 "firmware.common"},
 }
 
 

@@ -15,7 +15,7 @@ from conftest import synthetic_export_data
 from torch import nn
 
 from export.pipeline import FusedResult
-from firmware.io_header import ProjectIO, Rgb888Input
+from firmware.common import ProjectIO, Rgb888Input
 from firmware.tflm import SramBudgetExceeded, TflmProject
 from nlpool.core.errors import NlpoolError
 from nlpool.flow import export_flow as flow

@@ -10,7 +10,7 @@ import pytest
 import torch
 from custom_cnn import CLASSES, SIZE, TinyNet
 
-from firmware.io_header import HEADER
+from firmware.common import HEADER
 from nlpool.checkpoint import save_checkpoint, training_record
 from nlpool.core.errors import NlpoolError
 from nlpool.data import Normalization, export_images

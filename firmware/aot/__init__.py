@@ -2,7 +2,7 @@
 nlpool's portable kernels or, given a CMSIS-NN tree, on Arm's CMSIS-NN where it covers an op."""
 
 from firmware.aot.cmsis_nn import CMSIS_NN_DIR_ENV, CMSIS_NN_HINT, CmsisNn, find_cmsis_nn
-from firmware.aot.generate import ProjectInfo, TensorSpec, cmsis_nn_scratch, generate_project
+from firmware.aot.generate import cmsis_nn_scratch, generate_project
 
-__all__ = ["CMSIS_NN_DIR_ENV", "CMSIS_NN_HINT", "CmsisNn", "ProjectInfo", "TensorSpec", "cmsis_nn_scratch", "find_cmsis_nn",
+__all__ = ["CMSIS_NN_DIR_ENV", "CMSIS_NN_HINT", "CmsisNn", "cmsis_nn_scratch", "find_cmsis_nn",
            "generate_project"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from firmware.aot.ops import Kernel, batch_matmul, fully_connected
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
-from firmware.io_header import ProjectIO
+from firmware.common import ProjectIO
 from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, per_channel_fully_connected
 from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite

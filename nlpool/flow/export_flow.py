@@ -45,8 +45,7 @@ from export.pipeline import (
 )
 from firmware.aot import CMSIS_NN_HINT, CmsisNn, cmsis_nn_scratch, find_cmsis_nn, generate_project
 from firmware.boards import check_sram_budget
-from firmware.io_header import ProjectIO, Rgb888Input
-from firmware.profile import Profile
+from firmware.common import Profile, ProjectIO, Rgb888Input
 from firmware.run import check_tools
 from firmware.tflm import (
     TREE_HINT,

@@ -16,8 +16,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firmware.aot.ops import Kernel, batch_matmul, fully_connected
-from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
+from firmware.aot.ops import HOST_SHIM_KERNELS, KERNEL_HEADER, SHARED_HEADERS, Kernel, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.common import ProjectIO
 from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, per_channel_fully_connected
@@ -185,9 +184,9 @@ def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, Kernel]:
     """Host-only kernels replacing what XMOS's fork lacks or gets wrong: {template: nlpool C kernel}."""
     shims = {}
     if "BATCH_MATMUL" in ops.builtins:
-        shims["host_batch_matmul.cc"] = batch_matmul.KERNEL
+        shims["host_batch_matmul.cc"] = HOST_SHIM_KERNELS["BATCH_MATMUL"]
     if per_channel_fully_connected(model):
-        shims["host_fully_connected.cc"] = fully_connected.KERNEL
+        shims["host_fully_connected.cc"] = HOST_SHIM_KERNELS["FULLY_CONNECTED"]
     return shims
 
 

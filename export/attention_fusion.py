@@ -144,6 +144,35 @@ def _qp(view: GraphView, tensor: int, role: str) -> tuple[float, int]:
     return quant_params(t)
 
 
+Branch = tuple[int, list[tuple[int, ...]], list[np.ndarray]]  # (first column, step records, per-column constants)
+
+
+@dataclass(frozen=True)
+class _Scores:
+    """The anchor's two BATCH_MATMULs and the block's sizes read from the score shape."""
+
+    score_mm: int  # q k^T
+    mix_mm: int  # probabilities x v
+    heads: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class _Projection:
+    """The q/k/v projection (FULLY_CONNECTED op), the model width E, and each branch."""
+
+    fc: int
+    width: int
+    q: Branch
+    k: Branch
+    v: Branch
+
+
+def _head_grid(heads: int, tokens: int, head_dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(h, n, d) index arrays over heads x tokens x head_dim."""
+    return np.meshgrid(np.arange(heads), np.arange(tokens), np.arange(head_dim), indexing="ij")
+
+
 class _Block:
     """Matching state for one SOFTMAX anchor."""
 
@@ -197,7 +226,7 @@ class _Block:
 
     def branch(self, root: int, path: list[int], operand_view: Callable[[np.ndarray], np.ndarray],
                expect: Callable[[int], np.ndarray], role: str,
-               width: int, total: int) -> tuple[int, list[tuple[int, ...]], list[np.ndarray]]:
+               width: int, total: int) -> Branch:
         """(column, step records, per-column constants) of one branch, checked element by element."""
         view = self.view
         root_out = int(self.op(root).outputs[0])
@@ -318,20 +347,56 @@ class _Block:
     # --- the whole block -------------------------------------------------------------------------
 
     def match(self, fc_double_rounding: bool) -> AttentionMatch:
+        """The block around this SOFTMAX as one NLPOOL_ATTENTION, or NoMatch naming the first thing that
+        is not the pattern. Matched from the inside out: the scores, the q/k/v branches back to their
+        one projection, the heads forward to the output projection, then the ends (how far the token
+        matrix reaches before and after the block) and last the op's options."""
+        scores = self.scores()
+        projection = self.projection(scores)
+        out_fc = self.output_projection(scores, projection.width)
+        tokens, width = scores.tokens, projection.width
+        source, in_ops, pos_add = self.source(int(self.op(projection.fc).inputs[0]), tokens, width)
+        self.ops.update(in_ops)
+        dest, out_ops = self.destination(int(self.op(out_fc).outputs[0]), tokens * width)
+        self.ops.update(out_ops)
+        self.check_private(dest)
+        params = self.params(projection.fc, out_fc, scores.score_mm, scores.mix_mm, source, dest, pos_add, scores.heads, tokens,
+                             width, projection.q, projection.k, projection.v, fc_double_rounding)
+        pos = self.pos_table(pos_add, source, in_ops, tokens, width) if pos_add is not None else None
+        pos_qp = None
+        if pos_add is not None:
+            pos_qp = _qp(self.view, next(int(t) for t in self.op(pos_add).inputs[:2] if int(t) != self.step_input(pos_add)), "table")
+        qkv, out = self.op(projection.fc), self.op(out_fc)
+        optional = [int(op.inputs[2]) if len(op.inputs) > 2 else -1 for op in (qkv, out)]
+        return AttentionMatch(frozenset(self.ops), source, dest, pos, pos_qp, int(qkv.inputs[1]), optional[0],
+                              int(out.inputs[1]), optional[1], params, tensor_name(self.view.tensor(dest)))
+
+    def scores(self) -> _Scores:
+        """The SOFTMAX's two BATCH_MATMULs (q k^T before it, its probabilities times v after it), each
+        the only reader of what it reads from the block, and the square score shape's heads and tokens."""
         view = self.view
+        probabilities = int(self.op(self.softmax).outputs[0])
         score_mm = self.producer(int(self.op(self.softmax).inputs[0]))
-        mix_mm = self.only_reader(int(self.op(self.softmax).outputs[0]))
+        mix_mm = self.only_reader(probabilities)
         if view.name(score_mm) != "BATCH_MATMUL" or view.name(mix_mm) != "BATCH_MATMUL":
             raise NoMatch("the SOFTMAX is not between two BATCH_MATMULs")
-        if int(self.op(mix_mm).inputs[0]) != int(self.op(self.softmax).outputs[0]) or self.op(mix_mm).builtinOptions.adjX:
+        if int(self.op(mix_mm).inputs[0]) != probabilities or self.op(mix_mm).builtinOptions.adjX:
             raise NoMatch("the softmax is not the plain left operand of the second BATCH_MATMUL")
         self.only_reader(int(self.op(score_mm).outputs[0]))
         self.ops |= {score_mm, mix_mm}
-        probs_shape = _shape(view, int(self.op(self.softmax).outputs[0]))
+        probs_shape = _shape(view, probabilities)
         heads, tokens = int(np.prod(probs_shape[:-2])), probs_shape[-1]
         if probs_shape[-2] != tokens:
             raise NoMatch(f"scores {probs_shape} are not square")
-        q_op, k_op, v_op = (int(t) for t in (*self.op(score_mm).inputs[:2], self.op(mix_mm).inputs[1]))
+        return _Scores(score_mm, mix_mm, heads, tokens)
+
+    def projection(self, scores: _Scores) -> _Projection:
+        """The one FULLY_CONNECTED (N, 3E) that q, k and v are column windows of, and each branch's
+        column, steps and constants: every operand is checked element by element to be heads x tokens
+        x head_dim of its window (k transposed when the score BATCH_MATMUL says adj_y)."""
+        view = self.view
+        score_op, mix_op = self.op(scores.score_mm), self.op(scores.mix_mm)
+        q_op, k_op, v_op = (int(t) for t in (*score_op.inputs[:2], mix_op.inputs[1]))
         roots, paths = {}, {}
         for role, operand in (("q", q_op), ("k", k_op), ("v", v_op)):
             roots[role], paths[role] = self.branch_path(operand)
@@ -339,37 +404,41 @@ class _Block:
             raise NoMatch("q, k and v do not come from one FULLY_CONNECTED projection")
         qkv = roots["q"]
         _no_activation(view, qkv)
-        total = _shape(view, int(self.op(qkv).outputs[0]))[-1]
+        projected = _shape(view, int(self.op(qkv).outputs[0]))
+        total = projected[-1]
         if total % 3:
             raise NoMatch(f"the projection width {total} is not 3 x E")
         width = total // 3
-        if width % heads:
-            raise NoMatch(f"E = {width} is not divisible by {heads} heads")
-        head_dim = width // heads
-        if int(np.prod(_shape(view, int(self.op(qkv).outputs[0])))) != tokens * total:
+        if width % scores.heads:
+            raise NoMatch(f"E = {width} is not divisible by {scores.heads} heads")
+        if int(np.prod(projected)) != scores.tokens * total:
             raise NoMatch("the projection does not hold N x 3E values")
-        h, n, d = np.meshgrid(np.arange(heads), np.arange(tokens), np.arange(head_dim), indexing="ij")
+        h, n, d = _head_grid(scores.heads, scores.tokens, width // scores.heads)
+        window = n * total + h * (width // scores.heads) + d  # the projection's element of (h, n, d), column window at 0
 
         def rows_view(operand_shape: tuple[int, ...], adj: bool) -> Callable[[np.ndarray], np.ndarray]:
             def apply(idx: np.ndarray) -> np.ndarray:
-                out = idx.reshape(heads, *operand_shape[-2:])
+                out = idx.reshape(scores.heads, *operand_shape[-2:])
                 return out.transpose(0, 2, 1) if adj else out
             return apply
 
-        score_opts = self.op(score_mm).builtinOptions
-        if score_opts.adjX:
+        if score_op.builtinOptions.adjX:
             raise NoMatch("the score BATCH_MATMUL transposes q")
-        q_col, q_steps, q_consts = self.branch(qkv, paths["q"], rows_view(_shape(view, q_op), False),
-                                               lambda c: n * total + c + h * head_dim + d, "q", width, total)
-        k_col, k_steps, k_consts = self.branch(qkv, paths["k"], rows_view(_shape(view, k_op), bool(score_opts.adjY)),
-                                               lambda c: (n * total + c + h * head_dim + d).transpose(0, 2, 1), "k", width, total)
-        v_col, v_steps, v_consts = self.branch(qkv, paths["v"], rows_view(_shape(view, v_op), bool(self.op(mix_mm).builtinOptions.adjY)),
-                                               lambda c: n * total + c + h * head_dim + d, "v", width, total)
+        q = self.branch(qkv, paths["q"], rows_view(_shape(view, q_op), False), lambda c: window + c, "q", width, total)
+        k = self.branch(qkv, paths["k"], rows_view(_shape(view, k_op), bool(score_op.builtinOptions.adjY)),
+                        lambda c: (window + c).transpose(0, 2, 1), "k", width, total)
+        v = self.branch(qkv, paths["v"], rows_view(_shape(view, v_op), bool(mix_op.builtinOptions.adjY)),
+                        lambda c: window + c, "v", width, total)
         for path in paths.values():
             self.ops.update(path)
         self.ops.add(qkv)
-        # mixed heads -> output projection
-        mixed = int(self.op(mix_mm).outputs[0])
+        return _Projection(qkv, width, q, k, v)
+
+    def output_projection(self, scores: _Scores, width: int) -> int:
+        """The FULLY_CONNECTED the mixed heads go to, through layout ops only, which must concatenate
+        the heads token by token (each token's row is head 0's head_dim values, then head 1's, ...)."""
+        view = self.view
+        mixed = int(self.op(scores.mix_mm).outputs[0])
         tensor, layout = mixed, []
         while True:
             reader = self.only_reader(tensor)
@@ -381,33 +450,22 @@ class _Block:
             _same_quant(view, reader)
             layout.append(reader)
             tensor = int(self.op(reader).outputs[0])
+        heads, tokens, head_dim = scores.heads, scores.tokens, width // scores.heads
         idx = np.arange(heads * tokens * head_dim).reshape(_shape(view, mixed))
         for op_index in layout:
             idx = _replay(view, op_index, idx)
+        h, n, d = _head_grid(heads, tokens, head_dim)
         concatenated = (h * tokens * head_dim + n * head_dim + d).transpose(1, 0, 2).reshape(tokens, width)
         if not np.array_equal(idx.reshape(tokens, width), concatenated):
             raise NoMatch("the heads are not concatenated token by token before the output projection")
         _no_activation(view, out_fc)
         self.ops.update(layout)
         self.ops.add(out_fc)
-        # the ends
-        fc_in = int(self.op(qkv).inputs[0])
-        source, in_ops, pos_add = self.source(fc_in, tokens, width)
-        self.ops.update(in_ops)
-        dest, out_ops = self.destination(int(self.op(out_fc).outputs[0]), tokens * width)
-        self.ops.update(out_ops)
-        self.check_private(dest)
-        params = self.params(qkv, out_fc, score_mm, mix_mm, source, dest, pos_add, heads, tokens, width,
-                             (q_col, q_steps, q_consts), (k_col, k_steps, k_consts), (v_col, v_steps, v_consts), fc_double_rounding)
-        pos = self.pos_table(pos_add, source, in_ops, tokens, width) if pos_add is not None else None
-        pos_qp = None
-        if pos_add is not None:
-            pos_qp = _qp(view, next(int(t) for t in self.op(pos_add).inputs[:2] if int(t) != self.step_input(pos_add)), "table")
-        optional = [int(self.op(fc).inputs[2]) if len(self.op(fc).inputs) > 2 else -1 for fc in (qkv, out_fc)]
-        return AttentionMatch(frozenset(self.ops), source, dest, pos, pos_qp, int(self.op(qkv).inputs[1]), optional[0],
-                              int(self.op(out_fc).inputs[1]), optional[1], params, tensor_name(view.tensor(dest)))
+        return out_fc
 
     def check_private(self, dest: int) -> None:
+        """Refuse the block when a tensor inside it (all but its output `dest`) is read outside it or is
+        a graph output: the fused op would remove a tensor someone still needs."""
         for op_index in self.ops:
             for t in (int(t) for t in self.op(op_index).outputs):
                 if t == dest:
@@ -438,7 +496,8 @@ class _Block:
         return -zx, -int(zero_points[0]), zy, tuple(m for m, _ in pairs), tuple(s for _, s in pairs)
 
     def params(self, qkv: int, out_fc: int, score_mm: int, mix_mm: int, source: int, dest: int, pos_add: int | None,
-               heads: int, tokens: int, width: int, q: tuple, k: tuple, v: tuple, fc_double_rounding: bool) -> AttentionParams:
+               heads: int, tokens: int, width: int, q: Branch, k: Branch, v: Branch, fc_double_rounding: bool) -> AttentionParams:
+        """The op's options: every offset, multiplier and shift the unfused ops' quantisation implies."""
         view = self.view
         qkv_in, qkv_filter, qkv_out, qkv_mult, qkv_shift = self.fc_fields(qkv, 3 * width, width)
         out_in, out_filter, out_out, out_mult, out_shift = self.fc_fields(out_fc, width, width)

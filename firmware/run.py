@@ -17,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from firmware.aot.generate import ProjectInfo
 from firmware.boards import BOARDS
-from firmware.profile import OpProfile, Profile
+from firmware.common import OpProfile, Profile, ProjectInfo
 from nlpool.core.errors import NlpoolError
 
 HOST = "host"

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from firmware.aot.generate import ProjectInfo
+from firmware.common import ProjectInfo
 from firmware.run import HOST, FirmwareRun, build_and_run
 
 PORTABLE_INPUTS = 10  # inputs the portable board build runs when the project is on CMSIS-NN

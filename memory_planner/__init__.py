@@ -13,7 +13,6 @@ Public surface:
 from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
 from .from_tflite import graph_from_model
 from .graph import Graph
-from .inplace import inplace_depthwise_scratch
 from .memory_plan import LayerRecord, MemoryPlan, build_plan, plan_model, plan_tflite
 from .names import op_label
 from .pad_folding import foldable_pads
@@ -37,7 +36,6 @@ __all__ = [
     "format_text",
     "graph_from_model",
     "graph_from_torch",
-    "inplace_depthwise_scratch",
     "op_label",
     "plan_model",
     "plan_tflite",

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, AttentionParams, CustomOptionsError, scratch_bytes
 from nlpool.core.errors import NlpoolError
+from nlpool.core.inplace import inplace_depthwise_scratch
 from nlpool.core.tflite import Operator, TfliteModel
 
 from .graph import Graph, Op, Tensor
-from .inplace import inplace_depthwise_scratch
 from .pad_folding import foldable_pads
 from .tflm_model import attention_kernel_data
 
@@ -89,7 +89,7 @@ def _custom_op_memory(op: Operator) -> tuple[int, tuple[int, ...]]:
 
 
 def _inplace_scratch(model: TfliteModel, op: Operator) -> int:
-    """Scratch bytes of the op's in-place kernel, 0 when it has none (memory_planner.inplace)."""
+    """Scratch bytes of the op's in-place kernel, 0 when it has none (nlpool.core.inplace)."""
     if op.name != "DEPTHWISE_CONV_2D" or len(op.outputs) != 1:
         return 0
     inp, out = model.tensors[op.inputs[0]], model.tensors[op.outputs[0]]

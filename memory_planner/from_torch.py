@@ -32,9 +32,10 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, attention_scratch_bytes
+from nlpool.core.inplace import inplace_depthwise_scratch
 
 from .graph import Graph, Op, Tensor
-from .inplace import inplace_depthwise_scratch
+from .pad_folding import FOLDING_CONVOLUTIONS, VALID, folding_convolution, readers_of
 from .tflm_model import attention_kernel_data
 
 KINDS = {
@@ -112,7 +113,7 @@ def _explicit_pad_shape(x: torch.Size, w: torch.Size, stride: Any, padding: Any,
 
 
 def _inplace_depthwise_scratch(x: torch.Size, w: torch.Size, y: torch.Size, stride: Any, _padding: Any, dilation: Any) -> int:
-    """The in-place depthwise kernel's scratch (memory_planner.inplace) for NCHW shapes."""
+    """The in-place depthwise kernel's scratch (nlpool.core.inplace) for NCHW shapes."""
     return inplace_depthwise_scratch((x[2], x[3]), (y[2], y[3]), (w[2], w[3]), _pair(stride), _pair(dilation), y[1] // x[1])
 
 
@@ -178,6 +179,7 @@ class _Recorder(TorchFunctionMode):
         if constant:
             return out
         kind = KINDS.get(name, name.upper())
+        padding = None  # TFLite's padding of a convolution, where it matters (pad_folding)
         if name == "conv2d":
             groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
             kind = "DEPTHWISE_CONV_2D" if groups > 1 and groups == args[0].shape[1] else "CONV_2D"
@@ -187,12 +189,13 @@ class _Recorder(TorchFunctionMode):
                 self.meta[pad] = {"shape": padded, "constant": False, "itemsize": 1, "name": f"{layer}.pad"}
                 self.calls.append({"kind": "PAD", "name": layer, "inputs": [inputs[0]], "outputs": [pad]})
                 inputs = [pad, *inputs[1:]]
+                padding = VALID  # the PAD does all of it
         if name == "interpolate":
             mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
             kind = "RESIZE_BILINEAR" if mode == "bilinear" else "RESIZE_NEAREST_NEIGHBOR"
         if kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") and len(inputs) > 2:
             self.meta[inputs[2]]["itemsize"] = 4  # int32 bias
-        call = {"kind": kind, "name": layer, "inputs": inputs, "outputs": out_ids,
+        call = {"kind": kind, "name": layer, "inputs": inputs, "outputs": out_ids, "padding": padding,
                 "attention": next((s for s in self.scope if s in self.fused_scopes), None)}
         if kind == "DEPTHWISE_CONV_2D":
             call["inplace_scratch"] = _inplace_depthwise_scratch(args[0].shape, args[1].shape, outputs[0].shape,
@@ -287,18 +290,19 @@ ATTENTION_STEPS = 4
 
 
 def _pad_folds(calls: list[dict[str, Any]], outputs: set[int]) -> dict[int, int]:
-    """PAD position -> the convolution that does its padding (memory_planner.pad_folding's rule: the
-    PADs recorded here are the converter's zero-point pads before a VALID convolution)."""
-    readers: dict[int, list[tuple[int, int]]] = {}
-    for position, call in enumerate(calls):
-        for slot, t in enumerate(call["inputs"]):
-            readers.setdefault(t, []).append((position, slot))
+    """PAD position -> the convolution that does its padding, by memory_planner.pad_folding's rule. Every
+    PAD recorded here is the converter's zero-point PAD of the spatial dimensions (the rule's other
+    half holds by construction), and the convolution it was made for is VALID."""
+    readers = readers_of(call["inputs"] for call in calls)
+
+    def is_valid_convolution(position: int) -> bool:
+        return calls[position]["kind"] in FOLDING_CONVOLUTIONS and calls[position].get("padding") == VALID
+
     folds = {}
     for position, call in enumerate(calls):
-        uses = readers.get(call["outputs"][0], []) if call["kind"] == "PAD" else []
-        if len(uses) == 1 and uses[0][1] == 0 and call["outputs"][0] not in outputs and \
-                calls[uses[0][0]]["kind"] in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            folds[position] = uses[0][0]
+        conv = folding_convolution(call["outputs"][0], readers, outputs, is_valid_convolution) if call["kind"] == "PAD" else None
+        if conv is not None:
+            folds[position] = conv
     return folds
 
 

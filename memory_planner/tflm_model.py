@@ -28,6 +28,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from nlpool.core.custom_ops import STEP_FIELDS
+
 from .graph import Graph
 from .plans import ArenaPlan, greedy_by_size
 
@@ -61,10 +63,13 @@ TARGET_OP_BYTES: dict[str, tuple[tuple[int, ...], int]] = {
     # nlpool's weighted pooling: its OpData holds the parameters and the 256-entry exp table.
     "CUSTOM:NLPOOL_WEIGHTED_POOL": ((60 + 4 + 1024 + 4,), 0),
 }
-# nlpool's attention kernel (firmware/tflm/templates/nlpool_attention_op.cc): its OpData (the C params
-# struct and a few fields, sizeof on the target) and one buffer of the arrays its options hold
-# (`attention_kernel_data`). Every op that requests scratch also costs TFLM one 4-byte handle.
-TARGET_ATTENTION_OP_DATA_BYTES = 208
+# nlpool's attention kernel keeps one OpData (the C params struct and a few fields) and one buffer of
+# the arrays its options hold, both defined in firmware/tflm/templates/nlpool_attention_op_data.h;
+# tests/test_tflm_attention_kernel_data.py compiles these numbers against that header on the target.
+TARGET_ATTENTION_OP_DATA_BYTES = 208  # sizeof(OpData) on the 32-bit target
+ATTENTION_EXP_TABLE_WORDS = 256  # kExpTableSize: the softmax's exp of each int8 score difference 0..-255
+ATTENTION_WORDS_PER_COLUMN = 8  # kWordsPerColumn: q/k/v multipliers and shifts (3 + 3), output multiplier and shift (1 + 1)
+# Every op that requests scratch also costs TFLM one 4-byte handle.
 TARGET_SCRATCH_HANDLE_BYTES = 4
 # Ops not in the table: an OpData of this size (most TFLM OpData structs are 32-96 bytes).
 TARGET_OTHER_OP_BYTES = ((64,), 8)
@@ -79,10 +84,11 @@ TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TR
 
 def attention_kernel_data(width: int, has_pos_table: bool, steps: int) -> tuple[int, int]:
     """Persistent bytes of one NLPOOL_ATTENTION in TFLM: its OpData, and the arrays of its options (the
-    softmax exp table, q/k/v and output multipliers and shifts, the step records, all int32, then the
-    steps' int8 constants per column); `steps` counts the q, k and v steps together."""
-    arrays = 4 * (256 + 8 * width + 10 * (int(has_pos_table) + steps)) + width * steps
-    return TARGET_ATTENTION_OP_DATA_BYTES, arrays
+    softmax exp table, the per-column multipliers and shifts, the step records, all int32, then the
+    steps' int8 constants, one per column); `steps` counts the q, k and v steps together, the
+    positional ADD is one more step record."""
+    words = ATTENTION_EXP_TABLE_WORDS + ATTENTION_WORDS_PER_COLUMN * width + STEP_FIELDS * (int(has_pos_table) + steps)
+    return TARGET_ATTENTION_OP_DATA_BYTES, 4 * words + width * steps
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The training loop: SGD with momentum, the authors' step schedule, a checkpoint every epoch.
 
 Read top to bottom, it is the whole story (in the spirit of nanoGPT's train.py):
-  settings -> (optional) torchrun process group -> data -> model -> optimiser -> resume -> epochs.
+  settings -> (optional) torchrun process group -> data (_train_loader) -> model and optimiser
+  (_model_and_optimizer) -> resume (_resume) -> epochs (_train_epoch, evaluate, _checkpoint_fields).
 
 Exact resume: every random choice in an epoch (shuffling, augmentation, dropout) is drawn from
 generators seeded by (seed, epoch, rank) at the start of that epoch, and the learning rate is a pure
@@ -184,6 +185,33 @@ def _check_resumable(payload: dict[str, Any], cfg: ModelConfig, settings: TrainS
         raise NlpoolError(f"--resume: {out} was trained with other settings ({'; '.join(diff)}): rerun the original command with --resume")
 
 
+@dataclass(frozen=True)
+class EpochTotals:
+    """One epoch's training sums over every process, and this process's wall time for it."""
+
+    loss_sum: float
+    correct: float
+    seen: float
+    seconds: float
+
+    @property
+    def loss(self) -> float:
+        return self.loss_sum / self.seen
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.seen
+
+    @property
+    def images_per_s(self) -> float:
+        return self.seen / self.seconds
+
+    def record(self, epoch: int, lr: float, val_loss: float, val_acc: float, device: str) -> dict[str, float | str]:
+        """The epoch's line of the checkpoint's history."""
+        return {"epoch": epoch + 1, "lr": lr, "train_loss": self.loss, "train_acc": self.accuracy,
+                "val_loss": val_loss, "val_acc": val_acc, "images_per_s": self.images_per_s, "device": device}
+
+
 def train(
     cfg: ModelConfig,
     settings: TrainSettings,
@@ -207,39 +235,17 @@ def train(
     determinism = place.make_deterministic()
 
     train_set, val_set = open_datasets(settings.data, cfg.input_size, cfg.num_classes, settings.seed)
-    local_batch = settings.batch_size // ddp.world_size
-    if len(train_set) < settings.batch_size:
-        raise NlpoolError(f"{settings.data} has {len(train_set)} training images, fewer than --batch-size {settings.batch_size}")
-    sampler = DistributedSampler(train_set, ddp.world_size, ddp.rank, shuffle=True, seed=settings.seed, drop_last=True)
-    loader = DataLoader(
-        train_set, batch_size=local_batch, sampler=sampler, drop_last=True,
-        num_workers=workers, pin_memory=place.is_cuda, worker_init_fn=one_thread_worker if workers else None,
-    )  # workers restart every epoch, seeded from the epoch's generator below: resume stays exact
-
-    torch.manual_seed(settings.seed)
-    model = build_model(cfg)
-    if init_weights is not None:
-        model.load_state_dict(init_weights)
-    place.model(model)
-    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
-    pruner = None
-    if settings.prune > 1:  # masks from the F-norm of the initial (or fine-tuned) weights, regrown during training
-        pruner = ChannelPruner.for_training(model, settings.prune, settings.prune_stages, settings.epochs, len(loader))
+    sampler, loader = _train_loader(train_set, settings, ddp, place, workers)
+    model, optimizer, pruner = _model_and_optimizer(cfg, settings, init_weights, place, len(loader))
     history: list[dict[str, float | str]] = []
     start_epoch = 0
     if resume and out.is_file():
         payload = read_checkpoint(out)
-        finished_pruned = pruner is not None and int(payload.get("epoch", 0)) >= settings.epochs
-        _check_resumable(payload, pruner.pruned_config(cfg) if finished_pruned else cfg, settings, out)
-        start_epoch, history = int(payload["epoch"]), list(payload["history"])
+        start_epoch, history = _resume(payload, cfg, settings, out, model, optimizer, pruner)
         if start_epoch >= settings.epochs:
             if ddp.is_main:
                 tqdm.write(f"{out} already holds all {settings.epochs} epochs: nothing to resume")
             return payload
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        if pruner is not None:
-            pruner.load_state_dict(payload["pruning"])
     net = DistributedDataParallel(model, device_ids=[ddp.device] if place.is_cuda else None) if ddp.world_size > 1 else model
     if ddp.is_main:
         layout = ", bf16 autocast, channels_last" if place.is_cuda else ""
@@ -249,65 +255,114 @@ def train(
     payload: dict[str, Any] = {}
     for epoch in range(start_epoch, settings.epochs):
         lr = lr_at(settings, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        sampler.set_epoch(epoch)
-        torch.manual_seed(settings.seed * 100_003 + epoch * 1009 + ddp.rank)  # augmentation, dropout
-        net.train()
-        loss_sum = correct = seen = 0.0
-        start = time.perf_counter()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not ddp.is_main, dynamic_ncols=True)
-        for images, labels in bar:
-            images, labels = place.images(images), place.labels(labels)
-            with place.autocast():
-                logits = net(images).float()
-            loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if pruner is not None:
-                pruner.step(optimizer)
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
-            rate = seen * ddp.world_size / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}", lr=f"{lr:.2g}")
-        elapsed = time.perf_counter() - start
-        loss_sum, correct, seen = _all_reduce([loss_sum, correct, seen], ddp)
-        val_loss, val_acc = evaluate(model, val_set, local_batch, ddp)
-        history.append(
-            {
-                "epoch": epoch + 1,
-                "lr": lr,
-                "train_loss": loss_sum / seen,
-                "train_acc": correct / seen,
-                "val_loss": val_loss,
-                "val_acc": val_acc,
-                "images_per_s": seen / elapsed,
-                "device": ddp.device.type,
-            }
-        )
+        totals = _train_epoch(net, loader, sampler, optimizer, pruner, settings, epoch, lr, place, ddp)
+        val_loss, val_acc = evaluate(model, val_set, loader.batch_size, ddp)
+        history.append(totals.record(epoch, lr, val_loss, val_acc, ddp.device.type))
         finished = epoch + 1 == settings.epochs
-        payload = {
-            "epoch": epoch + 1,
-            "train": asdict(settings),
-            "history": history,
-            "input_mean": list(MEAN),
-            "input_std": list(STD),
-            # index -> name, so an export can label the firmware's outputs (image folders and STL10 have names)
-            **({"classes": list(train_set.classes)} if hasattr(train_set, "classes") else {}),
-            **({} if finished else {"optimizer": optimizer.state_dict()}),
-            **({"pruning": pruner.state_dict()} if pruner is not None and not finished else {}),
-        }
+        payload = _checkpoint_fields(settings, epoch, history, train_set, None if finished else optimizer,
+                                     None if finished else pruner)
         if finished and pruner is not None:  # the smaller network, checked against the masked one on validation images
             model.to("cpu", memory_format=torch.contiguous_format)  # the smaller network is built on the CPU
             model, cfg = finish_pruning(pruner, cfg, next(iter(DataLoader(val_set, batch_size=min(16, len(val_set)))))[0])
         if ddp.is_main:
             save_checkpoint(out, model, cfg, **payload)
             tqdm.write(
-                f"epoch {epoch + 1}/{settings.epochs}: train loss {loss_sum / seen:.4f} acc {correct / seen:.4f}"
-                f" | val loss {val_loss:.4f} acc {val_acc:.4f} | {seen / elapsed:.0f} images/s | saved {out}"
+                f"epoch {epoch + 1}/{settings.epochs}: train loss {totals.loss:.4f} acc {totals.accuracy:.4f}"
+                f" | val loss {val_loss:.4f} acc {val_acc:.4f} | {totals.images_per_s:.0f} images/s | saved {out}"
             )
     if ddp.world_size > 1:
         dist.barrier()
     return {"config": cfg.to_dict(), "model": {name: value.cpu() for name, value in model.state_dict().items()}, **payload}
+
+
+def _train_loader(train_set: Dataset, settings: TrainSettings, ddp: Distributed, place: Placement,
+                  workers: int) -> tuple[DistributedSampler, DataLoader]:
+    """This process's shard of every epoch, in batches of its share of --batch-size (the last partial batch dropped)."""
+    if len(train_set) < settings.batch_size:
+        raise NlpoolError(f"{settings.data} has {len(train_set)} training images, fewer than --batch-size {settings.batch_size}")
+    sampler = DistributedSampler(train_set, ddp.world_size, ddp.rank, shuffle=True, seed=settings.seed, drop_last=True)
+    loader = DataLoader(
+        train_set, batch_size=settings.batch_size // ddp.world_size, sampler=sampler, drop_last=True,
+        num_workers=workers, pin_memory=place.is_cuda, worker_init_fn=one_thread_worker if workers else None,
+    )  # workers restart every epoch, seeded from the epoch's generator (_train_epoch): resume stays exact
+    return sampler, loader
+
+
+def _model_and_optimizer(cfg: ModelConfig, settings: TrainSettings, init_weights: dict[str, torch.Tensor] | None,
+                         place: Placement, steps_per_epoch: int) -> tuple[nn.Module, torch.optim.SGD, ChannelPruner | None]:
+    """The model (seeded, or from `init_weights`) on the device, its SGD optimiser, and the channel
+    pruner when --prune asks for one (masks from the F-norm of the initial weights, regrown during training)."""
+    torch.manual_seed(settings.seed)
+    model = build_model(cfg)
+    if init_weights is not None:
+        model.load_state_dict(init_weights)
+    place.model(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    pruner = None
+    if settings.prune > 1:
+        pruner = ChannelPruner.for_training(model, settings.prune, settings.prune_stages, settings.epochs, steps_per_epoch)
+    return model, optimizer, pruner
+
+
+def _resume(payload: dict[str, Any], cfg: ModelConfig, settings: TrainSettings, out: Path, model: nn.Module,
+            optimizer: torch.optim.SGD, pruner: ChannelPruner | None) -> tuple[int, list[dict[str, float | str]]]:
+    """(epochs done, history) of the checkpoint `payload`, after checking it is this run's; an unfinished run's
+    weights, optimiser and pruning state are loaded into the fresh ones (a finished run has none to load)."""
+    finished_pruned = pruner is not None and int(payload.get("epoch", 0)) >= settings.epochs
+    _check_resumable(payload, pruner.pruned_config(cfg) if finished_pruned else cfg, settings, out)
+    done = int(payload["epoch"])
+    if done < settings.epochs:
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        if pruner is not None:
+            pruner.load_state_dict(payload["pruning"])
+    return done, list(payload["history"])
+
+
+def _train_epoch(net: nn.Module, loader: DataLoader, sampler: DistributedSampler, optimizer: torch.optim.SGD,
+                 pruner: ChannelPruner | None, settings: TrainSettings, epoch: int, lr: float, place: Placement,
+                 ddp: Distributed) -> EpochTotals:
+    """One pass over this process's shard at learning rate `lr`, every random draw seeded by (seed, epoch, rank)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    sampler.set_epoch(epoch)
+    torch.manual_seed(settings.seed * 100_003 + epoch * 1009 + ddp.rank)  # augmentation, dropout
+    net.train()
+    loss_sum = correct = seen = 0.0
+    start = time.perf_counter()
+    bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", unit="batch", disable=not ddp.is_main, dynamic_ncols=True)
+    for images, labels in bar:
+        images, labels = place.images(images), place.labels(labels)
+        with place.autocast():
+            logits = net(images).float()
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if pruner is not None:
+            pruner.step(optimizer)
+        loss_sum += loss.item() * len(labels)
+        correct += (logits.argmax(1) == labels).sum().item()
+        seen += len(labels)
+        rate = seen * ddp.world_size / (time.perf_counter() - start)
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{rate:.0f}", lr=f"{lr:.2g}")
+    seconds = time.perf_counter() - start
+    loss_sum, correct, seen = _all_reduce([loss_sum, correct, seen], ddp)
+    return EpochTotals(loss_sum, correct, seen, seconds)
+
+
+def _checkpoint_fields(settings: TrainSettings, epoch: int, history: list[dict[str, float | str]], train_set: Dataset,
+                       optimizer: torch.optim.SGD | None, pruner: ChannelPruner | None) -> dict[str, Any]:
+    """What the checkpoint after `epoch` holds beside the model; the optimiser and pruning state only while
+    the run can still be resumed (None after the last epoch)."""
+    return {
+        "epoch": epoch + 1,
+        "train": asdict(settings),
+        "history": history,
+        "input_mean": list(MEAN),
+        "input_std": list(STD),
+        # index -> name, so an export can label the firmware's outputs (image folders and STL10 have names)
+        **({"classes": list(train_set.classes)} if hasattr(train_set, "classes") else {}),
+        **({"optimizer": optimizer.state_dict()} if optimizer is not None else {}),
+        **({"pruning": pruner.state_dict()} if pruner is not None else {}),
+    }

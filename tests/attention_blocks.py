@@ -9,10 +9,12 @@ that the int8 values use their range instead of saturating.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from nlpool.core.tflite import model_bytes, schema
+from export.attention_fusion import AttentionFusion, fuse_attention
+from nlpool.core.tflite import model_bytes, read_model, schema, write_model
 
 OPS = schema.BuiltinOperator
 OPTIONS = schema.BuiltinOptions
@@ -215,3 +217,13 @@ def reference(content: bytes, x: np.ndarray, kernels: str = "tflm") -> np.ndarra
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+def fused(content: bytes, tmp: Path, fc_double_rounding: bool = True) -> tuple[Path, AttentionFusion]:
+    """The block written to `tmp`, fused by export.attention_fusion: (fused model path, what the pass did)."""
+    src, dst = tmp / "block.tflite", tmp / "block_fused.tflite"
+    src.write_bytes(content)
+    raw = read_model(src).raw
+    result = fuse_attention(raw, fc_double_rounding)
+    write_model(raw, dst)
+    return dst, result

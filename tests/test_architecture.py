@@ -38,7 +38,7 @@ PUBLIC_MODULES = {
     "memory_planner": {"memory_planner"},
     "export": {"export", "export.pipeline", "export.host_run", "export.outdir"},
     "firmware": {"firmware", "firmware.aot", "firmware.tflm", "firmware.run", "firmware.verify", "firmware.boards",
-                 "firmware.io_header", "firmware.profile"},
+                 "firmware.common"},
 }
 
 
@@ -113,6 +113,44 @@ def violations() -> list[str]:
     return sorted(set(found))
 
 
+# Sub-packages of firmware/: each is imported from outside itself only through its public modules, and
+# imports only the sub-packages listed (firmware.common and firmware.boards, what both runtimes share,
+# import neither runtime; the AOT runtime never imports the TFLM one).
+FIRMWARE_SUBPACKAGES: dict[str, tuple[set[str], set[str]]] = {  # name -> (public modules, may import)
+    "firmware.common": ({"firmware.common"}, set()),
+    "firmware.boards": ({"firmware.boards"}, set()),
+    "firmware.aot": ({"firmware.aot", "firmware.aot.ops"}, {"firmware.common", "firmware.boards"}),
+    "firmware.tflm": ({"firmware.tflm"}, {"firmware.aot", "firmware.common", "firmware.boards"}),
+}
+
+
+def firmware_subpackage(module: str) -> str | None:
+    return next((name for name in FIRMWARE_SUBPACKAGES if module == name or module.startswith(name + ".")), None)
+
+
+def firmware_violations() -> list[str]:
+    found = []
+    for path in sources():
+        source = module_name(path)
+        source_sub = firmware_subpackage(source)
+        for line, target in imports_of(path):
+            module = known_module(target)
+            target_sub = firmware_subpackage(module) if module else None
+            if target_sub is None or target_sub == source_sub:
+                continue
+            where = f"{path.relative_to(ROOT)}:{line} imports {module}"
+            public, _ = FIRMWARE_SUBPACKAGES[target_sub]
+            if module not in public:
+                found.append(f"{where}: not {target_sub}'s public surface")
+            if source_sub is not None and target_sub not in FIRMWARE_SUBPACKAGES[source_sub][1]:
+                found.append(f"{where}: {source_sub} may not import {target_sub}")
+    return sorted(set(found))
+
+
+def test_firmware_subpackages_import_each_other_only_through_public_surfaces() -> None:
+    assert firmware_violations() == []
+
+
 def test_no_import_runs_backwards_or_sideways_or_into_a_private_module() -> None:
     assert violations() == []
 
@@ -131,6 +169,9 @@ def test_the_base_imports_nothing_of_ours() -> None:
         ("firmware/x.py", "from memory_planner.memory_plan import plan_tflite", "public surface"),
         ("nlpool/models/x.py", "from ..cli import main", "is not below"),
         ("nlpool/core/x.py", "from ..models import ModelConfig", "is not below"),
+        ("firmware/tflm/x.py", "from firmware.aot.generate import generate_project", "public surface"),
+        ("firmware/common/x.py", "from firmware.aot import generate_project", "may not import"),
+        ("firmware/aot/x.py", "from firmware.tflm import run_host", "may not import"),
     ],
 )
 def test_the_checker_catches_each_kind_of_edge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,
@@ -140,5 +181,5 @@ def test_the_checker_catches_each_kind_of_edge(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(sys.modules[__name__], "sources", lambda: [planted])
     original = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: statement + "\n" if self == planted else original(self, *a, **k))
-    found = violations()
+    found = violations() + firmware_violations()
     assert len(found) == 1 and problem in found[0], found

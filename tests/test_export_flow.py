@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from firmware.io_header import ProjectIO, Rgb888Input
+from firmware.common import ProjectIO, Rgb888Input
 from firmware.tflm import SramBudgetExceeded, TflmProject
 from nlpool.core.errors import NlpoolError
 from nlpool.flow import deploy

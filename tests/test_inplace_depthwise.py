@@ -3,6 +3,7 @@ bit-exact with upstream TFLM, and the plan, the generated arena and the linker a
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from firmware.aot import generate_project
 from firmware.run import HOST, build_and_run
 from firmware.testing import convert, tflm_reference
 from memory_planner import plan_tflite
+from nlpool.core.inplace import MAX_INPLACE_TAPS, inplace_depthwise_scratch
 
 needs_qemu = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                                 reason="arm-none-eabi-gcc and qemu-system-arm are needed")
@@ -86,3 +88,12 @@ def test_a_depthwise_off_the_peak_keeps_its_fast_kernel(tmp_path):
     assert not any(op.inplace for op in plan.graph.ops)
     generate_project(model, tmp_path / "p", 512 * 1024, plan=plan)
     assert "nl_depthwise_conv2d_inplace(" not in (tmp_path / "p" / "model.c").read_text()
+
+
+def test_the_contracts_tap_limit_is_the_kernels() -> None:
+    """nlpool.core.inplace (read by the planner and the AOT generator) allows exactly the filters the C kernel's
+    tap arrays hold; past the limit the convolution is planned and generated out of place."""
+    source = (Path(__file__).resolve().parent.parent / "firmware" / "kernels" / "depthwise_conv2d_inplace.c").read_text()
+    assert re.search(r"#define NL_DW_MAX_TAPS (\d+)", source).group(1) == str(MAX_INPLACE_TAPS)
+    assert inplace_depthwise_scratch((5, 6), (5, 6), (8, 8), (1, 1), (1, 1)) == 12 * 13
+    assert inplace_depthwise_scratch((5, 6), (5, 6), (9, 8), (1, 1), (1, 1)) == 0

@@ -59,8 +59,7 @@ def test_memory_json_rows_of_a_pytorch_model_are_module_paths() -> None:
 def test_the_aot_profile_rows_carry_the_same_names(tmp_path: Path) -> None:
     """project.json lists each op's label; the per-op profile built from a run shows it."""
     from firmware.aot import generate_project
-    from firmware.aot.generate import ProjectInfo
-    from firmware.profile import OpProfile, Profile
+    from firmware.common import OpProfile, Profile, ProjectInfo
 
     path = mlperf_model(IC_MODEL)
     generate_project(path, tmp_path / "project", 512 * 1024, "cortex-m4")

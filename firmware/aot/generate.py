@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
 from firmware.boards import BOARD_DIR, BOARDS, check_sram_budget, linker_script
-from firmware.io_header import ProjectIO
+from firmware.common import ProjectInfo, ProjectIO, TensorSpec
 from memory_planner import MemoryPlan, foldable_pads, op_label, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams
 from nlpool.core.errors import NlpoolError
@@ -35,48 +35,6 @@ STACK_BYTES = 8 * 1024
 HEAP_BYTES = 8 * 1024
 _CTYPES = {"int8": "int8_t", "float32": "float", "int32": "int32_t"}
 FUSED_ACTIVATIONS = (0, 1, 2, 3)  # what quant.activation_range implements, as TFLite's int8 kernels do
-
-
-@dataclass
-class TensorSpec:
-    """Shape, dtype and quantisation of a model input or output (what the runner needs)."""
-
-    name: str
-    shape: list[int]
-    dtype: str
-    scale: float
-    zero_point: int
-    nbytes: int
-
-
-@dataclass
-class ProjectInfo:
-    """Summary of a generated project; also written to `project.json` inside it."""
-
-    path: str
-    arena_bytes: int
-    arena_lower_bound: int  # the planner's bound: no layout of these tensors is smaller
-    sram_budget: int
-    macs: int  # multiply-accumulates per inference (convolutions, matmuls, weighted pooling)
-    ops: list[str]
-    # Per op, the kernel that runs it in a Cortex-M4/M7 build with CMSIS-NN: "generated" (nlpool's
-    # kernel for this layer), "cmsis-nn", "portable" (nlpool's C) or "folded" (a PAD its convolution
-    # does). No "cmsis-nn" without a CMSIS-NN tree. What each build ran: its profile (firmware/run.py).
-    op_kernels: list[str]
-    cmsis_nn_dir: str  # the CMSIS-NN tree the Makefile builds against by default ("" for none)
-    inputs: list[TensorSpec]
-    outputs: list[TensorSpec]
-    # Per op, its readable name (memory_planner.op_label, `CONV_2D #3 conv2d_1`): the profile's rows.
-    # Empty in a project.json written before the field existed.
-    op_names: list[str] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, project_dir: Path) -> ProjectInfo:
-        """Reads project.json back (the runner's entry point)."""
-        raw = json.loads((Path(project_dir) / "project.json").read_text())
-        raw["inputs"] = [TensorSpec(**t) for t in raw["inputs"]]
-        raw["outputs"] = [TensorSpec(**t) for t in raw["outputs"]]
-        return cls(**raw)
 
 
 def _spec(t: Tensor) -> TensorSpec:

@@ -26,6 +26,7 @@ class CustomKernel:
     name_constant: str  # the op-name constant its header declares (filled from nlpool.core.custom_ops)
     readme: str  # what the generated README says its files do
     kernel_headers: tuple[str, ...] = ()  # further headers of firmware/kernels/ the C kernel includes
+    op_headers: tuple[str, ...] = ()  # further headers of templates/ the TFLM kernel includes
 
     @property
     def variable(self) -> str:
@@ -60,7 +61,7 @@ TFLM_CUSTOM_KERNELS: dict[str, CustomKernel] = {
         "positional table) and fails with a `MicroPrintf` message naming the problem, tabulates the softmax's "
         "fixed-point exp with gemmlowp and requests the streamed scratch (2 N E + N + 2 E bytes) from TFLM's "
         "arena; eval calls `nlpool_attention()` in `kernels/`",
-        ("nlpool_fixedpoint.h",)),
+        ("nlpool_fixedpoint.h",), ("nlpool_attention_op_data.h",)),
 }
 
 # The header every custom-op kernel includes (FlexBuffer options, per-tensor quantisation): a project

@@ -16,10 +16,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from firmware.aot.ops import Kernel, batch_matmul, fully_connected
-from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
+from firmware.aot.ops import HOST_SHIM_KERNELS, KERNEL_HEADER, SHARED_HEADERS, Kernel, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
-from firmware.io_header import ProjectIO
+from firmware.common import ProjectIO
 from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, per_channel_fully_connected
 from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
 from memory_planner import MemoryPlan, plan_tflite
@@ -149,7 +148,8 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
     if customs:
         shutil.copy(TEMPLATES / CUSTOM_OPS_HEADER, root / CUSTOM_OPS_HEADER)
     for name, kernel in zip(ops.customs, customs, strict=True):
-        shutil.copy(TEMPLATES / kernel.op_source, root / kernel.op_source)
+        for file in (kernel.op_source, *kernel.op_headers):
+            shutil.copy(TEMPLATES / file, root / file)
         (root / kernel.op_header).write_text(_render(f"{kernel.op_header}.in", op_name=name))
         for file in kernel.kernel_files:
             shutil.copy(FIRMWARE_DIR / "kernels" / file, root / "kernels" / file)
@@ -184,9 +184,9 @@ def _host_shims(model: TfliteModel, ops: ModelOps) -> dict[str, Kernel]:
     """Host-only kernels replacing what XMOS's fork lacks or gets wrong: {template: nlpool C kernel}."""
     shims = {}
     if "BATCH_MATMUL" in ops.builtins:
-        shims["host_batch_matmul.cc"] = batch_matmul.KERNEL
+        shims["host_batch_matmul.cc"] = HOST_SHIM_KERNELS["BATCH_MATMUL"]
     if per_channel_fully_connected(model):
-        shims["host_fully_connected.cc"] = fully_connected.KERNEL
+        shims["host_fully_connected.cc"] = HOST_SHIM_KERNELS["FULLY_CONNECTED"]
     return shims
 
 

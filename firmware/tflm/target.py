@@ -24,7 +24,7 @@ import numpy as np
 
 from firmware.aot import CmsisNnBuffers, cmsis_nn_buffers, find_cmsis_nn
 from firmware.boards import BOARDS
-from firmware.profile import OpProfile, Profile
+from firmware.common import OpProfile, Profile
 from firmware.run import elf_sizes, run_executable
 from firmware.tflm.host import io_spec
 from firmware.tflm.project import TEMPLATES

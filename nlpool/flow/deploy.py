@@ -23,8 +23,8 @@ import numpy as np
 
 from export.host_run import long_softmax_row
 from export.pipeline import ExportRun, Step, StepResult
-from firmware.aot import CMSIS_NN_HINT, CmsisNn, CmsisNnBuffers, ProjectInfo, cmsis_nn_buffers, find_cmsis_nn, generate_project
-from firmware.io_header import ProjectIO
+from firmware.aot import CMSIS_NN_HINT, CmsisNn, CmsisNnBuffers, cmsis_nn_buffers, find_cmsis_nn, generate_project
+from firmware.common import ProjectInfo, ProjectIO
 from firmware.tflm import (
     TREE_HINT,
     SramBudgetExceeded,

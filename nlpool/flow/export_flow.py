@@ -42,7 +42,7 @@ from export.pipeline import (
     prepare_data,
 )
 from firmware.boards import check_sram_budget
-from firmware.io_header import ProjectIO, Rgb888Input
+from firmware.common import ProjectIO, Rgb888Input
 from firmware.run import check_tools
 from firmware.verify import FirmwareMeasurement
 from nlpool.checkpoint import TrainingRecord

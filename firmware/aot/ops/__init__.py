@@ -26,6 +26,11 @@ from firmware.aot.ops import (  # noqa: F401  (imported to register their units)
     softmax,
     weighted_pool,
 )
+from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, kernel_header
 from firmware.aot.ops.unit import MAX_VERSIONS, OPS, Kernel, Params, Prepared, UnsupportedOp
 
-__all__ = ["MAX_VERSIONS", "OPS", "Kernel", "Params", "Prepared", "UnsupportedOp"]
+# The C kernels the TFLM project's host build runs as shims (firmware.tflm.project), by op name.
+HOST_SHIM_KERNELS: dict[str, Kernel] = {"BATCH_MATMUL": batch_matmul.KERNEL, "FULLY_CONNECTED": fully_connected.KERNEL}
+
+__all__ = ["HOST_SHIM_KERNELS", "KERNEL_HEADER", "MAX_VERSIONS", "OPS", "SHARED_HEADERS", "Kernel", "Params", "Prepared", "UnsupportedOp",
+           "kernel_header"]

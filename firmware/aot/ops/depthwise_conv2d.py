@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from firmware.aot.ops.common import require_int8, tensors, weighted_fields, window_fields
 from firmware.aot.ops.unit import I32, IN, OUT, SCRATCH, I8Array, I32Array, Kernel, OptionalI32Array, Params, Prepared, register
-from memory_planner import inplace_depthwise_scratch
+from nlpool.core.inplace import inplace_depthwise_scratch
 from nlpool.core.tflite import Operator, TfliteModel
 
 

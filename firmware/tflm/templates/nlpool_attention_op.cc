@@ -2,8 +2,9 @@
  * TFLM kernel of NLPOOL_ATTENTION.
  *
  * Init parses the FlexBuffer options once into persistent memory: one fixed-size OpData and one
- * buffer for every variable-length array, laid out in a fixed order (see ArraysLayout), so that the
- * kernel's persistent bytes follow from the options alone and a memory planner can predict them.
+ * buffer for every variable-length array, laid out in a fixed order (both defined in
+ * nlpool_attention_op_data.h), so that the kernel's persistent bytes follow from the options alone
+ * and a memory planner can predict them.
  * Prepare checks the tensors against the options (a wrong zero point or table would only show up as
  * degraded accuracy, so it refuses to run with a message naming the mismatch), tabulates the
  * softmax's fixed-point exp with gemmlowp (the functions TFLM's reference SOFTMAX evaluates per
@@ -19,6 +20,7 @@
 #include "fixedpoint/fixedpoint.h"
 #include "flatbuffers/flexbuffers.h"
 #include "nlpool_attention.h"
+#include "nlpool_attention_op_data.h"
 #include "nlpool_tflm_options.h"
 #include "tensorflow/lite/c/common.h"
 #include "tensorflow/lite/micro/kernels/kernel_util.h"
@@ -28,44 +30,12 @@
 namespace nlpool {
 namespace {
 
-constexpr int kExpTableSize = 256;   // one exp per int8 score difference 0..-255
 constexpr int kScaledDiffIntegerBits = 5;  // TFLite's int8 SOFTMAX: differences in Q5.26
 constexpr int kMaxSteps = 4;         // per branch (nlpool.core.custom_ops.MAX_STEPS)
 constexpr int kMaxTokens = 4095;     // a softmax row's exps are summed in int32
 constexpr int32_t kSoftmaxOutputOffset = 128;  // the probabilities' zero point is -128
 constexpr int kNumInputs = 6;
 enum InputIndex { kTokens = 0, kPosTable, kQkvWeights, kQkvBias, kOutWeights, kOutBias };
-
-// The fixed part of the persistent memory. `params` points into the arrays buffer (options) and,
-// from Eval on, into the tensors.
-struct OpData {
-  nlpool_attention_params_t params;
-  int32_t input_zero_point;    // options; checked against the tokens tensor
-  int32_t softmax_multiplier;  // TFLite SOFTMAX Prepare's values, for the exp table
-  int32_t softmax_left_shift;
-  int32_t* arrays;             // the persistent arrays buffer (ArraysLayout), exp table first
-  int scratch_index;
-  const char* options_error;  // set by Init, reported by Prepare (Init cannot fail with a message)
-  const char* options_key;    // the option the error is about, or nullptr
-};
-
-// The variable-length arrays, one persistent buffer in this order (E = width; P = 1 with a
-// positional table, else 0; S = q, k and v step counts summed):
-//   int32: exp table [256], qkv_multiplier [3E], qkv_shift [3E], out_multiplier [E],
-//          out_shift [E], pos_step [10 P], q_steps, k_steps, v_steps [10 per step]
-//   int8:  q_consts, k_consts, v_consts [E per step]
-// = 4 (256 + 8E + 10 (P + S)) + E S bytes.
-struct ArraysLayout {
-  int32_t words;
-  int32_t bytes;
-};
-
-ArraysLayout Layout(int32_t width, int32_t pos_steps, int32_t steps) {
-  ArraysLayout layout;
-  layout.words = kExpTableSize + 8 * width + NLPOOL_STEP_FIELDS * (pos_steps + steps);
-  layout.bytes = 4 * layout.words + width * steps;
-  return layout;
-}
 
 // The length of a vector option (untyped, typed or fixed-size typed: all are accepted), or -1.
 int32_t VectorSize(const flexbuffers::Reference& ref) {
@@ -194,63 +164,38 @@ int32_t StepCount(const flexbuffers::Map& map, const char* key) {
   return size / NLPOOL_STEP_FIELDS;
 }
 
-const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t length, OpData* data,
-                         const char** key) {
-  flexbuffers::Map map = flexbuffers::Map::EmptyMap();
-  const char* error = OptionsMap(buffer, length, &map);
-  if (error != nullptr) {
-    return error;
-  }
-  error = ReadScalars(map, data, key);
-  if (error != nullptr) {
-    return error;
-  }
-  nlpool_attention_params_t& p = data->params;
+// How many step records each branch has, and whether there is the positional ADD.
+struct StepCounts {
+  int32_t pos;       // 0 or 1
+  int32_t branch[3];  // q, k, v
+
+  int32_t total() const { return branch[0] + branch[1] + branch[2]; }
+};
+
+const char* const kStepKeys[3] = {"q_steps", "k_steps", "v_steps"};
+
+// The step counts from the vectors' lengths, before anything is allocated for them.
+const char* ReadStepCounts(const flexbuffers::Map& map, StepCounts* counts, const char** key) {
   const int32_t pos_size = VectorSize(map["pos_step"]);
   if (pos_size != 0 && pos_size != NLPOOL_STEP_FIELDS) {
     *key = "pos_step";
     return "must be empty or one ADD step of 10 integers";
   }
-  const int32_t pos_steps = pos_size / NLPOOL_STEP_FIELDS;
-  const char* step_keys[3] = {"q_steps", "k_steps", "v_steps"};
-  int32_t counts[3];
+  counts->pos = pos_size / NLPOOL_STEP_FIELDS;
   for (int b = 0; b < 3; ++b) {
-    counts[b] = StepCount(map, step_keys[b]);
-    if (counts[b] < 0) {
-      *key = step_keys[b];
+    counts->branch[b] = StepCount(map, kStepKeys[b]);
+    if (counts->branch[b] < 0) {
+      *key = kStepKeys[b];
       return "must be up to 4 step records of 10 integers";
     }
   }
-  p.q_step_count = counts[0];
-  p.k_step_count = counts[1];
-  p.v_step_count = counts[2];
-  const int32_t e = p.width;
-  // Every vector length is checked below; this one first bounds the width by the options' size,
-  // before it sizes the buffer.
-  if (VectorSize(map["qkv_multiplier"]) != 3 * static_cast<int64_t>(e)) {
-    *key = "qkv_multiplier";
-    return "must hold 3 x width Q31 multipliers";
-  }
-  const ArraysLayout layout = Layout(e, pos_steps, counts[0] + counts[1] + counts[2]);
-  void* raw = context->AllocatePersistentBuffer(context, static_cast<size_t>(layout.bytes));
-  if (raw == nullptr) {
-    return "no arena space for the op's arrays";
-  }
-  int32_t* words = static_cast<int32_t*>(raw);
-  int8_t* bytes = reinterpret_cast<int8_t*>(words + layout.words);
-  data->arrays = words;
-  p.softmax_exp_table = words;  // filled by Prepare
-  int32_t* const qkv_multiplier = words + kExpTableSize;
-  int32_t* const qkv_shift = qkv_multiplier + 3 * e;
-  int32_t* const out_multiplier = qkv_shift + 3 * e;
-  int32_t* const out_shift = out_multiplier + e;
-  int32_t* const pos_step = out_shift + e;
-  int32_t* const q_steps = pos_step + NLPOOL_STEP_FIELDS * pos_steps;
-  int32_t* const k_steps = q_steps + NLPOOL_STEP_FIELDS * counts[0];
-  int32_t* const v_steps = k_steps + NLPOOL_STEP_FIELDS * counts[1];
-  int8_t* const q_consts = bytes;
-  int8_t* const k_consts = q_consts + e * counts[0];
-  int8_t* const v_consts = k_consts + e * counts[1];
+  return nullptr;
+}
+
+// Copies every vector option into its place in the arrays buffer, checking length and range.
+const char* ReadVectors(const flexbuffers::Map& map, const Arrays& a, int32_t e,
+                        const StepCounts& counts, const char** key) {
+  const int32_t* n = counts.branch;
   const struct {
     const char* key;
     int32_t length;
@@ -259,25 +204,25 @@ const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t leng
     int8_t* bytes;
     const char* error;
   } vectors[] = {
-      {"qkv_multiplier", 3 * e, 0, INT32_MAX, qkv_multiplier, nullptr,
+      {"qkv_multiplier", 3 * e, 0, INT32_MAX, a.qkv_multiplier, nullptr,
        "must hold 3 x width Q31 multipliers"},
-      {"qkv_shift", 3 * e, -31, 30, qkv_shift, nullptr, "must hold 3 x width shifts in [-31, 30]"},
-      {"out_multiplier", e, 0, INT32_MAX, out_multiplier, nullptr,
+      {"qkv_shift", 3 * e, -31, 30, a.qkv_shift, nullptr, "must hold 3 x width shifts in [-31, 30]"},
+      {"out_multiplier", e, 0, INT32_MAX, a.out_multiplier, nullptr,
        "must hold width Q31 multipliers"},
-      {"out_shift", e, -31, 30, out_shift, nullptr, "must hold width shifts in [-31, 30]"},
-      {"pos_step", NLPOOL_STEP_FIELDS * pos_steps, INT32_MIN, INT32_MAX, pos_step, nullptr,
+      {"out_shift", e, -31, 30, a.out_shift, nullptr, "must hold width shifts in [-31, 30]"},
+      {"pos_step", NLPOOL_STEP_FIELDS * counts.pos, INT32_MIN, INT32_MAX, a.pos_step, nullptr,
        "must be empty or one ADD step of 10 int32"},
-      {"q_steps", NLPOOL_STEP_FIELDS * counts[0], INT32_MIN, INT32_MAX, q_steps, nullptr,
+      {"q_steps", NLPOOL_STEP_FIELDS * n[0], INT32_MIN, INT32_MAX, a.q_steps, nullptr,
        "must hold int32 step records"},
-      {"k_steps", NLPOOL_STEP_FIELDS * counts[1], INT32_MIN, INT32_MAX, k_steps, nullptr,
+      {"k_steps", NLPOOL_STEP_FIELDS * n[1], INT32_MIN, INT32_MAX, a.k_steps, nullptr,
        "must hold int32 step records"},
-      {"v_steps", NLPOOL_STEP_FIELDS * counts[2], INT32_MIN, INT32_MAX, v_steps, nullptr,
+      {"v_steps", NLPOOL_STEP_FIELDS * n[2], INT32_MIN, INT32_MAX, a.v_steps, nullptr,
        "must hold int32 step records"},
-      {"q_consts", e * counts[0], -128, 127, nullptr, q_consts,
+      {"q_consts", e * n[0], -128, 127, nullptr, a.q_consts,
        "must hold width int8 constants per q step"},
-      {"k_consts", e * counts[1], -128, 127, nullptr, k_consts,
+      {"k_consts", e * n[1], -128, 127, nullptr, a.k_consts,
        "must hold width int8 constants per k step"},
-      {"v_consts", e * counts[2], -128, 127, nullptr, v_consts,
+      {"v_consts", e * n[2], -128, 127, nullptr, a.v_consts,
        "must hold width int8 constants per v step"},
   };
   for (const auto& v : vectors) {
@@ -290,32 +235,78 @@ const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t leng
       return v.error;
     }
   }
-  if (pos_steps == 1 && pos_step[0] != NLPOOL_STEP_ADD) {
+  return nullptr;
+}
+
+// Every step record read is an ADD or a MUL (the positional one an ADD).
+const char* CheckStepKinds(const Arrays& a, const StepCounts& counts, const char** key) {
+  if (counts.pos == 1 && a.pos_step[0] != NLPOOL_STEP_ADD) {
     *key = "pos_step";
     return "must be an ADD step";
   }
-  const int32_t* const branch_steps[3] = {q_steps, k_steps, v_steps};
+  const int32_t* const branch_steps[3] = {a.q_steps, a.k_steps, a.v_steps};
   for (int b = 0; b < 3; ++b) {
-    for (int32_t s = 0; s < counts[b]; ++s) {
+    for (int32_t s = 0; s < counts.branch[b]; ++s) {
       const int32_t kind = branch_steps[b][s * NLPOOL_STEP_FIELDS];
       if (kind != NLPOOL_STEP_ADD && kind != NLPOOL_STEP_MUL) {
-        *key = step_keys[b];
+        *key = kStepKeys[b];
         return "step kinds must be ADD (0) or MUL (1)";
       }
     }
   }
-  p.qkv_multiplier = qkv_multiplier;
-  p.qkv_shift = qkv_shift;
-  p.out_multiplier = out_multiplier;
-  p.out_shift = out_shift;
-  p.pos_step = pos_steps == 1 ? pos_step : nullptr;
-  p.q_steps = q_steps;
-  p.k_steps = k_steps;
-  p.v_steps = v_steps;
-  p.q_consts = q_consts;
-  p.k_consts = k_consts;
-  p.v_consts = v_consts;
   return nullptr;
+}
+
+// Points the C params at the arrays (the exp table is filled by Prepare).
+void BindArrays(const Arrays& a, const StepCounts& counts, nlpool_attention_params_t* p) {
+  p->softmax_exp_table = a.exp_table;
+  p->qkv_multiplier = a.qkv_multiplier;
+  p->qkv_shift = a.qkv_shift;
+  p->out_multiplier = a.out_multiplier;
+  p->out_shift = a.out_shift;
+  p->pos_step = counts.pos == 1 ? a.pos_step : nullptr;
+  p->q_steps = a.q_steps;
+  p->k_steps = a.k_steps;
+  p->v_steps = a.v_steps;
+  p->q_consts = a.q_consts;
+  p->k_consts = a.k_consts;
+  p->v_consts = a.v_consts;
+}
+
+// Init's work: the scalars, then the step counts, then one persistent buffer sized by them (the
+// vectors' lengths are checked against the width before it is allocated), then the vectors into it.
+const char* ParseOptions(TfLiteContext* context, const char* buffer, size_t length, OpData* data,
+                         const char** key) {
+  flexbuffers::Map map = flexbuffers::Map::EmptyMap();
+  const char* error = OptionsMap(buffer, length, &map);
+  if (error == nullptr) error = ReadScalars(map, data, key);
+  StepCounts counts = {};
+  if (error == nullptr) error = ReadStepCounts(map, &counts, key);
+  if (error != nullptr) {
+    return error;
+  }
+  nlpool_attention_params_t& p = data->params;
+  p.q_step_count = counts.branch[0];
+  p.k_step_count = counts.branch[1];
+  p.v_step_count = counts.branch[2];
+  const int32_t e = p.width;
+  // Every vector length is checked by ReadVectors; this one first bounds the width by the options'
+  // size, before it sizes the buffer.
+  if (VectorSize(map["qkv_multiplier"]) != 3 * static_cast<int64_t>(e)) {
+    *key = "qkv_multiplier";
+    return "must hold 3 x width Q31 multipliers";
+  }
+  const ArraysLayout layout = Layout(e, counts.pos, counts.total());
+  void* raw = context->AllocatePersistentBuffer(context, static_cast<size_t>(layout.bytes));
+  if (raw == nullptr) {
+    return "no arena space for the op's arrays";
+  }
+  const Arrays arrays = ArraysAt(static_cast<int32_t*>(raw), e, counts.pos, counts.branch);
+  data->arrays = arrays.exp_table;
+  error = ReadVectors(map, arrays, e, counts, key);
+  if (error == nullptr) error = CheckStepKinds(arrays, counts, key);
+  if (error == nullptr) BindArrays(arrays, counts, &p);
+  return error;
 }
 
 void* Init(TfLiteContext* context, const char* buffer, size_t length) {

@@ -1,8 +1,11 @@
 """When a depthwise convolution can run in place, and the scratch its in-place kernel needs.
 
-One rule for the planner (from a .tflite or a PyTorch graph) and for the AOT generator, whose
-kernel (firmware/kernels/depthwise_conv2d_inplace.c) overwrites its input one channel at a time,
-holding that channel's plane aside with its SAME padding around it.
+The contract of the in-place kernel (firmware/kernels/depthwise_conv2d_inplace.c), which overwrites
+its input one channel at a time, holding that channel's plane aside with its SAME padding around it.
+It lives in the base because two packages read it: the planner (from a .tflite or a PyTorch graph)
+plans the scratch, and the AOT generator's DEPTHWISE_CONV_2D unit hands the kernel a scratch of the
+same size; neither asks the other. tests/test_inplace_depthwise.py ties MAX_INPLACE_TAPS to the C
+kernel's NL_DW_MAX_TAPS.
 """
 
 from __future__ import annotations

@@ -44,11 +44,13 @@ PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 ARENA_ALIGNMENT = 16  # MicroArenaBufferAlignment(): a kernel's persistent buffers start 16-byte aligned
 TARGET_EVAL_TENSOR_BYTES = 12  # TfLiteEvalTensor, one per tensor of the subgraph
 TARGET_NODE_BYTES = 32  # NodeAndRegistration, one per operator
-# Graph inputs/outputs get a persistent TfLiteTensor (32) and its quantisation (TfLiteAffineQuantization,
-# one-element scale and zero-point arrays: 12 + 8 + 8).
-TARGET_IO_TENSOR_BYTES = 32 + 28
-# MicroAllocator, GreedyMemoryPlanner, SingleArenaBufferAllocator, SubgraphAllocations: in the tail too.
-TARGET_INTERPRETER_BYTES = 36 + 44 + 36 + 8
+# Graph inputs/outputs get a persistent TfLiteTensor (32) and its quantisation (TfLiteAffineQuantization 12
+# and a one-element zero-point TfLiteIntArray 8; the scales are read in place from the flatbuffer), and
+# the interpreter one array of tensor pointers for the inputs and one for the outputs (16-byte slots).
+TARGET_IO_TENSOR_BYTES = 32 + 20
+# MicroAllocator, GreedyMemoryPlanner, SingleArenaBufferAllocator, SubgraphAllocations,
+# MicroBuiltinDataAllocator: in the tail too. (RecordingMicroAllocator on QEMU: VWW's tail 26,932 B exact.)
+TARGET_INTERPRETER_BYTES = 36 + 44 + 36 + 8 + 8
 # Kernel data each op's Init/Prepare allocates (sizeof OpData..., each rounded to ARENA_ALIGNMENT) and
 # the builtin options struct the interpreter parses for it (4-byte aligned): (kernel data, options).
 TARGET_OP_BYTES: dict[str, tuple[tuple[int, ...], int]] = {
@@ -195,6 +197,7 @@ def predict_target_tail(graph: Graph) -> int:
     tensors, each op's options and kernel data, per-channel arrays and BATCH_MATMUL's transposed operand."""
     tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * len(graph.tensors) + TARGET_NODE_BYTES * len(graph.ops)
     tail += TARGET_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
+    tail += _aligned(4 * len(graph.inputs)) + _aligned(4 * len(graph.outputs))
     for op in graph.ops:
         kernel_data, options = TARGET_OP_BYTES.get(op.kind, TARGET_OTHER_OP_BYTES)
         kernel_data = op.tflm_kernel_data or kernel_data

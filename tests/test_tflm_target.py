@@ -107,9 +107,10 @@ def test_the_target_tail_counts_what_tflm_allocates():
                Tensor(2, "y", (1, 8, 8, 16), "int8", 1), Tensor(3, "z", (1, 8, 8, 16), "int8", 1)]
     ops = [Op(0, "CONV_2D", "conv", (0, 1), (2,)), Op(1, "RELU", "relu", (2,), (3,))]
     graph = Graph("g", {t.index: t for t in tensors}, ops, (0,), (3,))
-    # interpreter objects, 4 eval tensors, 2 nodes, input and output tensors, CONV_2D's options (28),
-    # OpDataConv (56 -> 64) and per-channel multiplier and shift (2 x 64), RELU's OpData (64) and options (8)
-    assert predict_target_tail(graph) == 124 + 4 * 12 + 2 * 32 + 2 * 60 + 28 + 64 + 128 + 64 + 8
+    # interpreter objects, 4 eval tensors, 2 nodes, input and output tensors and their pointer arrays,
+    # CONV_2D's options (28), OpDataConv (56 -> 64) and per-channel multiplier and shift (2 x 64), RELU's
+    # OpData (64) and options (8)
+    assert predict_target_tail(graph) == 132 + 4 * 12 + 2 * 32 + 2 * 52 + 2 * 16 + 28 + 64 + 128 + 64 + 8
 
 
 @needs_trees

@@ -195,7 +195,10 @@ def _aligned(n: int) -> int:
 def predict_target_tail(graph: Graph) -> int:
     """TFLM's persistent bytes on a 32-bit Cortex-M target: interpreter objects, eval tensors, nodes, I/O
     tensors, each op's options and kernel data, per-channel arrays and BATCH_MATMUL's transposed operand."""
-    tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * len(graph.tensors) + TARGET_NODE_BYTES * len(graph.ops)
+    # Scratch buffers are tensors of the planning graph, not of the model: TFLM gives them no eval tensor.
+    scratch = {t for op in graph.ops for t in op.scratch}
+    model_tensors = len(graph.tensors) - len(scratch)
+    tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * model_tensors + TARGET_NODE_BYTES * len(graph.ops)
     tail += TARGET_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
     tail += _aligned(4 * len(graph.inputs)) + _aligned(4 * len(graph.outputs))
     for op in graph.ops:

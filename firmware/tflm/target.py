@@ -30,8 +30,7 @@ from firmware.tflm.host import io_spec
 from firmware.tflm.ops import RESOLVER_METHODS
 from firmware.tflm.project import TEMPLATES
 from firmware.tflm.sources import model_sources, read_ops, write_sources_mk
-from memory_planner import MemoryPlan, plan_tflite
-from memory_planner.tflm_model import builtin_kernel_data, cmsis_nn_persistent_fc
+from memory_planner import MemoryPlan, builtin_kernel_data, cmsis_nn_persistent_fc, plan_tflite
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import read_model

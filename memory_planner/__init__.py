@@ -8,6 +8,8 @@ Public surface:
     graph_from_torch(model, input_size, ...) -> Graph    a PyTorch model as a planning graph
     foldable_pads(model) -> {pad: conv}                  PAD ops their convolution does (planned and generated so)
     op_label(kind, index, tensor_name) -> str            `CONV_2D #3 conv2d_1`: an op's readable name in reports
+    builtin_kernel_data(model, kernels, mve)             TFLM kernels' persistent buffers per op (plan_tflite's tflm_kernel_data)
+    cmsis_nn_persistent_fc(model, op, kernels, mve)      whether TFLM's CMSIS-NN FC keeps kernel sums instead of scratch
 """
 
 from .claims import ClaimConfig, attention_score_tensors, claims_report, format_claims
@@ -18,6 +20,7 @@ from .names import op_label
 from .pad_folding import foldable_pads
 from .plans import ALIGNMENT, ArenaPlan
 from .report import as_json, format_markdown, format_text, plot_png, verdict, write_reports
+from .tflm_model import builtin_kernel_data, cmsis_nn_persistent_fc
 
 __all__ = [
     "ALIGNMENT",
@@ -29,7 +32,9 @@ __all__ = [
     "as_json",
     "attention_score_tensors",
     "build_plan",
+    "builtin_kernel_data",
     "claims_report",
+    "cmsis_nn_persistent_fc",
     "foldable_pads",
     "format_claims",
     "format_markdown",

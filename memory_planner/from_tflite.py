@@ -20,13 +20,17 @@ from nlpool.core.tflite import Operator, TfliteModel
 
 from .graph import Graph, Op, Tensor
 from .pad_folding import foldable_pads
-from .tflm_model import attention_kernel_data
+from .tflm_model import attention_kernel_data, builtin_kernel_data
 
 
-def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | None = None) -> Graph:
+def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | None = None,
+                     tflm_kernel_data: Mapping[int, tuple[int, ...]] | None = None) -> Graph:
     """The main subgraph of an already read model as a planning graph; `kernel_scratch` adds the
-    runtime's scratch memory per op position (bytes), live during that op only."""
+    runtime's scratch memory per op position (bytes), live during that op only; `tflm_kernel_data`
+    (op position -> persistent buffer sizes) is what TFLM's kernels keep per op where it depends on the
+    model or kernel set (`tflm_model.builtin_kernel_data`, reference kernels when not given)."""
     kernel_scratch = dict(kernel_scratch or {})
+    builtin_data = dict(builtin_kernel_data(model) if tflm_kernel_data is None else tflm_kernel_data)
     unknown = sorted(set(kernel_scratch) - {op.position for op in model.operators})
     if unknown:
         raise NlpoolError(f"kernel scratch given for op {unknown[0]}, which {model.path.name} does not have: "
@@ -50,7 +54,7 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         kind = f"CUSTOM:{op.name}" if op.is_custom else op.name
         scratch: tuple[int, ...] = ()
         size = kernel_scratch.get(op.position, 0)
-        tflm_kernel_data: tuple[int, ...] = ()
+        tflm_kernel_data = builtin_data.get(op.position, ())
         if op.is_custom:
             try:
                 own_scratch, tflm_kernel_data = _custom_op_memory(op)

@@ -152,15 +152,18 @@ def _plan_graph(graph: Graph, inplace: bool, tflm: TflmPrediction) -> MemoryPlan
     )
 
 
-def plan_tflite(model: str | Path | TfliteModel, inplace: bool = True, kernel_scratch: Mapping[int, int] | None = None
-                ) -> MemoryPlan:
+def plan_tflite(model: str | Path | TfliteModel, inplace: bool = True, kernel_scratch: Mapping[int, int] | None = None,
+                tflm_kernel_data: Mapping[int, tuple[int, ...]] | None = None) -> MemoryPlan:
     """Plan a .tflite file, or a model already read; `best.offsets` are keyed by TFLite tensor index (subgraph 0).
 
     `kernel_scratch` (op position -> bytes) is scratch memory the runtime's kernels need beyond what
     the model's own ops declare, e.g. CMSIS-NN's convolution buffers; it is planned in the arena.
+    `tflm_kernel_data` (op position -> persistent buffer sizes) is what TFLM's kernels keep per op for
+    the kernel set and core the arena is predicted for (`tflm_model.builtin_kernel_data`; reference
+    kernels by default).
     """
     read = model if isinstance(model, TfliteModel) else read_model(model)
-    return build_plan(graph_from_model(read, kernel_scratch), inplace=inplace)
+    return build_plan(graph_from_model(read, kernel_scratch, tflm_kernel_data), inplace=inplace)
 
 
 def plan_model(model: Any, cfg: Any) -> MemoryPlan:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nlpool.core.custom_ops import STEP_FIELDS
+from nlpool.core.tflite import Operator, TfliteModel
 
 from .graph import Graph
 from .plans import ArenaPlan, greedy_by_size
@@ -44,11 +45,13 @@ PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
 ARENA_ALIGNMENT = 16  # MicroArenaBufferAlignment(): a kernel's persistent buffers start 16-byte aligned
 TARGET_EVAL_TENSOR_BYTES = 12  # TfLiteEvalTensor, one per tensor of the subgraph
 TARGET_NODE_BYTES = 32  # NodeAndRegistration, one per operator
-# Graph inputs/outputs get a persistent TfLiteTensor (32) and its quantisation (TfLiteAffineQuantization,
-# one-element scale and zero-point arrays: 12 + 8 + 8).
-TARGET_IO_TENSOR_BYTES = 32 + 28
-# MicroAllocator, GreedyMemoryPlanner, SingleArenaBufferAllocator, SubgraphAllocations: in the tail too.
-TARGET_INTERPRETER_BYTES = 36 + 44 + 36 + 8
+# Graph inputs/outputs get a persistent TfLiteTensor (32) and its quantisation (TfLiteAffineQuantization 12
+# and a one-element zero-point TfLiteIntArray 8; the scales are read in place from the flatbuffer), and
+# the interpreter one array of tensor pointers for the inputs and one for the outputs (16-byte slots).
+TARGET_IO_TENSOR_BYTES = 32 + 20
+# MicroAllocator, GreedyMemoryPlanner, SingleArenaBufferAllocator, SubgraphAllocations,
+# MicroBuiltinDataAllocator: in the tail too. (RecordingMicroAllocator on QEMU: VWW's tail 26,932 B exact.)
+TARGET_INTERPRETER_BYTES = 36 + 44 + 36 + 8 + 8
 # Kernel data each op's Init/Prepare allocates (sizeof OpData..., each rounded to ARENA_ALIGNMENT) and
 # the builtin options struct the interpreter parses for it (4-byte aligned): (kernel data, options).
 TARGET_OP_BYTES: dict[str, tuple[tuple[int, ...], int]] = {
@@ -78,8 +81,53 @@ TARGET_OTHER_OP_BYTES = ((64,), 8)
 # sorted sizes and ids, list entry, offset) for every activation tensor.
 TARGET_ALLOCATION_INFO_BYTES = 24
 TARGET_PLANNER_BYTES_PER_BUFFER = 40
-# Ops whose TFLM kernel keeps an int32 multiplier and an int32 shift per output channel.
-TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+# Ops whose TFLM kernel keeps an int32 multiplier and an int32 shift per output channel, whatever the
+# weights' quantisation (FULLY_CONNECTED keeps them only for per-channel weights: `builtin_kernel_data`).
+TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
+# TFLM's kernels/cmsis_nn/ versions whose OpData differs from the reference kernel's (32-bit sizeof):
+# FULLY_CONNECTED wraps OpDataFullyConnected (48) with two buffer indices, the kernel-sums pointer and
+# three dimensions; the pooling kernels add a buffer index to OpDataPooling (32). CONV_2D, DEPTHWISE_CONV_2D
+# (56 + 4) and SOFTMAX (SoftmaxParams + 8) round to the reference kernels' 16-byte slots.
+TARGET_CMSIS_NN_OP_DATA = {"FULLY_CONNECTED": 72, "AVERAGE_POOL_2D": 36, "MAX_POOL_2D": 36}
+
+
+def builtin_kernel_data(model: TfliteModel, kernels: str = "reference", mve: bool = False) -> dict[int, tuple[int, ...]]:
+    """Op position -> the persistent buffers TFLM's kernel of a builtin op allocates where they depend on
+    the model or the kernel set (the rest follow from `TARGET_OP_BYTES` by kind).
+
+    FULLY_CONNECTED: its OpData, the per-channel multiplier and shift only for per-channel weights and,
+    with CMSIS-NN on an MVE core (Cortex-M55), the kernel sums TFLM precomputes in Prepare for a constant
+    filter (4 B per output; built with KERNELS_OPTIMIZED_FOR_SPEED, they replace the scratch buffer CMSIS-NN
+    would ask for, `cmsis_nn_persistent_fc`). `kernels`: "reference" or "cmsis-nn"."""
+    data: dict[int, tuple[int, ...]] = {}
+    for op in model.operators:
+        if op.is_custom:
+            continue
+        op_data = TARGET_CMSIS_NN_OP_DATA.get(op.name) if kernels == "cmsis-nn" else None
+        if op.name == "FULLY_CONNECTED" and len(op.inputs) > 1 and op.outputs:
+            weights = model.tensors[op.inputs[1]]
+            channels = model.tensors[op.outputs[0]].shape[-1]
+            buffers = [op_data or TARGET_OP_BYTES["FULLY_CONNECTED"][0][0]]
+            if weights.scales.size > 1:
+                buffers += [4 * channels, 4 * channels]
+            if cmsis_nn_persistent_fc(model, op, kernels, mve):
+                buffers.append(4 * channels)
+            data[op.position] = tuple(buffers)
+        elif op_data is not None:
+            data[op.position] = (op_data,)
+    return data
+
+
+def cmsis_nn_persistent_fc(model: TfliteModel, op: Operator, kernels: str, mve: bool) -> bool:
+    """Whether TFLM's CMSIS-NN FULLY_CONNECTED keeps its kernel sums persistent (and asks no scratch): int8
+    input and weights, not run as a 1x1 convolution (output rank 2 or depth not a multiple of 4), a
+    non-empty buffer (MVE cores only), constant weights and bias."""
+    if kernels != "cmsis-nn" or not mve or op.name != "FULLY_CONNECTED":
+        return False
+    inp, weights, out = model.tensors[op.inputs[0]], model.tensors[op.inputs[1]], model.tensors[op.outputs[0]]
+    bias_constant = len(op.inputs) < 3 or op.inputs[2] < 0 or model.tensors[op.inputs[2]].constant
+    as_conv_1x1 = len(out.shape) > 2 and weights.shape[-1] % 4 == 0
+    return inp.dtype == "int8" and weights.dtype == "int8" and not as_conv_1x1 and weights.constant and bias_constant
 
 
 def attention_kernel_data(width: int, has_pos_table: bool, steps: int) -> tuple[int, int]:
@@ -152,8 +200,12 @@ def _aligned(n: int) -> int:
 def predict_target_tail(graph: Graph) -> int:
     """TFLM's persistent bytes on a 32-bit Cortex-M target: interpreter objects, eval tensors, nodes, I/O
     tensors, each op's options and kernel data, per-channel arrays and BATCH_MATMUL's transposed operand."""
-    tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * len(graph.tensors) + TARGET_NODE_BYTES * len(graph.ops)
+    # Scratch buffers are tensors of the planning graph, not of the model: TFLM gives them no eval tensor.
+    scratch = {t for op in graph.ops for t in op.scratch}
+    model_tensors = len(graph.tensors) - len(scratch)
+    tail = TARGET_INTERPRETER_BYTES + TARGET_EVAL_TENSOR_BYTES * model_tensors + TARGET_NODE_BYTES * len(graph.ops)
     tail += TARGET_IO_TENSOR_BYTES * (len(graph.inputs) + len(graph.outputs))
+    tail += _aligned(4 * len(graph.inputs)) + _aligned(4 * len(graph.outputs))
     for op in graph.ops:
         kernel_data, options = TARGET_OP_BYTES.get(op.kind, TARGET_OTHER_OP_BYTES)
         kernel_data = op.tflm_kernel_data or kernel_data

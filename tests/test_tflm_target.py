@@ -19,7 +19,7 @@ import pytest
 from firmware.tflm import TflmTree, find_tree
 from firmware.tflm.ops import RESOLVER_METHODS
 from firmware.tflm.project import arena_with_margin
-from firmware.tflm.sources import CMSIS_NN_SOURCE_DIRS, CORE_SOURCES, KERNEL_DIR, cmsis_nn_dirs, kernel_set, kernel_stems
+from firmware.tflm.sources import CORE_SOURCES, TflmSources, model_sources, scan_file
 from firmware.tflm.target import cache_key, parse_profile, user_cache_dir
 from memory_planner.graph import Graph, Op, Tensor
 from memory_planner.tflm_model import predict_target_tail
@@ -41,13 +41,23 @@ def _flat_tree(root: Path, cmsis_nn: bool = False) -> Path:
     return root
 
 
-def test_kernel_stems_and_cmsis_nn_folders_follow_the_ops():
-    assert kernel_stems(["CONV_2D", "ADD", "CONV_2D"]) == ["add", "add_common", "conv", "conv_common"]
-    assert kernel_stems(["GATHER"]) == ["gather"]  # default: the op's lower-case name
-    assert cmsis_nn_dirs(["RESHAPE"]) == ["NNSupportFunctions"]
-    assert cmsis_nn_dirs(["FULLY_CONNECTED", "BATCH_MATMUL"]) == ["FullyConnectedFunctions", "NNSupportFunctions"]
-    # CMSIS-NN's depthwise wrapper calls arm_transpose_s8 on MVE cores, with or without a TRANSPOSE op
-    assert cmsis_nn_dirs(["DEPTHWISE_CONV_2D"]) == ["ConvolutionFunctions", "NNSupportFunctions", "TransposeFunctions"]
+def test_the_scan_tells_definitions_from_uses(tmp_path):
+    source = tmp_path / "k.cc"
+    source.write_text('''#include "a/b.h"
+namespace tflite {
+namespace {
+TfLiteStatus Prepare(TfLiteContext* c) { return ConvPrepare(c); }  // Helper(x) in a comment
+}  // namespace
+TFLMRegistration Register_X() { return micro::RegisterOp(Init, Prepare, ConvEval); }
+TfLiteStatus MicroContext::Grow(int n) { const char* s = "Fake(1)"; return arm_convolve_s8(n); }
+static int Local(int x) { return x; }
+}  // namespace tflite
+''')
+    scan = scan_file(source)
+    assert scan.exported == {"tflite::Register_X", "tflite::MicroContext"}  # a method is filed under its class
+    assert scan.local == {"Prepare", "Local"}
+    assert {"ConvPrepare", "ConvEval", "arm_convolve_s8", "micro::RegisterOp"} <= scan.names
+    assert "Helper" not in scan.names and "Fake" not in scan.names and scan.includes == ("a/b.h",)
 
 
 def test_find_tree_reads_the_argument_then_the_environment(tmp_path, monkeypatch):
@@ -97,26 +107,43 @@ def test_the_target_tail_counts_what_tflm_allocates():
                Tensor(2, "y", (1, 8, 8, 16), "int8", 1), Tensor(3, "z", (1, 8, 8, 16), "int8", 1)]
     ops = [Op(0, "CONV_2D", "conv", (0, 1), (2,)), Op(1, "RELU", "relu", (2,), (3,))]
     graph = Graph("g", {t.index: t for t in tensors}, ops, (0,), (3,))
-    # interpreter objects, 4 eval tensors, 2 nodes, input and output tensors, CONV_2D's options (28),
-    # OpDataConv (56 -> 64) and per-channel multiplier and shift (2 x 64), RELU's OpData (64) and options (8)
-    assert predict_target_tail(graph) == 124 + 4 * 12 + 2 * 32 + 2 * 60 + 28 + 64 + 128 + 64 + 8
+    # interpreter objects, 4 eval tensors, 2 nodes, input and output tensors and their pointer arrays,
+    # CONV_2D's options (28), OpDataConv (56 -> 64) and per-channel multiplier and shift (2 x 64), RELU's
+    # OpData (64) and options (8)
+    assert predict_target_tail(graph) == 132 + 4 * 12 + 2 * 32 + 2 * 52 + 2 * 16 + 28 + 64 + 128 + 64 + 8
 
 
 @needs_trees
 @pytest.mark.parametrize("kernels", ["cmsis-nn", "reference"])
-def test_every_source_the_project_may_compile_is_in_the_tree(kernels):
+def test_every_op_the_resolver_knows_gets_its_sources_from_the_tree(kernels):
+    """For every op nlpool can register, the derivation finds the file registering it, and every file it
+    names exists; the core list is in the tree too."""
     tree = find_tree(TREES[kernels])
     assert tree.kernels == kernels
-    missing = [path for path in CORE_SOURCES if not (tree.path / path).is_file()]
+    assert not [path for path in CORE_SOURCES if not (tree.path / path).is_file()]
     for op in RESOLVER_METHODS:
-        for stem in kernel_stems([op]):
-            variants = [f"{KERNEL_DIR}/{stem}.cc"] + ([f"{KERNEL_DIR}/cmsis_nn/{stem}.cc"] if kernels == "cmsis-nn" else [])
-            if not any((tree.path / v).is_file() for v in variants):
-                missing.append(f"{op}: {stem}.cc")
-    if kernels == "cmsis-nn":
-        folders = {d for dirs in CMSIS_NN_SOURCE_DIRS.values() for d in dirs}
-        missing += [d for d in folders if not (tree.third_party / "cmsis_nn/Source" / d).is_dir()]
-    assert not missing
+        sources = model_sources(tree, [op], RESOLVER_METHODS)
+        assert op in sources.registrations, op
+        assert all((tree.path / p).is_file() for p in sources.kernels)
+        assert all((tree.third_party / "cmsis_nn" / p).is_file() for p in sources.cmsis_nn)
+
+
+@needs_trees
+def test_cmsis_nn_fully_connected_brings_the_1x1_convolution_it_calls():
+    """TFLM's CMSIS-NN FULLY_CONNECTED calls arm_convolve_1x1_s8_fast (ConvolutionFunctions): a table by
+    op folder missed it and an FC-only model did not link; the depthwise wrapper calls arm_transpose_s8."""
+    tree = find_tree(TREES["cmsis-nn"])
+    fc = model_sources(tree, ["FULLY_CONNECTED"], RESOLVER_METHODS)
+    assert "Source/ConvolutionFunctions/arm_convolve_1x1_s8_fast.c" in fc.cmsis_nn
+    assert "Source/FullyConnectedFunctions/arm_fully_connected_s8.c" in fc.cmsis_nn
+    assert not any("Pooling" in p or "Softmax" in p for p in fc.cmsis_nn)  # only what it needs
+    assert fc.kernels == ("tensorflow/lite/micro/kernels/cmsis_nn/fully_connected.cc",
+                          "tensorflow/lite/micro/kernels/fully_connected_common.cc")
+    depthwise = model_sources(tree, ["DEPTHWISE_CONV_2D"], RESOLVER_METHODS)
+    assert "Source/TransposeFunctions/arm_transpose_s8.c" in depthwise.cmsis_nn
+    reference = model_sources(find_tree(TREES["reference"]), ["FULLY_CONNECTED"], RESOLVER_METHODS)
+    assert reference.cmsis_nn == () and reference.kernel_set("FULLY_CONNECTED") == "tflm-reference"
+    assert fc.kernel_set("FULLY_CONNECTED") == "tflm-cmsis-nn"
 
 
 @needs_trees
@@ -128,12 +155,19 @@ def test_make_picks_the_cmsis_nn_kernel_where_there_is_one(tmp_path):
     w = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 2, 4)).astype(np.float32))
     model = tmp_path / "conv.tflite"
     model.write_bytes(convert(lambda x: tf.nn.conv2d(x, w, 1, "SAME"), [(1, 6, 6, 2)], np.random.default_rng(0)))
-    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m4", arena_bytes=16 << 10)
     make = shutil.which("make")
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m4", arena_bytes=16 << 10,
+                                    tree=find_tree(TREES["cmsis-nn"]))
     dry = subprocess.run([make, "-n", "tflm-lib", f"TFLM_DIR={TREES['cmsis-nn']}", "TFLM_OBJ_DIR=obj"],
                          cwd=project.path, capture_output=True, text=True, check=True).stdout
     assert "kernels/cmsis_nn/conv.cc" in dry and "kernels/conv_common.cc" in dry and "-DCMSIS_NN" in dry
     assert "arm_convolve_s8.c" in dry and "micro_interpreter.cc" in dry and "kernels/cmsis_nn/add.cc" not in dry
+    # the list was derived for the CMSIS-NN tree: building another kernel set with it says so
+    wrong = subprocess.run([make, "tflm-lib", f"TFLM_DIR={TREES['reference']}", "TFLM_OBJ_DIR=obj"],
+                           cwd=project.path, capture_output=True, text=True)
+    assert wrong.returncode != 0 and "tflm_sources.mk lists the cmsis-nn kernels' sources" in wrong.stdout + wrong.stderr
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m4", arena_bytes=16 << 10,
+                                    tree=find_tree(TREES["reference"]))
     dry = subprocess.run([make, "-n", "tflm-lib", f"TFLM_DIR={TREES['reference']}", "TFLM_OBJ_DIR=obj"],
                          cwd=project.path, capture_output=True, text=True, check=True).stdout
     assert "kernels/conv.cc" in dry and "cmsis_nn" not in dry
@@ -157,7 +191,7 @@ def test_a_tflite_micro_checkout_layout_builds_from_its_downloads_folder(tmp_pat
     assert tree.third_party == make_dir.resolve() / "downloads" and tree.kernels == "cmsis-nn"
     model = tmp_path / "add.tflite"
     model.write_bytes(convert(tf.add, [(1, 4, 4, 2), (1, 4, 4, 2)], np.random.default_rng(0)))
-    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m55", arena_bytes=16 << 10)
+    project = generate_tflm_project(model, tmp_path / "tflm", "cortex-m55", arena_bytes=16 << 10, tree=tree)
     dry = subprocess.run(["make", "-n", "tflm-lib", f"TFLM_DIR={checkout}", "TFLM_OBJ_DIR=obj"],
                          cwd=project.path, capture_output=True, text=True, check=True).stdout
     assert f"-I{checkout}/tensorflow/lite/micro/tools/make/downloads/flatbuffers/include" in dry
@@ -175,12 +209,11 @@ def test_the_profile_is_read_from_micro_profilers_csv():
     assert parse_profile("NLPOOL_STATS inferences=1\n", 40.0, str) is None
 
 
-def test_an_op_runs_on_cmsis_nn_where_the_tree_has_its_kernel():
-    has = {f"{KERNEL_DIR}/cmsis_nn/conv.cc"}.__contains__
-    assert kernel_set("CONV_2D", "cmsis-nn", has) == "tflm-cmsis-nn"
-    assert kernel_set("RESHAPE", "cmsis-nn", has) == "tflm-reference"
-    assert kernel_set("CONV_2D", "reference", has) == "tflm-reference"
-    assert kernel_set("NLPOOL_WEIGHTED_POOL", "cmsis-nn", has, custom=True) == "portable"
+def test_an_op_runs_on_cmsis_nn_where_its_registration_is_the_cmsis_nn_kernel():
+    sources = TflmSources((), (), {"CONV_2D": "tensorflow/lite/micro/kernels/cmsis_nn/conv.cc",
+                                   "RESHAPE": "tensorflow/lite/micro/kernels/reshape.cc"})
+    assert sources.kernel_set("CONV_2D") == "tflm-cmsis-nn"
+    assert sources.kernel_set("RESHAPE") == "tflm-reference"
 
 
 @needs_trees

@@ -15,15 +15,19 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from firmware.aot.ops import HOST_SHIM_KERNELS, KERNEL_HEADER, SHARED_HEADERS, Kernel, kernel_header
 from firmware.boards import BOARD_DIR, BOARDS, human_bytes, linker_script
 from firmware.common import ProjectIO
-from firmware.tflm.ops import CUSTOM_OPS_HEADER, ModelOps, model_io, model_ops, per_channel_fully_connected
-from firmware.tflm.sources import CORE_SOURCES, cmsis_nn_dirs, kernel_stems
+from firmware.tflm.ops import CUSTOM_OPS_HEADER, RESOLVER_METHODS, ModelOps, model_io, model_ops, per_channel_fully_connected
+from firmware.tflm.sources import CORE_SOURCES, write_sources_mk
 from memory_planner import MemoryPlan, plan_tflite
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import TfliteModel, load_model
+
+if TYPE_CHECKING:
+    from firmware.tflm.target import TflmTree
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent
@@ -63,7 +67,8 @@ def arena_with_margin(predicted_bytes: int) -> int:
 
 def generate_tflm_project(fused_tflite: str | Path | TfliteModel, out_dir: str | Path, target: str = "cortex-m7",
                           arena_bytes: int | None = None, sram_budget: int | None = None,
-                          plan: MemoryPlan | None = None, io: ProjectIO | None = None) -> TflmProject:
+                          plan: MemoryPlan | None = None, io: ProjectIO | None = None,
+                          tree: TflmTree | None = None) -> TflmProject:
     """Writes the project for `fused_tflite` (a file, or the model already read) into `out_dir`
     (replaced as a whole, never half-written).
 
@@ -73,6 +78,9 @@ def generate_tflm_project(fused_tflite: str | Path | TfliteModel, out_dir: str |
     this model, which a caller that already has it (`nlpool export`) passes so the model is planned
     once; without either the model is planned here.
     `sram_budget` bounds the linker script's SRAM assertion (the board's SRAM by default).
+    `tree`: the TFLM tree the project is for; its `tflm_sources.mk` (the TFLM and CMSIS-NN files the
+    model's ops need, derived from that tree) is written now. Without it `build_for_target` writes the
+    file for the tree it builds against.
     """
     out_dir = Path(out_dir)
     if target not in BOARDS:
@@ -97,6 +105,8 @@ def generate_tflm_project(fused_tflite: str | Path | TfliteModel, out_dir: str |
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         _write_sources(staging, model, ops, target, predicted, arena)
+        if tree is not None:
+            write_sources_mk(staging, tree, ops.builtins, RESOLVER_METHODS)
         if io is not None:  # camera frame to input, class names
             io.write(staging)
         (staging / "boards").mkdir()
@@ -139,7 +149,7 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
                             f"  TF_LITE_ENSURE_STATUS(resolver.AddCustom(nlpool::{k.name_constant}, &{k.variable}));\n"
                             for k in customs)
     (root / "main.cc").write_text(_render(
-        "main.cc.in", arena_bytes=arena, num_ops=len(ops.names), op_list=", ".join(ops.names),
+        "main.cc.in", arena_bytes=arena, predicted_bytes=predicted, num_ops=len(ops.names), op_list=", ".join(ops.names),
         custom_includes="".join(f'#include "{k.op_header}"\n' for k in customs),
         resolver_calls=calls, custom_registration=registrations + "  return kTfLiteOk;",
         ticks_per_second=round(1e9 / BOARDS[target].ns_per_tick)))
@@ -171,7 +181,7 @@ def _write_sources(root: Path, model: TfliteModel, ops: ModelOps, target: str, p
         custom_sources="".join(f" {k.op_source}" for k in customs),
         kernel_sources=" ".join(f"kernels/{k.stem}.c" for k in customs),
         core_sources=" \\\n".join(f"  {path}" for path in CORE_SOURCES),
-        kernel_stems=" ".join(kernel_stems(ops.builtins)), cmsis_nn_dirs=" ".join(cmsis_nn_dirs(ops.builtins))))
+        tflm_ops=" ".join(ops.builtins)))
     (root / "README.md").write_text(_render(
         "README.md.in", target=target, machine=board.machine,
         ops="\n".join(f"- `{name}`" for name in ops.names), custom_ops=_custom_op_note(ops),

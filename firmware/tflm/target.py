@@ -27,9 +27,10 @@ from firmware.boards import BOARDS
 from firmware.common import OpProfile, Profile
 from firmware.run import elf_sizes, run_executable
 from firmware.tflm.host import io_spec
+from firmware.tflm.ops import RESOLVER_METHODS
 from firmware.tflm.project import TEMPLATES
-from firmware.tflm.sources import kernel_set
-from memory_planner import MemoryPlan, plan_tflite
+from firmware.tflm.sources import model_sources, read_ops, write_sources_mk
+from memory_planner import MemoryPlan, builtin_kernel_data, cmsis_nn_persistent_fc, plan_tflite
 from nlpool.core.checks import input_folder
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
 from nlpool.core.errors import NlpoolError
@@ -127,10 +128,11 @@ def _source_files(tree: TflmTree) -> Iterator[Path]:
 
 def cache_key(tree: TflmTree, target: str) -> str:
     """Hash of what the TFLM objects depend on: the tree's path and source content, the compiler's
-    version, the core's flags and the project Makefile template (the TFLM flags are written there)."""
+    version, the core's flags and the project Makefile template's TFLM flags and compile rules (the
+    section `_cache_relevant` cuts out; the source lists are not in it: objects are per file)."""
     digest = hashlib.sha256()
     compiler = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout
-    template = (TEMPLATES / "Makefile.in").read_text()
+    template = _cache_relevant((TEMPLATES / "Makefile.in").read_text())
     for part in (str(tree.path), tree.kernels, BOARDS[target].cpu_flags, compiler.splitlines()[0] if compiler else "",
                  template):
         digest.update(part.encode() + b"\0")
@@ -140,22 +142,33 @@ def cache_key(tree: TflmTree, target: str) -> str:
     return digest.hexdigest()[:20]
 
 
+def _cache_relevant(template: str) -> str:
+    """The part of the Makefile template that decides how a TFLM object is compiled (between its two
+    cache-key comments)."""
+    start = template.index("# nlpool's object cache is keyed by")
+    return template[start:template.index("# nlpool's object cache key ends here.", start)]
+
+
 def tflm_plan(fused_tflite: str | Path | TfliteModel, target: str, tree: TflmTree | None = None,
               buffers: CmsisNnBuffers | None = None) -> MemoryPlan:
     """The memory plan whose `tflm` predicts TFLM's arena for this model built for `target` against
-    `tree`: with CMSIS-NN kernels, the scratch buffers they request on that core (CMSIS-NN's own
-    buffer-size functions, probed with the tree's CMSIS-NN, `firmware.aot.cmsis_nn_scratch`) are
-    planned too. Measured on the default model: the MVE depthwise kernel's 4,464 B made the Cortex-M55
-    arena 2.8 % larger than a prediction without them. `buffers`: the sizes when the caller probed them
-    already with the same CMSIS-NN tree (else they are probed here)."""
+    `tree` (reference kernels without one). With CMSIS-NN kernels: the scratch buffers they request on
+    that core (CMSIS-NN's own buffer-size functions, probed with the tree's CMSIS-NN, or `buffers` when
+    the caller probed them already with the same tree) are planned in the head, and the CMSIS-NN
+    kernels' own persistent data in the tail (`memory_planner.tflm_model.builtin_kernel_data`: larger
+    OpData for FULLY_CONNECTED and the pooling ops; on MVE the FULLY_CONNECTED kernel sums, kept
+    instead of the scratch buffer). Measured on the default model: the MVE depthwise kernel's 4,464 B
+    made the Cortex-M55 arena 2.8 % larger than a prediction without them."""
     model = load_model(fused_tflite)
-    scratch = None
-    if tree is not None and tree.kernels == "cmsis-nn":
-        cmsis_nn = find_cmsis_nn(tree.third_party / "cmsis_nn")
-        if buffers is None or cmsis_nn is None or buffers.root != cmsis_nn.root:
-            buffers = cmsis_nn_buffers(model, cmsis_nn)
-        scratch = buffers.scratch(target)
-    return plan_tflite(model, kernel_scratch=scratch)
+    if tree is None or tree.kernels != "cmsis-nn":
+        return plan_tflite(model)
+    mve = "-mcpu=cortex-m55" in BOARDS[target].cpu_flags  # the one core here with Helium (MVE)
+    cmsis_nn = find_cmsis_nn(tree.third_party / "cmsis_nn")
+    if buffers is None or cmsis_nn is None or buffers.root != cmsis_nn.root:
+        buffers = cmsis_nn_buffers(model, cmsis_nn)
+    persistent_fc = {op.position for op in model.operators if cmsis_nn_persistent_fc(model, op, "cmsis-nn", mve)}
+    scratch = {position: size for position, size in buffers.scratch(target).items() if position not in persistent_fc}
+    return plan_tflite(model, kernel_scratch=scratch, tflm_kernel_data=builtin_kernel_data(model, "cmsis-nn", mve))
 
 
 class SramBudgetExceeded(NlpoolError):
@@ -169,6 +182,10 @@ def build_for_target(project_dir: str | Path, target: str, tree: TflmTree) -> Ta
     the profiler (`-DNLPOOL_TFLM_NO_PROFILE`; the run then has no profile) rather than failing; when
     it does not fit even then, SramBudgetExceeded says so."""
     project_dir = Path(project_dir)
+    try:
+        write_sources_mk(project_dir, tree, read_ops(project_dir), RESOLVER_METHODS)
+    except LookupError as err:
+        raise NlpoolError(f"the TFLM project in {project_dir} cannot be built against {tree.path}: {err}") from err
     cache = user_cache_dir() / "tflm" / f"{target}-{tree.kernels}-{cache_key(tree, target)}"
     cache.mkdir(parents=True, exist_ok=True)
     before = sum(1 for _ in cache.rglob("*.o"))
@@ -232,9 +249,15 @@ def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.nd
     flash, sram = elf_sizes(elf)
     ns_per_tick = BOARDS[target].ns_per_tick
     built = kernels.group(1)
-    has_file = (lambda path: (tree.path / path).is_file()) if tree is not None else (lambda path: True)
     customs = {WEIGHTED_POOL_OP_NAME, ATTENTION_OP_NAME}
-    profiled = parse_profile(log, ns_per_tick, lambda tag: kernel_set(tag, built, has_file, tag in customs))
+    sources = model_sources(tree, read_ops(project_dir), RESOLVER_METHODS) if tree is not None else None
+
+    def kernel_of(tag: str) -> str:
+        if tag in customs:
+            return "portable"
+        return sources.kernel_set(tag) if sources is not None else f"tflm-{built}"
+
+    profiled = parse_profile(log, ns_per_tick, kernel_of)
     return TargetRun(outputs, built, int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
                      round(ticks * ns_per_tick / max(done, 1)), flash, sram,
                      *(profiled if profiled is not None else (None, None)))

@@ -14,6 +14,7 @@ brings and a third bit-exactness check, measured in the same run.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,20 @@ class FirmwareMeasurement:
         return self.mismatches_vs_reference == 0
 
     @property
+    def op_kernels(self) -> list[str] | None:
+        """Per op, the kernel that ran on the board (generated, cmsis-nn, portable, folded), as the profiled
+        build said; None when the board printed no profile."""
+        return None if self.board.profile is None else [op.kernel for op in self.board.profile.ops]
+
+    def kernel_mix(self) -> str:
+        """The kernels that ran, counted (`generated x9, cmsis-nn x5, portable x2`), or the build's set."""
+        kernels = self.op_kernels
+        if not kernels:
+            return self.board.kernels
+        counts = Counter(k for k in kernels if k != "folded")
+        return ", ".join(f"{kernel} x{count}" for kernel, count in counts.most_common())
+
+    @property
     def instructions_per_mac(self) -> float | None:
         instructions = self.board.instructions_per_inference
         return round(instructions / self.info.macs, 2) if self.info.macs and instructions else None
@@ -104,6 +119,7 @@ class FirmwareMeasurement:
             "macs_per_inference": self.info.macs,
             "instructions_per_mac": self.instructions_per_mac,
             "kernels": board.kernels,
+            "op_kernels": self.op_kernels,
             "profile": board.profile.to_json() if board.profile is not None else None,
             "portable": None if self.portable is None else self.portable.to_json(),
         }
@@ -178,13 +194,13 @@ def format_firmware_table(measurement: FirmwareMeasurement, passed: bool) -> str
         ("flash", num(board.flash_bytes, " B")),
         ("instructions per inference", num(board.instructions_per_inference)),
         ("instructions per MAC", ratio(m.instructions_per_mac, ".2f")),
-        ("kernels", board.kernels),
+        ("kernels that ran", f"{m.kernel_mix()} (build: {board.kernels})"),
     ]
     portable = m.portable
     if portable is not None:
         rows.append(("portable kernels (same board)",
                      f"{num(portable.instructions_per_inference)} instructions per inference, "
-                     f"{portable.cmsis_nn_speedup}x CMSIS-NN's; bit-exact {portable.bitexact_vs_cmsis_nn} "
+                     f"{portable.cmsis_nn_speedup}x this build's; bit-exact {portable.bitexact_vs_cmsis_nn} "
                      f"on {portable.inferences} inputs"))
     width = max(len(k) for k, _ in rows)
     lines = [f"firmware on {board.target} under QEMU: {verdict}"] + [f"  {k:<{width}}  {v}" for k, v in rows]

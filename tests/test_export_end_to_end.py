@@ -291,8 +291,9 @@ REPORT_FIELDS = {
                "peak_step", "plan_over_lower_bound", "source", "tflm", "tflm_fits"},
     "firmware": {"accuracy_on_labels", "arena_bytes", "arena_lower_bound_bytes", "bitexact_vs_host", "bitexact_vs_reference",
                  "cosine_vs_pytorch", "flash_bytes", "inferences", "input", "instructions_per_inference", "instructions_per_mac", "kernels",
-                 "kernels_note", "macs_per_inference", "mismatches_vs_host", "mismatches_vs_reference", "passed", "portable", "profile",
-                 "pytorch_bars", "sram_budget_bytes", "sram_used_bytes", "stack_high_water_bytes", "target", "top1_agreement_vs_pytorch"},
+                 "op_kernels", "kernels_note", "macs_per_inference", "mismatches_vs_host", "mismatches_vs_reference", "passed", "portable",
+                 "profile", "pytorch_bars", "sram_budget_bytes", "sram_used_bytes", "stack_high_water_bytes", "target",
+                 "top1_agreement_vs_pytorch"},
 }
 TFLM_RUN_FIELDS = {"aot_vs_tflm_instructions", "arena_bytes", "arena_margin_bytes", "arena_prediction_error", "build_seconds", "file",
                    "flash_bytes", "inferences", "instructions_per_inference", "kernels", "max_abs_diff_vs_aot", "ops",

@@ -3,7 +3,8 @@
 For each model and Cortex-M target, two exports on the same seeded inputs: one with the CMSIS-NN trees
 (AOT firmware on CMSIS-NN, which also runs its portable build on the same board, and TFLM with
 CMSIS-NN kernels) and one with the reference TFLM tree (AOT portable, TFLM reference kernels). One
-Markdown row per firmware: arena used and predicted (TFLM) or planned (AOT), flash, stack high-water
+Markdown row per firmware (for the AOT firmware, the kernels its ops ran: nlpool's generated
+per-layer kernels on DSP cores, CMSIS-NN, portable C): arena used and predicted (TFLM) or planned (AOT), flash, stack high-water
 mark, instructions per inference (QEMU `-icount`: instructions, never cycles) and the largest
 difference from the host reference (TFLM's interpreter). The published figures in
 ../shared/data/mlperf_tiny/README.md are measured cycles on real boards: on a Cortex-M4, cycles >=
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +64,17 @@ def main() -> None:
                 fast = _export(model, target, sram, args.inputs, Path(tmp) / "fast", cmsis_nn, args.tflm_cmsis_nn)
                 ref = _export(model, target, sram, args.inputs, Path(tmp) / "ref", None, args.tflm_ref)
                 name = model.stem
-                for report, label in ((ref, "portable"), (fast, "cmsis-nn")):
+                for report, label in ((ref, "no CMSIS-NN tree"), (fast, "CMSIS-NN tree")):
                     f = report["firmware"]
                     if "instructions_per_inference" not in f:
-                        print(_row(name, target, f"AOT {label}: {f.get('error') or f.get('run')}", None, None, None, None, None, "-"))
+                        print(_row(name, target, f"AOT ({label}): {f.get('error') or f.get('run')}", None, None, None, None, None, "-"))
                         continue
                     agreement = ("bit-exact vs reference" if f["bitexact_vs_reference"]
                                  else f"{f['mismatches_vs_reference']} elements differ from the reference")
-                    print(_row(name, target, f"AOT {f['kernels']}", f["arena_bytes"], None, f["flash_bytes"], f["stack_high_water_bytes"],
-                               f["instructions_per_inference"], agreement))
+                    ran = Counter(k for k in f["op_kernels"] or [] if k != "folded")
+                    kernels = ", ".join(f"{kernel} x{count}" for kernel, count in ran.most_common())
+                    print(_row(name, target, f"AOT ({label}): {kernels}", f["arena_bytes"], None, f["flash_bytes"],
+                               f["stack_high_water_bytes"], f["instructions_per_inference"], agreement))
                 for report in (ref, fast):
                     t = report["tflm"]
                     if not t.get("target_verified"):

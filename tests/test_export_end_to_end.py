@@ -41,7 +41,7 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
     import firmware.run
     import firmware.tflm.project
     import firmware.tflm.target
-    import nlpool.flow.export_flow
+    import nlpool.flow.deploy
     from memory_planner import plan_tflite
 
     calls: Counter = Counter()
@@ -57,7 +57,7 @@ def _counting_plans_and_builds() -> Iterator[Counter]:
         return build(project_dir, target, portable)
 
     with pytest.MonkeyPatch.context() as patch:
-        for module in (nlpool.flow.export_flow, firmware.aot.generate, firmware.tflm.project, firmware.tflm.target):
+        for module in (nlpool.flow.deploy, firmware.aot.generate, firmware.tflm.project, firmware.tflm.target):
             patch.setattr(module, "plan_tflite", counted_plan)
         patch.setattr(firmware.run, "build", counted_build)
         yield calls
@@ -288,7 +288,7 @@ REPORT_FIELDS = {
     "fidelity": {"data", "onnx", "pytorch", "samples", "tflite_int8", "tflite_int8_fused"},
     "memory": {"activation_tensors", "alignment", "best_strategy", "budget_bytes", "fits", "flash_bytes", "headroom_bytes", "in_place",
                "in_place_ops", "lower_bound_bytes", "message", "model", "naive_bytes", "ops", "peak_bytes", "peak_kind", "peak_layer",
-               "peak_step", "plan_over_lower_bound", "source", "tflm", "tflm_fits"},
+               "peak_layer_full_name", "peak_step", "plan_over_lower_bound", "source", "tflm", "tflm_fits"},
     "firmware": {"accuracy_on_labels", "arena_bytes", "arena_lower_bound_bytes", "bitexact_vs_host", "bitexact_vs_reference",
                  "cosine_vs_pytorch", "flash_bytes", "inferences", "input", "instructions_per_inference", "instructions_per_mac", "kernels",
                  "op_kernels", "kernels_note", "macs_per_inference", "mismatches_vs_host", "mismatches_vs_reference", "passed", "portable",

@@ -27,6 +27,7 @@ FAULT_EXIT_STATUS = 70
 _STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) stack_high_water=(\d+)")
 _PROFILE = re.compile(r"NLPOOL_PROFILE op=(\d+) ticks_hi=(\d+) ticks_lo=(\d+)")
 _KERNELS = re.compile(r"NLPOOL_KERNELS (\S+)")
+_FLASH_OVERFLOW = re.compile(r"region `(?:CODE|CONST)' overflowed by (\d+) bytes")
 MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))  # CMSIS-NN's sources compile in parallel
 _FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
 _INSTALL_HINT = ("install it with: sudo apt-get install -y --no-install-recommends gcc-arm-none-eabi "
@@ -79,6 +80,11 @@ def build(project_dir: str | Path, target: str, portable: bool = False) -> Path:
         budget = re.search(r"nlpool: SRAM use .*", text)
         if budget:
             raise NlpoolError(f"{target} firmware does not link: {budget.group(0).strip()}")
+        flash = _FLASH_OVERFLOW.search(text)
+        if flash:
+            board = BOARDS[target]
+            raise NlpoolError(f"{target} firmware does not link: code and weights overflow the flash of {board.machine} "
+                              f"by {flash.group(1)} bytes: export a smaller model")
         lines = [ln for ln in text.splitlines() if "error" in ln.lower()] or text.splitlines()[-1:]
         raise NlpoolError(f"building the {target} firmware in {project_dir} failed: "
                           f"{lines[0].strip() if lines else 'see make output'}")

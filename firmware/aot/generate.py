@@ -231,7 +231,7 @@ class CmsisNnBuffers:
     sizes: dict[int, BufferSizes]
 
     def scratch(self, target: str | None = None) -> dict[int, int]:
-        """Op position -> bytes on `target` (None: the larger of the DSP and MVE sizes, for a project
+        """Op position -> bytes on `target` (None: the largest of the DSP, MVE and plain-C sizes, for a project
         that serves every core), for `plan_tflite(..., kernel_scratch=...)`."""
         return {position: size.on(target) for position, size in self.sizes.items() if size.on(target)}
 
@@ -329,9 +329,10 @@ def _probe_cmsis_scratch(cmsis_nn: CmsisNn, graph: TfliteModel,
         return {}
     ctx = _EmitContext(graph, {}, {})
     decls = [initializer(p, f"nl_op{op.position}", ctx) for op, p in probed]
-    prints = [f'    printf("{op.position} %ld %ld\\n", (long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, 0), '
-              f"(long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, 1));" for op, p in probed]
-    probe_c = "\n".join(["#include <stdio.h>", f'#include "{KERNEL_HEADER}"', *ctx.consts, *decls,
+    prints = [f'    printf("{op.position} %ld %ld %ld\\n", (long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, NL_CMSIS_DSP), '
+              f"(long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, NL_CMSIS_MVE), "
+              f"(long){p.cmsis_nn.scratch_function}(&nl_op{op.position}, NL_CMSIS_PLAIN));" for op, p in probed]
+    probe_c = "\n".join(["#include <stdio.h>", '#include "nl_cmsis_nn.h"', *ctx.consts, *decls,
                          "int main(void)", "{", *prints, "    return 0;", "}", ""])
     with tempfile.TemporaryDirectory(prefix="nlpool-cmsis-") as tmp:
         root = Path(tmp)

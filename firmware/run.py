@@ -20,6 +20,7 @@ import numpy as np
 from firmware.aot.generate import ProjectInfo
 from firmware.boards import BOARDS
 from firmware.profile import OpProfile, Profile
+from firmware.timing import CycleEstimate, estimate_elf
 from nlpool.core.errors import NlpoolError
 
 HOST = "host"
@@ -53,6 +54,7 @@ class FirmwareRun:
     log: str
     kernels: str = "portable"  # the kernel set the build used: "cmsis-nn" or "portable"
     profile: Profile | None = None  # per-op instructions on the target (None on the host)
+    timing: CycleEstimate | None = None  # estimated cycles (build_and_run's `estimate`), None when not asked
 
 
 def check_tools(target: str) -> None:
@@ -196,13 +198,16 @@ def _profile(info: ProjectInfo, log: str, kernels: str, instructions_per_tick: f
 
 
 def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | list[np.ndarray],
-                  timeout_s: float | None = None, portable: bool = False) -> FirmwareRun:
+                  timeout_s: float | None = None, portable: bool = False, estimate: bool = False,
+                  clock_mhz: float | None = None) -> FirmwareRun:
     """Build `project_dir` for `target` ("host" or a Cortex-M target) and run every sample.
 
     `inputs` is one array of shape (n, *input_shape) per model input, in the model's dtype. On a
     board the run happens under QEMU with `-icount shift=0`, so instruction counts are exact and
     deterministic; a fault exception or a hang beyond `timeout_s` (default: `default_timeout_s`)
     raises FirmwareRunError. `portable` builds the target without the project's CMSIS-NN tree.
+    `estimate` (a board only) runs the first input once more under the counting plugin for the cycle
+    estimate (firmware/timing), its milliseconds at `clock_mhz` (None: the core's typical board clock).
     """
     project_dir = Path(project_dir)
     info = ProjectInfo.load(project_dir)
@@ -224,5 +229,10 @@ def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | lis
     flash, sram = elf_sizes(exe)
     per_tick = BOARDS[target].ns_per_tick
     instructions = round(ticks * per_tick / max(done, 1))
+    profile = _profile(info, log, kernel_set, per_tick, done)
+    timing = None
+    if estimate:
+        timing = estimate_elf(exe, target, payload[:len(payload) // n], len(info.ops), "nl_op_begin", "nl_op_end", clock_mhz)
+        profile = profile.with_cycles(timing.op_cycles) if profile is not None else None
     return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
-                       instructions, log, kernel_set, _profile(info, log, kernel_set, per_tick, done))
+                       instructions, log, kernel_set, profile, timing)

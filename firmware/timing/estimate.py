@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from firmware.timing.cores import CORES, CoreTiming
 from firmware.timing.instructions import Instruction, disassemble
@@ -106,3 +107,21 @@ def estimate_elf(elf: Path, target: str, payload: bytes, ops: int, begin_symbol:
                          "" if clock_mhz is not None else timing.clock_board,
                          sum(cycles) / total_instructions if total_instructions else 1.0,
                          tuple(round(n / inferences) for n in instructions), tuple(round(c / inferences) for c in cycles))
+
+
+def timing_json(timing: CycleEstimate | None, cycles: int | None) -> dict[str, Any]:
+    """report.json's estimate fields (`firmware` and `tflm` alike); empty when the run was not estimated."""
+    if timing is None or cycles is None:
+        return {}
+    return {"estimated_cycles_per_inference": cycles, "cycles_per_instruction": round(timing.cycles_per_instruction, 4),
+            "clock_mhz": timing.clock_mhz, "clock_board": timing.clock_board or "--clock",
+            "estimated_ms_per_inference": round(timing.milliseconds(cycles), 3),
+            "timing_model": f"{timing.target}: Arm TRM cycle table, zero-wait-state memory (docs/firmware.md, Cycle estimate)"}
+
+
+def timing_rows(timing: CycleEstimate | None, cycles: int | None) -> list[tuple[str, str]]:
+    """The printed rows of the estimate (empty when the run was not estimated)."""
+    if timing is None or cycles is None:
+        return []
+    return [("estimated cycles per inference", f"{cycles:,} ({timing.cycles_per_instruction:.3f} per instruction, timing model)"),
+            ("estimated time per inference", f"{timing.milliseconds(cycles):.2f} ms at {timing.describe_clock()}")]

@@ -107,17 +107,25 @@ def test_over_budget_sram_fails_at_link_naming_the_budget(tmp_path: Path, small_
         build_and_run(tmp_path / "proj", "cortex-m7", inputs)
 
 
-def test_model_too_big_for_the_microbit_is_refused_in_one_line(tmp_path: Path) -> None:
-    """A 64x64 input's first activation (32 KiB) cannot fit the micro:bit's 16 KiB of RAM: linking says so."""
+@pytest.mark.parametrize("kind", ["activations", "weights"])
+def test_model_too_big_for_the_microbit_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    """A 64x64 input's first activation (32 KiB) cannot fit the micro:bit's 16 KiB of RAM, nor a dense
+    layer's 320 KiB of weights (an MLPerf AD-sized model) its 256 KiB of flash: linking says so, in one line."""
     rng = np.random.default_rng(3)
-    kernel = tf.constant(rng.normal(0, 0.4, size=(3, 3, 3, 8)).astype(np.float32))
     model = tmp_path / "big.tflite"
-    model.write_bytes(convert(lambda x: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")), [(1, 64, 64, 3)], rng))
+    if kind == "activations":
+        kernel = tf.constant(rng.normal(0, 0.4, size=(3, 3, 3, 8)).astype(np.float32))
+        shape, expected = (1, 64, 64, 3), "all the SRAM microbit has: the model does not fit this board"
+        model.write_bytes(convert(lambda x: tf.nn.relu(tf.nn.conv2d(x, kernel, 1, "SAME")), [shape], rng))
+    else:
+        dense = tf.constant(rng.normal(0, 0.1, size=(640, 512)).astype(np.float32))
+        shape, expected = (1, 640), "overflow the flash of microbit by"
+        model.write_bytes(convert(lambda x: tf.nn.relu(tf.matmul(x, dense)), [shape], rng))
     generate_project(model, tmp_path / "proj", 16 * 1024, default_target="cortex-m0plus")
     with pytest.raises(NlpoolError) as err:
-        build_and_run(tmp_path / "proj", "cortex-m0plus", np.zeros((1, 1, 64, 64, 3), np.int8))
+        build_and_run(tmp_path / "proj", "cortex-m0plus", np.zeros((1, *shape), np.int8))
     message = str(err.value)
-    assert "\n" not in message and "all the SRAM microbit has: the model does not fit this board" in message
+    assert "\n" not in message and expected in message, message
 
 
 def test_budget_above_physical_sram_is_refused(tmp_path: Path, small_model: Path) -> None:

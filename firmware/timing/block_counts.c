@@ -54,12 +54,14 @@ static block_t *block_at(size_t id) { return &chunks[id / CHUNK][id % CHUNK]; }
 static block_t *new_block(void)
 {
     if (n_blocks == n_chunks * CHUNK) {
-        chunks = realloc(chunks, (n_chunks + 1) * sizeof *chunks);
-        chunks[n_chunks++] = calloc(CHUNK, sizeof(block_t));
-        if (chunks == NULL || chunks[n_chunks - 1] == NULL) {
+        block_t **grown = realloc(chunks, (n_chunks + 1) * sizeof *chunks);
+        block_t *chunk = calloc(CHUNK, sizeof(block_t));
+        if (grown == NULL || chunk == NULL) {
             fprintf(stderr, "nlpool block_counts: out of memory\n");
             exit(1);
         }
+        chunks = grown;
+        chunks[n_chunks++] = chunk;
     }
     return block_at(n_blocks++);
 }

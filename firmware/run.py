@@ -19,6 +19,7 @@ import numpy as np
 
 from firmware.boards import BOARDS
 from firmware.common import OpProfile, Profile, ProjectInfo
+from firmware.timing import CycleEstimate, estimate_elf
 from nlpool.core.errors import NlpoolError
 
 HOST = "host"
@@ -26,6 +27,7 @@ FAULT_EXIT_STATUS = 70
 _STATS = re.compile(r"NLPOOL_STATS inferences=(\d+) ticks_hi=(\d+) ticks_lo=(\d+) stack_high_water=(\d+)")
 _PROFILE = re.compile(r"NLPOOL_PROFILE op=(\d+) kernel=(\S+) ticks_hi=(\d+) ticks_lo=(\d+)")
 _KERNELS = re.compile(r"NLPOOL_KERNELS (\S+)")
+_FLASH_OVERFLOW = re.compile(r"region `(?:CODE|CONST)' overflowed by (\d+) bytes")
 MAKE_JOBS = max(1, min(os.cpu_count() or 1, 2))  # CMSIS-NN's sources compile in parallel
 _FLASH_SECTIONS = (".vectors", ".text", ".rodata", ".ARM.extab", ".ARM.exidx", ".data")
 _INSTALL_HINT = ("install it with: sudo apt-get install -y --no-install-recommends gcc-arm-none-eabi "
@@ -51,6 +53,7 @@ class FirmwareRun:
     log: str
     kernels: str = "portable"  # the kernel set the build used: "cmsis-nn" or "portable"
     profile: Profile | None = None  # per-op instructions on the target (None on the host)
+    timing: CycleEstimate | None = None  # estimated cycles (build_and_run's `estimate`), None when not asked
 
 
 def check_tools(target: str) -> None:
@@ -78,6 +81,11 @@ def build(project_dir: str | Path, target: str, portable: bool = False) -> Path:
         budget = re.search(r"nlpool: SRAM use .*", text)
         if budget:
             raise NlpoolError(f"{target} firmware does not link: {budget.group(0).strip()}")
+        flash = _FLASH_OVERFLOW.search(text)
+        if flash:
+            board = BOARDS[target]
+            raise NlpoolError(f"{target} firmware does not link: code and weights overflow the flash of {board.machine} "
+                              f"by {flash.group(1)} bytes: export a smaller model")
         lines = [ln for ln in text.splitlines() if "error" in ln.lower()] or text.splitlines()[-1:]
         raise NlpoolError(f"building the {target} firmware in {project_dir} failed: "
                           f"{lines[0].strip() if lines else 'see make output'}")
@@ -188,13 +196,16 @@ def _profile(info: ProjectInfo, log: str, instructions_per_tick: float, inferenc
 
 
 def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | list[np.ndarray],
-                  timeout_s: float | None = None, portable: bool = False) -> FirmwareRun:
+                  timeout_s: float | None = None, portable: bool = False, estimate: bool = False,
+                  clock_mhz: float | None = None) -> FirmwareRun:
     """Build `project_dir` for `target` ("host" or a Cortex-M target) and run every sample.
 
     `inputs` is one array of shape (n, *input_shape) per model input, in the model's dtype. On a
     board the run happens under QEMU with `-icount shift=0`, so instruction counts are exact and
     deterministic; a fault exception or a hang beyond `timeout_s` (default: `default_timeout_s`)
     raises FirmwareRunError. `portable` builds the target without the project's CMSIS-NN tree.
+    `estimate` (a board only) runs the first input once more under the counting plugin for the cycle
+    estimate (firmware/timing), its milliseconds at `clock_mhz` (None: the core's typical board clock).
     """
     project_dir = Path(project_dir)
     info = ProjectInfo.load(project_dir)
@@ -216,5 +227,10 @@ def build_and_run(project_dir: str | Path, target: str, inputs: np.ndarray | lis
     flash, sram = elf_sizes(exe)
     per_tick = BOARDS[target].ns_per_tick
     instructions = round(ticks * per_tick / max(done, 1))
+    profile = _profile(info, log, per_tick, done)
+    timing = None
+    if estimate:
+        timing = estimate_elf(exe, target, payload[:len(payload) // n], len(info.ops), "nl_op_begin", "nl_op_end", clock_mhz)
+        profile = profile.with_cycles(timing.op_cycles) if profile is not None else None
     return FirmwareRun(target, outputs, done, info.arena_bytes, sram, int(stats.group(4)), flash,
-                       instructions, log, kernel_set, _profile(info, log, per_tick, done))
+                       instructions, log, kernel_set, profile, timing)

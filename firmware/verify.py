@@ -9,7 +9,8 @@ measures; whether the numbers pass is decided by the caller from the bars the us
 A project built on CMSIS-NN runs on the board with those kernels while the host build keeps
 nlpool's portable ones, so "bit-exact vs host build" there compares the two kernel sets. The board
 also runs the portable build on a few of the inputs (`PORTABLE_INPUTS`), for the speed-up CMSIS-NN
-brings and a third bit-exactness check, measured in the same run.
+brings and a third bit-exactness check, measured in the same run. The board run is also estimated in
+cycles and milliseconds (firmware/timing: the instructions QEMU ran, costed with the core's timing model).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 
 from firmware.common import ProjectInfo
 from firmware.run import HOST, FirmwareRun, build_and_run
+from firmware.timing import timing_json, timing_rows
 
 PORTABLE_INPUTS = 10  # inputs the portable board build runs when the project is on CMSIS-NN
 
@@ -93,6 +95,14 @@ class FirmwareMeasurement:
         return ", ".join(f"{kernel} x{count}" for kernel, count in counts.most_common())
 
     @property
+    def estimated_cycles(self) -> int | None:
+        """Estimated cycles per inference: the measured instructions at the traced ops' cycles per instruction."""
+        board = self.board
+        if board.timing is None or board.instructions_per_inference is None:
+            return None
+        return board.timing.cycles_for(board.instructions_per_inference)
+
+    @property
     def instructions_per_mac(self) -> float | None:
         instructions = self.board.instructions_per_inference
         return round(instructions / self.info.macs, 2) if self.info.macs and instructions else None
@@ -118,9 +128,10 @@ class FirmwareMeasurement:
             "instructions_per_inference": board.instructions_per_inference,
             "macs_per_inference": self.info.macs,
             "instructions_per_mac": self.instructions_per_mac,
+            **timing_json(board.timing, self.estimated_cycles),
             "kernels": board.kernels,
             "op_kernels": self.op_kernels,
-            "profile": board.profile.to_json() if board.profile is not None else None,
+            "profile": board.profile.to_json(board.timing.clock_mhz if board.timing else None) if board.profile is not None else None,
             "portable": None if self.portable is None else self.portable.to_json(),
         }
 
@@ -133,16 +144,18 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def measure_firmware(project_dir: str | Path, target: str, inputs: np.ndarray, reference: np.ndarray,
-                     pytorch: np.ndarray | None = None, timeout_s: float | None = None) -> FirmwareMeasurement:
+                     pytorch: np.ndarray | None = None, timeout_s: float | None = None,
+                     clock_mhz: float | None = None) -> FirmwareMeasurement:
     """Run `project_dir` on the host and on `target`, and compare the outputs.
 
     `inputs`: (n, *input_shape) samples; `reference`: the reference chain's raw outputs for them,
     (n, *output_shape); `pytorch`: PyTorch's float outputs (n, classes), or None to skip that
-    comparison (its fields are then None).
+    comparison (its fields are then None). The board run is estimated in cycles, its milliseconds at
+    `clock_mhz` (None: the core's typical board clock).
     """
     info = ProjectInfo.load(Path(project_dir))
     host = build_and_run(project_dir, HOST, inputs, timeout_s=timeout_s)
-    board = build_and_run(project_dir, target, inputs, timeout_s=timeout_s)
+    board = build_and_run(project_dir, target, inputs, timeout_s=timeout_s, estimate=True, clock_mhz=clock_mhz)
     out, ref = board.outputs[0], np.asarray(reference).reshape(board.outputs[0].shape)
     portable = None
     if board.kernels == "cmsis-nn":
@@ -170,8 +183,8 @@ def _portable_comparison(project_dir: str | Path, target: str, inputs: np.ndarra
 
 
 def format_firmware_table(measurement: FirmwareMeasurement, passed: bool) -> str:
-    """The measurement as the few lines `nlpool export` prints (instructions, never cycles), headed by
-    the verdict the caller reached."""
+    """The measurement as the few lines `nlpool export` prints (measured instructions; cycles only as the
+    timing model's estimate, named so), headed by the verdict the caller reached."""
 
     def num(value: int | None, unit: str = "") -> str:
         return "n/a" if value is None else f"{value:,}{unit}"
@@ -194,6 +207,7 @@ def format_firmware_table(measurement: FirmwareMeasurement, passed: bool) -> str
         ("flash", num(board.flash_bytes, " B")),
         ("instructions per inference", num(board.instructions_per_inference)),
         ("instructions per MAC", ratio(m.instructions_per_mac, ".2f")),
+        *timing_rows(board.timing, m.estimated_cycles),
         ("kernels that ran", f"{m.kernel_mix()} (build: {board.kernels})"),
     ]
     portable = m.portable
@@ -205,5 +219,5 @@ def format_firmware_table(measurement: FirmwareMeasurement, passed: bool) -> str
     width = max(len(k) for k, _ in rows)
     lines = [f"firmware on {board.target} under QEMU: {verdict}"] + [f"  {k:<{width}}  {v}" for k, v in rows]
     if board.profile is not None:
-        lines.append(board.profile.format_table("where the instructions go"))
+        lines.append(board.profile.format_table("where the instructions go", clock_mhz=board.timing.clock_mhz if board.timing else None))
     return "\n".join(lines)

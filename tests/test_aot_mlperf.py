@@ -7,6 +7,7 @@ for a model with FULLY_CONNECTED: docs/rounding.md, Models nlpool did not make).
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +54,25 @@ def test_mlperf_model_bitexact_on_cortex_m4(tmp_path: Path, name: str, kernels: 
     assert ("cmsis-nn" in info.op_kernels) == (kernels == "cmsis-nn")
     assert np.array_equal(host, expected.reshape(host.shape)), "host build vs TFLM"
     assert np.array_equal(board.outputs[0], host), f"Cortex-M4 {kernels} vs host build"
+
+
+def test_mlperf_ic_on_cortex_m3_takes_cmsis_nns_plain_c_paths(tmp_path: Path) -> None:
+    """The Cortex-M3 has no DSP extension: CMSIS-NN compiles its plain C paths there, bit-exact with TFLM."""
+    try:
+        check_tools("cortex-m3")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    cmsis_nn = find_cmsis_nn(None)
+    if cmsis_nn is None:
+        pytest.skip("CMSIS-NN kernels not found: set NLPOOL_CMSIS_NN_DIR to the cmsis_nn source tree")
+    path = mlperf_model(IC_MODEL)
+    model = read_model(path)
+    inputs = np.random.default_rng(29).integers(-128, 128, size=(2, *model.tensors[model.inputs[0]].shape), dtype=np.int8)
+    expected = np.stack([HostModel(path, kernels="tflm").run_quantized(x) for x in inputs])
+    generate_project(path, tmp_path / "project", 512 * 1024, "cortex-m3", cmsis_nn=cmsis_nn)
+    board = build_and_run(tmp_path / "project", "cortex-m3", [inputs], estimate=True)
+    assert board.kernels == "cmsis-nn"
+    assert np.array_equal(board.outputs[0], expected.reshape(board.outputs[0].shape))
+    elf = tmp_path / "project" / "build" / "cortex-m3" / "firmware.elf"
+    assert "smlad" not in subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True).stdout
+    assert board.timing is not None and board.timing.cycles_for(board.instructions_per_inference) >= board.instructions_per_inference

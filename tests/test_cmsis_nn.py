@@ -21,6 +21,7 @@ import tensorflow as tf
 from firmware.aot import generate_project
 from firmware.aot.cmsis_nn import CMSIS_NN_DIR_ENV, BufferSizes, find_cmsis_nn
 from firmware.aot.generate import cmsis_nn_scratch
+from firmware.boards import BOARDS
 from firmware.run import HOST, build_and_run
 from firmware.testing import convert, tflm_reference
 from memory_planner import plan_tflite
@@ -107,22 +108,25 @@ def test_cmsis_nn_buffers_are_asked_of_cmsis_nn_and_planned(tmp_path, model):
     assert {op for op, k in kernels.items() if k in ("cmsis-nn", "generated")} == CMSIS_OPS and kernels["MUL"] == "portable"
     with pytest.raises(NlpoolError, match=r"holds 0 B of scratch for op .*, its kernel needs"):
         generate_project(model, tmp_path / "q", 512 * 1024, cmsis_nn=tree, plan=plan_tflite(model))
-    # one core's build (TFLM's CMSIS-NN kernels) asks for that core's size: DSP on M4/M7, MVE on M55;
-    # the AOT project, which serves every core, plans the larger of the two
-    per_core = {target: cmsis_nn_scratch(model, tree, target) for target in ("cortex-m4", "cortex-m7", "cortex-m55")}
-    assert per_core["cortex-m4"] == per_core["cortex-m7"]
+    # one core's build (TFLM's CMSIS-NN kernels) asks for that core's size: DSP on M4/M7/M33, MVE on M55,
+    # plain C on M3/M0+; the AOT project, which serves every core, plans the largest of the three
+    per_core = {target: cmsis_nn_scratch(model, tree, target) for target in BOARDS}
+    assert per_core["cortex-m4"] == per_core["cortex-m7"] == per_core["cortex-m33"]
+    assert per_core["cortex-m3"] == per_core["cortex-m0plus"]
     for op, size in scratch.items():
-        assert size == max(per_core["cortex-m7"].get(op, 0), per_core["cortex-m55"].get(op, 0))
+        assert size == max(per_core[t].get(op, 0) for t in ("cortex-m7", "cortex-m55", "cortex-m3"))
 
 
 def test_a_core_takes_its_own_cmsis_nn_buffer_size():
-    sizes = BufferSizes(dsp=1024, mve=4464)
-    assert (sizes.on("cortex-m4"), sizes.on("cortex-m7"), sizes.on("cortex-m55"), sizes.on()) == (1024, 1024, 4464, 4464)
+    sizes = BufferSizes(dsp=1024, mve=4464, plain=2048)
+    assert [sizes.on(t) for t in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55", "cortex-m3", "cortex-m0plus")] \
+        == [1024, 1024, 1024, 4464, 2048, 2048]
+    assert sizes.on() == 4464
 
 
 @needs_tree
 @needs_qemu
-@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m55"])
+@pytest.mark.parametrize("target", ["cortex-m4", "cortex-m7", "cortex-m55", "cortex-m33", "cortex-m3"])
 def test_cmsis_nn_build_is_bitexact_with_portable_and_tflm(tmp_path, model, target):
     """The board on CMSIS-NN, the host on nlpool's portable kernels, the board on them too, and upstream
     TFLM's reference kernels: the same bytes; and the profile names every op with the kernel that ran it."""

@@ -279,6 +279,9 @@ def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
 
 
 # report.json's sections and their fields as users' scripts read them (the typed steps serialise to exactly these).
+# The cycle estimate's fields, in `firmware` and `tflm` alike (docs/firmware.md, Cycle estimate).
+ESTIMATE_FIELDS = {"clock_board", "clock_mhz", "cycles_per_instruction", "estimated_cycles_per_inference", "estimated_ms_per_inference",
+                   "timing_model"}
 REPORT_FIELDS = {
     "data": {"calibration", "class_names", "fidelity", "input_format"},
     "fold_bn": {"batchnorms_folded", "max_layer_relative_diff"},
@@ -293,13 +296,14 @@ REPORT_FIELDS = {
                  "cosine_vs_pytorch", "flash_bytes", "inferences", "input", "instructions_per_inference", "instructions_per_mac", "kernels",
                  "op_kernels", "kernels_note", "macs_per_inference", "mismatches_vs_host", "mismatches_vs_reference", "passed", "portable",
                  "profile", "pytorch_bars", "sram_budget_bytes", "sram_used_bytes", "stack_high_water_bytes", "target",
-                 "top1_agreement_vs_pytorch"},
+                 "top1_agreement_vs_pytorch",
+                 *ESTIMATE_FIELDS},
 }
 TFLM_RUN_FIELDS = {"aot_vs_tflm_instructions", "arena_bytes", "arena_margin_bytes", "arena_prediction_error", "build_seconds", "file",
                    "flash_bytes", "inferences", "instructions_per_inference", "kernels", "max_abs_diff_vs_aot", "ops",
                    "predicted_arena_bytes", "profile", "project", "sram_used_bytes", "stack_high_water_bytes", "target",
                    "target_arena_used_bytes", "target_verified", "tflm_dir", "tflm_object_cache", "tflm_objects_compiled",
-                   "top1_agreement_vs_pytorch"}
+                   "top1_agreement_vs_pytorch", *ESTIMATE_FIELDS}
 
 
 def test_report_json_keeps_its_sections_and_fields(default_export):

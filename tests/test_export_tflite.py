@@ -58,6 +58,31 @@ def test_mlperf_tiny_models_run_bit_exact_on_both_firmwares(name: str, kernels: 
     assert firmware["top1_agreement_vs_pytorch"] is None and firmware["pytorch_bars"].startswith("not applicable")
     assert tflm["target_verified"] and tflm["kernels"] == kernels and tflm["max_abs_diff_vs_aot"] == 0
     assert abs(tflm["arena_prediction_error"]) <= 0.02, tflm  # TFLM's arena predicted within 2 %
+    for section in (firmware, tflm):  # the Cortex-M4 issues one instruction at a time: cycles >= instructions
+        assert section["estimated_cycles_per_inference"] >= section["instructions_per_inference"], section
+        assert section["clock_mhz"] == 120.0 and "NUCLEO-L4R5ZI" in section["clock_board"]
+
+
+@needs_trees
+def test_mlperf_ic_on_cortex_m33_aot_and_tflm_bit_exact_with_the_reference_and_estimated(tmp_path: Path, no_trees: None) -> None:
+    """The Cortex-M33 (Armv8-M, DSP: CMSIS-NN's DSP paths) runs both firmwares bit-exact with the host
+    reference, each estimated per op in cycles and milliseconds at the clock the user names."""
+    out = tmp_path / "out"
+    code, _stdout, stderr = run_cli(["export", str(mlperf_model(IC_MODEL)), "--target", "cortex-m33", "--sram", "256k",
+                                     "--out", str(out), "--firmware-inputs", "2", "--clock", "160",
+                                     "--tflm-dir", TREES["cmsis-nn"], "--cmsis-nn-dir", CMSIS_NN_DIR])
+    assert code == 0, stderr
+    report = json.loads((out / "report.json").read_text())
+    firmware, tflm = report["firmware"], report["tflm"]
+    assert firmware["bitexact_vs_reference"] and firmware["kernels"] == "cmsis-nn"
+    assert tflm["target_verified"] and tflm["kernels"] == "cmsis-nn" and tflm["max_abs_diff_vs_aot"] == 0
+    for section in (firmware, tflm):
+        assert section["estimated_cycles_per_inference"] >= section["instructions_per_inference"], section
+        assert section["clock_mhz"] == 160.0 and section["clock_board"] == "--clock"
+        assert section["estimated_ms_per_inference"] == pytest.approx(section["estimated_cycles_per_inference"] / 160e3, rel=1e-3)
+        ops = section["profile"]["by_op"]
+        assert all(op["estimated_cycles"] >= op["instructions"] * 0.95 for op in ops)  # SysTick counts ops to one tick
+    assert "estimated time per inference" in stderr and "ms at 160 MHz, --clock" in stderr
     assert (tmp_path / "out" / "memory.md").is_file() and (tmp_path / "out" / "firmware_tflm" / "Makefile").is_file()
 
 

@@ -6,10 +6,12 @@ generated project's Makefile compiles the tree's sources for the target and link
 model's wrappers call.
 
 CMSIS-NN's convolution, depthwise, fully-connected and average-pool kernels want a scratch buffer
-whose size depends on the core (DSP on Cortex-M4/M7, MVE on Cortex-M55). `probe_scratch` asks
-CMSIS-NN itself: it compiles the model's wrappers' `nl_cmsis_<op>_scratch` functions with the tree's
-`*_get_buffer_size_dsp/_mve` sources into a small host program and runs it. The project serves all
-three cores, so each op gets the larger of the two sizes, planned in the arena by memory_planner;
+whose size depends on the core (DSP on Cortex-M4/M7/M33, MVE on Cortex-M55, plain C on the
+Cortex-M3/M0+, which lack the DSP extension). `probe_scratch` asks CMSIS-NN itself: it compiles the
+model's wrappers' `nl_cmsis_<op>_scratch` functions with the tree's `*_get_buffer_size*` sources
+into a small host program and runs it (the generic `*_get_buffer_size`, compiled on the host without
+DSP or MVE, gives the plain-C size). The project serves every core, so each op gets the largest
+of the three sizes, planned in the arena by memory_planner;
 a prediction for one core (TFLM's arena with its CMSIS-NN kernels, built for that core) takes that
 core's size (`BufferSizes.on`).
 """
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from firmware.boards import BOARDS
 from nlpool.core.checks import input_folder
 from nlpool.core.errors import NlpoolError
 
@@ -34,21 +37,27 @@ CMSIS_NN_HINT = ("get Arm's CMSIS-NN (git clone https://github.com/ARM-software/
 # Where a CMSIS-NN tree sits inside the trees that carry one: a create_tflm_tree.py tree, a tflite-micro checkout.
 _NESTED = ("third_party/cmsis_nn", "tensorflow/lite/micro/tools/make/downloads/cmsis_nn")
 _PROBE_COMPILER = "gcc"
-# The cores whose CMSIS-NN build takes the MVE (Helium) paths; the others take the DSP paths.
-MVE_TARGETS = frozenset({"cortex-m55"})
+# The cores whose CMSIS-NN build takes the MVE (Helium) paths, and those without the DSP extension
+# (CMSIS-NN's plain C paths); the others take the DSP paths. From the board table (Board.simd).
+MVE_TARGETS = frozenset(target for target, board in BOARDS.items() if board.simd == "mve")
+PLAIN_TARGETS = frozenset(target for target, board in BOARDS.items() if not board.simd)
 
 
 class BufferSizes(NamedTuple):
-    """CMSIS-NN's scratch bytes for one op, on DSP cores (Cortex-M4/M7) and on MVE cores (Cortex-M55)."""
+    """CMSIS-NN's scratch bytes for one op on DSP cores (Cortex-M4/M7/M33), MVE cores (Cortex-M55)
+    and cores without DSP (Cortex-M3/M0+: CMSIS-NN's plain C)."""
 
     dsp: int
     mve: int
+    plain: int = 0
 
     def on(self, target: str | None = None) -> int:
-        """The size a build for `target` asks for; None (a project that serves every core): the larger."""
+        """The size a build for `target` asks for; None (a project that serves every core): the largest."""
         if target is None:
-            return max(self.dsp, self.mve)
-        return self.mve if target in MVE_TARGETS else self.dsp
+            return max(self.dsp, self.mve, self.plain)
+        if target in MVE_TARGETS:
+            return self.mve
+        return self.plain if target in PLAIN_TARGETS else self.dsp
 
 
 @dataclass(frozen=True)
@@ -81,11 +90,11 @@ def find_cmsis_nn(path: str | Path | None = None) -> CmsisNn | None:
 
 
 def probe_scratch(tree: CmsisNn, project: Path, probe_c: str, wrappers: list[str]) -> dict[int, BufferSizes]:
-    """Run the scratch probe: `probe_c` prints `<op position> <dsp bytes> <mve bytes>` per op.
+    """Run the scratch probe: `probe_c` prints `<op position> <dsp bytes> <mve bytes> <plain-C bytes>` per op.
 
     `project` is a folder with the generated kernels header and the wrappers' headers under
     kernels/; `wrappers` are the wrapper sources there, compiled with NL_CMSIS_SCRATCH_PROBE (only
-    their size functions). Returns op position -> its DSP and MVE sizes.
+    their size functions). Returns op position -> its DSP, MVE and plain-C sizes.
     """
     if shutil.which(_PROBE_COMPILER) is None:
         raise NlpoolError(f"'{_PROBE_COMPILER}' is not on PATH, needed to ask CMSIS-NN for its buffer sizes: "
@@ -108,9 +117,9 @@ def probe_scratch(tree: CmsisNn, project: Path, probe_c: str, wrappers: list[str
         ran = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
     sizes = {}
     for line in ran.stdout.splitlines():
-        position, dsp, mve = (int(v) for v in line.split())
-        if dsp < 0 or mve < 0:
+        position, dsp, mve, plain = (int(v) for v in line.split())
+        if min(dsp, mve, plain) < 0:
             raise NlpoolError(f"CMSIS-NN in {tree.root} reports no valid buffer size for op {position}: "
                               "the op's parameters are outside what this CMSIS-NN version supports")
-        sizes[position] = BufferSizes(dsp, mve)
+        sizes[position] = BufferSizes(dsp, mve, plain)
     return sizes

@@ -16,6 +16,7 @@ import numpy as np
 from firmware.tflm.host import HostRun
 from firmware.tflm.project import TflmProject
 from firmware.tflm.target import TargetBuild, TargetRun, TflmTree
+from firmware.timing import timing_json
 
 
 def max_abs_diff(outputs: Sequence[np.ndarray], reference: Sequence[np.ndarray]) -> int:
@@ -78,8 +79,10 @@ def target_report(project: TflmProject, tree: TflmTree, build: TargetBuild, run:
         "arena_bytes": project.arena_bytes,
         "arena_margin_bytes": project.margin_bytes,
         "instructions_per_inference": run.instructions_per_inference,
+        **timing_json(run.timing, run.estimated_cycles),
         "profile": None if run.profile is None else {
-            **run.profile.to_json(), "profiled_inference_instructions": run.profiled_inference_instructions},
+            **run.profile.to_json(run.timing.clock_mhz if run.timing else None),
+            "profiled_inference_instructions": run.profiled_inference_instructions},
         "stack_high_water_bytes": run.stack_high_water_bytes,
         "flash_bytes": run.flash_bytes,
         "sram_used_bytes": run.sram_used_bytes,

@@ -30,6 +30,7 @@ from firmware.tflm.host import io_spec
 from firmware.tflm.ops import RESOLVER_METHODS
 from firmware.tflm.project import TEMPLATES
 from firmware.tflm.sources import model_sources, read_ops, write_sources_mk
+from firmware.timing import CycleEstimate, estimate_elf
 from memory_planner import MemoryPlan, builtin_kernel_data, cmsis_nn_persistent_fc, plan_tflite
 from nlpool.core.checks import input_folder
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME
@@ -90,6 +91,11 @@ class TargetRun:
     # that inference's own measured instructions, which the ops sum to within the profiler's overhead.
     profile: Profile | None = None
     profiled_inference_instructions: int | None = None
+    timing: CycleEstimate | None = None  # the cycle estimate (run_on_target's `estimate`), None when not asked
+
+    @property
+    def estimated_cycles(self) -> int | None:
+        return None if self.timing is None else self.timing.cycles_for(self.instructions_per_inference)
 
 
 def find_tree(tflm_dir: str | Path | None = None) -> TflmTree | None:
@@ -224,9 +230,17 @@ def parse_profile(log: str, ns_per_tick: float, kernel_of: Callable[[str], str])
     return Profile(ops), round(int(found.group(1)) * ns_per_tick)
 
 
+# MicroProfiler's event methods, called around every op's Invoke: the cycle estimate's op markers.
+PROFILER_BEGIN, PROFILER_END = "tflite::MicroProfiler::BeginEvent", "tflite::MicroProfiler::EndEvent"
+
+
 def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.ndarray,
-                  timeout_s: float = 900, tree: TflmTree | None = None) -> TargetRun:
+                  timeout_s: float = 900, tree: TflmTree | None = None, estimate: bool = False,
+                  clock_mhz: float | None = None) -> TargetRun:
     """Run the firmware under QEMU on `inputs` ((n, *input_shape) int8, the model's one input).
+
+    `estimate` runs the first input once more under the cycle estimate's counting plugin (per op from
+    MicroProfiler's events; milliseconds at `clock_mhz`, None: the core's typical board clock).
 
     `tree`: the tree it was built against, to name which kernel set ran each op in the profile (without
     it every builtin op is put down to the kernels the firmware reports)."""
@@ -258,6 +272,11 @@ def run_on_target(project_dir: str | Path, target: str, elf: Path, inputs: np.nd
         return sources.kernel_set(tag) if sources is not None else f"tflm-{built}"
 
     profiled = parse_profile(log, ns_per_tick, kernel_of)
+    profile, profiled_instructions = profiled if profiled is not None else (None, None)
+    timing = None
+    if estimate and profile is not None:
+        first = np.ascontiguousarray(inputs[:1]).tobytes()
+        timing = estimate_elf(elf, target, first, len(profile.ops), PROFILER_BEGIN, PROFILER_END, clock_mhz)
+        profile = profile.with_cycles(timing.op_cycles)
     return TargetRun(outputs, built, int(stats.group(4)), int(stats.group(5)), int(stats.group(6)),
-                     round(ticks * ns_per_tick / max(done, 1)), flash, sram,
-                     *(profiled if profiled is not None else (None, None)))
+                     round(ticks * ns_per_tick / max(done, 1)), flash, sram, profile, profiled_instructions, timing)

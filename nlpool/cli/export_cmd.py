@@ -96,6 +96,9 @@ def _tflite_conflicts(context: click.Context, preset: str | None, checkpoint: Pa
               help="Arm CMSIS-NN tree (a CMSIS-NN checkout, or a TFLM tree that carries one): the AOT firmware calls "
                    "CMSIS-NN for the ops it covers on Cortex-M [default: $NLPOOL_CMSIS_NN_DIR; none: nlpool's portable "
                    "kernels].")
+@click.option("--clock", "clock_mhz", type=float, callback=in_range(*defaults.CLOCK_MHZ_RANGE), default=defaults.CLOCK_MHZ,
+              metavar="MHZ", help="Core clock in MHz for the estimated milliseconds per op and per inference "
+                                  "[default: a typical board's clock for the core, named in the output].")
 @click.pass_context
 def export_command(
     context: click.Context,
@@ -113,6 +116,7 @@ def export_command(
     keep_failed: bool,
     tflm_dir: Path | None,
     cmsis_nn_dir: Path | None,
+    clock_mhz: float | None,
     preset: str | None,
     checkpoint: Path | None,
     **flags: Any,
@@ -150,6 +154,7 @@ def export_command(
         keep_failed=keep_failed,
         tflm_dir=tflm_dir,
         cmsis_nn_dir=cmsis_nn_dir,
+        clock_mhz=clock_mhz,
     )
     echo = lambda line: click.echo(line, err=True)  # noqa: E731 (progress goes to stderr)
     if model_file is not None:

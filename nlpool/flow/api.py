@@ -101,6 +101,7 @@ def export_model(
     min_cosine: float = defaults.MIN_COSINE,
     tflm_dir: str | Path | None = None,
     cmsis_nn_dir: str | Path | None = None,
+    clock_mhz: float | None = defaults.CLOCK_MHZ,
     echo: Callable[[str], None] = echo_to_stderr,
 ) -> ExportReport:
     """Export `model` (NCHW float input of `input_size` x `input_size`, logits out) as `nlpool export` does.
@@ -108,7 +109,8 @@ def export_model(
     `calib` is a data spec (`folder:PATH`, `stl10:PATH`, `npy:FILE`, `synthetic[:N]`); without it the
     synthetic set is used with a warning. `num_classes` defaults to the model's output width.
     `tflm_dir` / `cmsis_nn_dir` are the user's TFLM and CMSIS-NN trees (default: $NLPOOL_TFLM_DIR,
-    $NLPOOL_CMSIS_NN_DIR). Raises NlpoolError for bad arguments or what stops an export; failed
+    $NLPOOL_CMSIS_NN_DIR). `clock_mhz`: the clock of the estimated milliseconds (default: the core's
+    typical board clock, named in the report). Raises NlpoolError for bad arguments or what stops an export; failed
     checks are in the report.
     """
     _check_model(model, input_size)
@@ -128,7 +130,7 @@ def export_model(
     options = ExportOptions(target, _sram_bytes(sram), Path(out).expanduser(), calib_data=calib, input_format=input_format,
                             run_firmware=run_firmware, firmware_inputs=firmware_inputs, min_top1=min_top1, min_cosine=min_cosine,
                             tflm_dir=Path(tflm_dir) if tflm_dir is not None else None,
-                            cmsis_nn_dir=Path(cmsis_nn_dir) if cmsis_nn_dir is not None else None)
+                            cmsis_nn_dir=Path(cmsis_nn_dir) if cmsis_nn_dir is not None else None, clock_mhz=clock_mhz)
     outcome = run_export(source, options, echo)
     sections = {f.name: outcome.report.get(f.name) for f in fields(ExportReport) if f.name not in ("out_dir", "exit_code", "failures")}
     return ExportReport(options.out_dir, outcome.exit_code, tuple(f.message for f in outcome.failures), **sections)

@@ -202,11 +202,11 @@ class FirmwareResult(StepResult):
 
 def build_firmware(model: Deployable, memory: MemoryResult, make_inputs: Callable[[], FirmwareInputs],
                    judge: Callable[[FirmwareMeasurement], FirmwareVerdict], target: str, sram_bytes: int, trees: KernelTrees,
-                   work_dir: Path, not_run: str | None) -> FirmwareResult:
+                   work_dir: Path, not_run: str | None, clock_mhz: float | None = None) -> FirmwareResult:
     """Generate the AOT C project from the memory plan (on CMSIS-NN where it covers an op, when a tree is
     given); unless `not_run` says why not, build it and run it on QEMU and on the host on the inputs
     `make_inputs` gives (made only then: a model the runtime cannot take costs no reference run), and have
-    `judge` decide."""
+    `judge` decide. The run's estimated milliseconds assume `clock_mhz` (None: the core's typical board clock)."""
     project_dir = work_dir / "firmware_aot"
     cmsis_nn = trees.cmsis_nn
     note = f"CMSIS-NN from {cmsis_nn.root}" if cmsis_nn else f"no CMSIS-NN tree: {CMSIS_NN_HINT}"
@@ -220,7 +220,7 @@ def build_firmware(model: Deployable, memory: MemoryResult, make_inputs: Callabl
         return FirmwareResult(target, project_dir, info, note, model.input_report, not_run=not_run)
     inputs = make_inputs()
     try:
-        measurement = measure_firmware(project_dir, target, inputs.inputs, inputs.reference, inputs.pytorch)
+        measurement = measure_firmware(project_dir, target, inputs.inputs, inputs.reference, inputs.pytorch, clock_mhz=clock_mhz)
     except NlpoolError as err:  # does not link within the budget, faults, hangs: the evidence is still written
         return FirmwareResult(target, project_dir, info, note, model.input_report, not_run=f"failed: {err}", inputs=inputs,
                               failure=Failure(EXIT_CHECK_FAILED, f"firmware run failed: {err}", f"the firmware run failed: {err}"))
@@ -296,16 +296,21 @@ class TflmResult(StepResult):
         lines = (f"  TFLM ({self.run.kernels} kernels) on {self.target} under QEMU: {verdict} {against} on "
                  f"{self.run.outputs[0].shape[0]} inputs (max |diff| {diff} int8 steps); arena used "
                  f"{used:,} B, predicted {predicted:,} B; {self.run.instructions_per_inference:,} instructions per inference")
+        cycles, timing = self.run.estimated_cycles, self.run.timing
+        if cycles is not None and timing is not None:
+            lines += (f"; estimated {cycles:,} cycles, {timing.milliseconds(cycles):.2f} ms at {timing.describe_clock()}"
+                      " (timing model)")
         if self.compared_name == "aot" and self.aot_instructions and self.run.instructions_per_inference:
             ratio = round(self.aot_instructions / self.run.instructions_per_inference, 3)
             lines += f" (the AOT firmware, {self.aot_kernels} kernels, runs {ratio}x that)"
         if self.run.profile is not None:
-            lines += "\n" + self.run.profile.format_table("TFLM per-op profile (MicroProfiler)")
+            lines += "\n" + self.run.profile.format_table("TFLM per-op profile (MicroProfiler)",
+                                                          clock_mhz=self.run.timing.clock_mhz if self.run.timing else None)
         return lines
 
 
 def build_tflm(model: Deployable, firmware: FirmwareResult, inputs: FirmwareInputs | None, target: str, sram_bytes: int,
-               trees: KernelTrees, work_dir: Path, not_run: str | None) -> TflmResult:
+               trees: KernelTrees, work_dir: Path, not_run: str | None, clock_mhz: float | None = None) -> TflmResult:
     """Generate the TFLM project for the model (the same file the AOT firmware runs); unless `not_run` says
     why not, and given a TFLM tree, build it against that tree, run it under QEMU on `inputs` (the AOT
     firmware's, or where it did not run the export's own) and
@@ -334,7 +339,7 @@ def build_tflm(model: Deployable, firmware: FirmwareResult, inputs: FirmwareInpu
             aot_arena = f", the AOT firmware's is {board.arena_bytes:,} B" if board is not None else ""
             return replace(result, not_run=f"not run: {err}; TFLM's arena alone is predicted at "
                                             f"{project.predicted_arena_bytes:,} B{aot_arena}")
-        run = run_on_target(project_dir, target, build.elf, inputs.inputs, tree=tree)
+        run = run_on_target(project_dir, target, build.elf, inputs.inputs, tree=tree, estimate=True, clock_mhz=clock_mhz)
     except NlpoolError as err:  # a bad tree, the build failing: keep the rest of the export
         written = project_dir if (project_dir / "Makefile").is_file() else None  # the sources, to debug the build
         return TflmResult(target, model.file_name, written, error=str(err),

@@ -25,11 +25,18 @@ MIN_TOP1 = 0.98
 MIN_TOP1_RANGE = (0.0, 1.0)
 MIN_COSINE = 0.99  # firmware vs PyTorch cosine similarity needed to pass (trained weights only)
 MIN_COSINE_RANGE = (-1.0, 1.0)
+# --clock: the core clock the estimated milliseconds assume; None: the core's typical board clock
+# (firmware/timing/cores.py, named in the output). The range spans every Cortex-M part shipped (a few MHz to 1 GHz).
+CLOCK_MHZ = None
+CLOCK_MHZ_RANGE = (1.0, 2000.0)
 
 
-def check_export_numbers(calib_samples: int, firmware_inputs: int, min_top1: float, min_cosine: float) -> None:
+def check_export_numbers(calib_samples: int, firmware_inputs: int, min_top1: float, min_cosine: float,
+                         clock_mhz: float | None = None) -> None:
     """NlpoolError naming the flag when a number is NaN, infinite or outside its range (a NaN bar would pass anything)."""
     number("--calib-samples", calib_samples, *CALIB_SAMPLES_RANGE)
     number("--firmware-inputs", firmware_inputs, *FIRMWARE_INPUTS_RANGE)
     number("--min-top1", min_top1, *MIN_TOP1_RANGE)
     number("--min-cosine", min_cosine, *MIN_COSINE_RANGE)
+    if clock_mhz is not None:
+        number("--clock", clock_mhz, *CLOCK_MHZ_RANGE)

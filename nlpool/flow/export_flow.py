@@ -97,6 +97,7 @@ class ExportOptions:
     tflm_dir: Path | None = None  # the user's TFLM source tree (else $NLPOOL_TFLM_DIR; none: the TFLM run is skipped)
     # The user's CMSIS-NN tree (else $NLPOOL_CMSIS_NN_DIR; none: the AOT firmware keeps nlpool's portable kernels).
     cmsis_nn_dir: Path | None = None
+    clock_mhz: float | None = defaults.CLOCK_MHZ  # the estimated milliseconds' clock (None: the core's typical board clock)
 
 
 @dataclass(frozen=True)
@@ -221,7 +222,8 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
     export cannot handle), all checked before the first step; checks that fail are returned in
     `ExportOutcome.failures` with the folder written.
     """
-    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine)
+    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine,
+                                  options.clock_mhz)
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
         raise NlpoolError(problem)
@@ -268,8 +270,10 @@ def export_model(source: ModelToExport, options: ExportOptions, echo: Callable[[
             not_run = f"skipped: {memory.failure.cause}"
         firmware = run.run(FIRMWARE, build_firmware, deployable, memory,
                            lambda: firmware_inputs(fidelity, data, fused, options.firmware_inputs),
-                           lambda measured: judge_firmware(measured, options, source.trained), target, sram, trees, work, not_run)
+                           lambda measured: judge_firmware(measured, options, source.trained), target, sram, trees, work, not_run,
+                           clock_mhz=options.clock_mhz)
         blocked = first_failure(memory.failure, firmware.failure)
         tflm_not_run = f"skipped: {blocked.cause}" if blocked is not None else not_run
-        tflm = run.run(TFLM, build_tflm, deployable, firmware, firmware.inputs, target, sram, trees, work, tflm_not_run)
+        tflm = run.run(TFLM, build_tflm, deployable, firmware, firmware.inputs, target, sram, trees, work, tflm_not_run,
+                       clock_mhz=options.clock_mhz)
         return finish(run, options.out_dir, options.keep_failed, (memory.failure, firmware.failure, tflm.failure))

@@ -209,7 +209,8 @@ def export_tflite(path: Path, options: ExportOptions, echo: Callable[[str], None
     Raises NlpoolError for what stops it before any work (a damaged model, a wrong tree, a missing tool,
     a budget beyond the board); failed checks are in `ExportOutcome.failures` with the folder written.
     """
-    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine)
+    defaults.check_export_numbers(options.calib_samples, options.firmware_inputs, options.min_top1, options.min_cosine,
+                                  options.clock_mhz)
     problem = check_sram_budget(options.target, options.sram_bytes)
     if problem is not None:
         raise NlpoolError(problem)
@@ -232,7 +233,7 @@ def export_tflite(path: Path, options: ExportOptions, echo: Callable[[str], None
             not_run = f"skipped: {memory.failure.cause}"
         inputs = run.run(INPUTS, make_inputs, model, options.firmware_inputs, options.calib_data).inputs if not_run is None else None
         firmware = run.run(FIRMWARE, build_firmware, deployable, memory, lambda: inputs, judge_bitexact, target, sram, trees, work,
-                           not_run)
+                           not_run, clock_mhz=options.clock_mhz)
         # An op the AOT runtime lacks does not stop TFLM (which has it): its run is compared with the host reference.
-        tflm = run.run(TFLM, build_tflm, deployable, firmware, inputs, target, sram, trees, work, not_run)
+        tflm = run.run(TFLM, build_tflm, deployable, firmware, inputs, target, sram, trees, work, not_run, clock_mhz=options.clock_mhz)
         return finish(run, options.out_dir, options.keep_failed, (memory.failure, firmware.failure, tflm.failure))

@@ -84,8 +84,8 @@ def _flush(spelling: str, names: list[str]) -> list[str]:
 def _prototype(kernel: Kernel) -> str:
     args = [f"const {kernel.params.c_name} *p", *(t.declaration for t in kernel.tensors)]
     text = f"void {kernel.function}({', '.join(args)});"
-    if kernel.scratch_function:  # the bytes CMSIS-NN asks for: DSP build (mve = 0) or MVE build (mve = 1)
-        text += f"\nint32_t {kernel.scratch_function}(const {kernel.params.c_name} *p, int32_t mve);"
+    if kernel.scratch_function:  # the bytes CMSIS-NN asks for: DSP (simd 0), MVE (1) or plain-C (2) build
+        text += f"\nint32_t {kernel.scratch_function}(const {kernel.params.c_name} *p, int32_t simd);"
     return text
 
 

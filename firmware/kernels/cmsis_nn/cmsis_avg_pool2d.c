@@ -1,10 +1,11 @@
 /* AVERAGE_POOL_2D on CMSIS-NN (same quantisation in and out, as TFLite requires). */
 #include "nl_cmsis_pool.h"
 
-int32_t nl_cmsis_avg_pool2d_scratch(const nl_pool_params_t *p, int32_t mve)
+int32_t nl_cmsis_avg_pool2d_scratch(const nl_pool_params_t *p, int32_t simd)
 {
-    return mve ? arm_avgpool_s8_get_buffer_size_mve(p->out_w, p->channels)
-               : arm_avgpool_s8_get_buffer_size_dsp(p->out_w, p->channels);
+    return simd == NL_CMSIS_MVE ? arm_avgpool_s8_get_buffer_size_mve(p->out_w, p->channels)
+         : simd == NL_CMSIS_DSP ? arm_avgpool_s8_get_buffer_size_dsp(p->out_w, p->channels)
+                                : arm_avgpool_s8_get_buffer_size(p->out_w, p->channels);
 }
 
 #ifndef NL_CMSIS_SCRATCH_PROBE

@@ -21,11 +21,12 @@ static nl_cmsis_dw_t nl_cmsis_dw(const nl_depthwise_conv2d_params_t *p)
     return c;
 }
 
-int32_t nl_cmsis_depthwise_conv2d_scratch(const nl_depthwise_conv2d_params_t *p, int32_t mve)
+int32_t nl_cmsis_depthwise_conv2d_scratch(const nl_depthwise_conv2d_params_t *p, int32_t simd)
 {
     nl_cmsis_dw_t c = nl_cmsis_dw(p);
-    return mve ? arm_depthwise_conv_wrapper_s8_get_buffer_size_mve(&c.conv, &c.input, &c.filter, &c.output)
-               : arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp(&c.conv, &c.input, &c.filter, &c.output);
+    return simd == NL_CMSIS_MVE ? arm_depthwise_conv_wrapper_s8_get_buffer_size_mve(&c.conv, &c.input, &c.filter, &c.output)
+         : simd == NL_CMSIS_DSP ? arm_depthwise_conv_wrapper_s8_get_buffer_size_dsp(&c.conv, &c.input, &c.filter, &c.output)
+                                : arm_depthwise_conv_wrapper_s8_get_buffer_size(&c.conv, &c.input, &c.filter, &c.output);
 }
 
 #ifndef NL_CMSIS_SCRATCH_PROBE

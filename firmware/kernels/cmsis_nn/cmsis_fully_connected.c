@@ -25,10 +25,12 @@ static nl_cmsis_fc_t nl_cmsis_fc(const nl_fully_connected_params_t *p)
     return c;
 }
 
-int32_t nl_cmsis_fully_connected_scratch(const nl_fully_connected_params_t *p, int32_t mve)
+int32_t nl_cmsis_fully_connected_scratch(const nl_fully_connected_params_t *p, int32_t simd)
 {
     nl_cmsis_fc_t c = nl_cmsis_fc(p);
-    return mve ? arm_fully_connected_s8_get_buffer_size_mve(&c.filter) : arm_fully_connected_s8_get_buffer_size_dsp(&c.filter);
+    return simd == NL_CMSIS_MVE ? arm_fully_connected_s8_get_buffer_size_mve(&c.filter)
+         : simd == NL_CMSIS_DSP ? arm_fully_connected_s8_get_buffer_size_dsp(&c.filter)
+                                : arm_fully_connected_s8_get_buffer_size(&c.filter);
 }
 
 #ifndef NL_CMSIS_SCRATCH_PROBE

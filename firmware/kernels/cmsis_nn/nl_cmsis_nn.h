@@ -2,9 +2,11 @@
  * Shared by nlpool's CMSIS-NN wrappers: each wrapper takes the same Prepare-time parameter struct as
  * nlpool's portable kernel for the op and calls Arm's CMSIS-NN function for it, so the generated
  * model can call either (model.c chooses with NLPOOL_CMSIS_NN). Each also exports the scratch size
- * CMSIS-NN asks for on DSP (Cortex-M4/M7) and MVE (Cortex-M55) builds, computed by CMSIS-NN's own
- * *_get_buffer_size_dsp/_mve functions: nlpool's generator runs them on the host so the memory
- * planner can place that scratch in the arena.
+ * CMSIS-NN asks for on DSP (Cortex-M4/M7/M33), MVE (Cortex-M55) and plain-C (Cortex-M3/M0+) builds,
+ * computed by CMSIS-NN's own *_get_buffer_size_dsp/_mve functions and, for plain C, its generic
+ * *_get_buffer_size, which the host probe compiles without __ARM_FEATURE_DSP or MVE, so it takes the
+ * plain-C branch: nlpool's generator runs them on the host so the memory planner can place that
+ * scratch in the arena.
  */
 #ifndef NL_CMSIS_NN_H
 #define NL_CMSIS_NN_H
@@ -13,6 +15,11 @@
 
 #include "arm_nnfunctions.h"
 #include "nlpool_kernels.h"
+
+/* The `simd` argument of the wrappers' *_scratch functions: which CMSIS-NN build to size for. */
+#define NL_CMSIS_DSP 0
+#define NL_CMSIS_MVE 1
+#define NL_CMSIS_PLAIN 2
 
 /* The generator only emits calls CMSIS-NN accepts (its Prepare checks the same limits), so a
  * failing status is a generator bug: stop at a fault rather than return wrong outputs. */

@@ -87,3 +87,24 @@ def synthetic_export_data(input_size: int, calib_samples: int = 8, fidelity_samp
     from nlpool.data import Normalization, export_images
 
     return prepare_data(export_images("synthetic", input_size, num_classes, calib_samples, fidelity_samples), Normalization())
+
+
+def aot_kernel_args(target: str, kernels: str) -> dict:
+    """`generate_project`'s keyword for a kernel set ("portable" or "cmsis-nn"); the test is skipped when
+    the target's tools or the CMSIS-NN tree ($NLPOOL_CMSIS_NN_DIR) are not here."""
+    import pytest
+
+    from firmware.aot import find_cmsis_nn
+    from firmware.run import check_tools
+    from nlpool.core.errors import NlpoolError
+
+    try:
+        check_tools(target)
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    if kernels != "cmsis-nn":
+        return {}
+    cmsis_nn = find_cmsis_nn(None)
+    if cmsis_nn is None:
+        pytest.skip("CMSIS-NN kernels not found: set NLPOOL_CMSIS_NN_DIR to the cmsis_nn source tree")
+    return {"cmsis_nn": cmsis_nn}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import aot_kernel_args
 
 pytest.importorskip("tensorflow")
 pytest.importorskip("tflite_micro")
@@ -22,10 +23,8 @@ pytest.importorskip("tflite_micro")
 import tensorflow as tf
 
 from firmware.aot import generate_project
-from firmware.aot.cmsis_nn import find_cmsis_nn
-from firmware.run import HOST, build_and_run, check_tools
+from firmware.run import HOST, build_and_run
 from firmware.testing import random_inputs, tflm_reference
-from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import read_model
 
 layers = tf.keras.layers
@@ -124,15 +123,7 @@ def test_the_converter_writes_these_ops_with_a_free_batch(built: dict, name: str
 @pytest.mark.parametrize(("target", "kernels"), [(HOST, "portable"), ("cortex-m4", "portable"), ("cortex-m4", "cmsis-nn")])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_keras_model_bitexact_with_tflm(built: dict, tmp_path: Path, name: str, target: str, kernels: str) -> None:
-    try:
-        check_tools(target)
-    except NlpoolError as exc:
-        pytest.skip(str(exc))
-    extra = {}
-    if kernels == "cmsis-nn":
-        extra["cmsis_nn"] = find_cmsis_nn(None)
-        if extra["cmsis_nn"] is None:
-            pytest.skip("CMSIS-NN kernels not found: set NLPOOL_CMSIS_NN_DIR to the cmsis_nn source tree")
+    extra = aot_kernel_args(target, kernels)
     path, inputs, expected = built[name]
     info = generate_project(path, tmp_path / "project", 512 * 1024, "cortex-m4", **extra)
     if "SHAPE" in MODELS[name][1]:  # shape arithmetic costs the firmware nothing

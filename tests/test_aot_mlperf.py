@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IC_MODEL, VWW_MODEL, mlperf_model
+from conftest import IC_MODEL, VWW_MODEL, aot_kernel_args, mlperf_model
 
 pytest.importorskip("tflite_micro")
 
@@ -31,15 +31,7 @@ MODELS = {"vww": VWW_MODEL, "ic": IC_MODEL}
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_mlperf_model_bitexact_on_cortex_m4(tmp_path: Path, name: str, kernels: str) -> None:
     path = mlperf_model(MODELS[name])
-    try:
-        check_tools("cortex-m4")
-    except NlpoolError as exc:
-        pytest.skip(str(exc))
-    extra = {}
-    if kernels == "cmsis-nn":
-        extra["cmsis_nn"] = find_cmsis_nn(None)
-        if extra["cmsis_nn"] is None:
-            pytest.skip("CMSIS-NN kernels not found: set NLPOOL_CMSIS_NN_DIR to the cmsis_nn source tree")
+    extra = aot_kernel_args("cortex-m4", kernels)
     model = read_model(path)
     assert model.free_batch  # the converter's -1 batch, planned and generated at batch 1
     rng = np.random.default_rng(23)

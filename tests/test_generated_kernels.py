@@ -15,6 +15,7 @@ import pytest
 from conftest import IC_MODEL, VWW_MODEL, mlperf_model
 
 from firmware.aot import CmsisNn, generate_project
+from firmware.aot.codegen.constants import constant_channels, input_ranges
 from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
 from firmware.run import HOST, build_and_run, check_tools
 from nlpool.core.errors import NlpoolError
@@ -47,6 +48,29 @@ def test_fast_requantisation_is_tflms_where_the_generator_takes_it() -> None:
         np.testing.assert_array_equal(_fast_requant(acc, m, right, round_term), want)
         checked += 1
     assert checked > 200
+
+
+def test_channels_proved_constant_hold_their_value_for_every_input() -> None:
+    """A 1x1 layer of 4 inputs and 4 channels: two dead ReLU channels (bias far below zero), one with zero
+    weights, one that varies. The claim is checked on 20,000 random inputs and on the 16 corners of the
+    input box, where a linear accumulator takes its extremes."""
+    rng = np.random.default_rng(3)
+    weights = np.array([[[40, -30, 20, 10]], [[0, 0, 0, 0]], [[40, -30, 20, 10]], [[1, 1, 1, 1]]], np.int8)
+    bias = np.array([-900_000, 1234, 500, -100_000], np.int32)
+    mults, shifts = np.full(4, 1_500_000_000), np.array([-10, -10, -10, -3])
+    zp_in, zp_out, lo, hi = -5, -128, -128, 127
+    x_lo, x_hi = input_ranges(4, -zp_in, {}, padded=False)
+    found = constant_channels(weights, x_lo, x_hi, bias, mults, shifts, zp_out, lo, hi)
+    assert set(found) == {0, 1, 3} and found[0] == found[3] == -128
+    corners = np.array(np.meshgrid(*[[-128, 127]] * 4)).reshape(4, -1).T
+    inputs = np.concatenate([rng.integers(-128, 128, size=(20_000, 4)), corners])
+    acc = bias[None, :].astype(np.int64) + (inputs - zp_in) @ weights[:, 0, :].T.astype(np.int64)
+    for channel, value in found.items():
+        out = np.clip(multiply_by_quantized_multiplier(acc[:, channel].astype(np.int32), int(mults[channel]), int(shifts[channel]))
+                      + zp_out, lo, hi)
+        assert (out == value).all()
+    varying = np.clip(multiply_by_quantized_multiplier(acc[:, 2].astype(np.int32), int(mults[2]), -10) + zp_out, lo, hi)
+    assert len(set(varying.tolist())) > 1
 
 
 def _cmsis_nn_tree() -> CmsisNn:

@@ -22,6 +22,8 @@ def quant_table(weights: np.ndarray, bias: np.ndarray | None, input_offset: int,
     bias (wrapped to int32 like TFLM's int32 accumulator), multiplier, TFLite's signed shift, 0.
     `weights` is (channels, taps) int8."""
     w = weights.astype(np.int64)
+    if w.shape[0] == 0:  # every channel constant: nothing to requantise
+        return np.zeros((0, 4), np.int32), True
     b = np.zeros(w.shape[0], np.int64) if bias is None else np.asarray(bias, np.int64)
     folded = b + input_offset * w.sum(axis=1)
     shifts = np.asarray(shifts, np.int64)

@@ -136,50 +136,61 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
     }
 }
 
-NLG_INLINE void nlg_store(int8_t *y, int32_t out_c, int32_t o, const int32_t *acc, const nlg_quant_t *q, int32_t pixels,
-                          int32_t fast, int32_t zp, int32_t lo, int32_t hi)
+/* The live channels o, o + 1 (of n_live) of 1 or 2 pixels; idx (0: the identity) gives each one's place. */
+NLG_INLINE void nlg_store(int8_t *y, const uint8_t *idx, int32_t out_c, int32_t n_live, int32_t o, const int32_t *acc,
+                          const nlg_quant_t *q, int32_t pixels, int32_t fast, int32_t zp, int32_t lo, int32_t hi)
 {
-    y[o] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
+    const int32_t c0 = idx ? idx[o] : o;
+    y[c0] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
     if (pixels == 2) {
-        y[out_c + o] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
+        y[out_c + c0] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
     }
-    if (o + 1 < out_c) {
-        y[o + 1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
+    if (o + 1 < n_live) {
+        const int32_t c1 = idx ? idx[o + 1] : o + 1;
+        y[c1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
         if (pixels == 2) {
-            y[out_c + o + 1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
+            y[out_c + c1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
         }
     }
 }
 
 /* `pixels` (1 or 2) output pixels at y, whose windows start at (iy0, ix0) and (iy0, ix0 + stride_w). */
 NLG_INLINE void nlg_conv_pixels(const int8_t *in, int8_t *y, int16_t *cols, const int8_t *w, const nlg_quant_t *q,
-                                int32_t iy0, int32_t ix0, int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w,
-                                int32_t in_c, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h,
-                                int32_t dil_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
+                                const int8_t *fill, const uint8_t *idx, int32_t n_live, int32_t iy0, int32_t ix0,
+                                int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_c,
+                                int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t kp,
+                                int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     const int8_t *x0 = in + (iy0 * in_w + ix0) * in_c;
+    if (fill) {
+        nlg_fill(y, fill, out_c);
+        if (pixels == 2) {
+            nlg_fill(y + out_c, fill, out_c);
+        }
+    }
     if (!direct) {
         nlg_im2col(in, cols, iy0, ix0, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         if (pixels == 2) {
             nlg_im2col(in, cols + 4, iy0, ix0 + stride_w, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         }
     }
-    for (int32_t o = 0; o < out_c; o += 2, w += 2 * kp, q += 2) {
+    for (int32_t o = 0; o < n_live; o += 2, w += 2 * kp, q += 2) {
         int32_t acc[4] = {q[0].bias, q[0].bias, q[1].bias, q[1].bias};
         if (direct) {
             nlg_mac_direct(x0, stride_w * in_c, w, kp, acc, pixels);
         } else {
             nlg_mac_cols(cols, w, kp, acc, pixels);
         }
-        nlg_store(y, out_c, o, acc, q, pixels, fast, out_zp, lo, hi);
+        nlg_store(y, idx, out_c, n_live, o, acc, q, pixels, fast, out_zp, lo, hi);
     }
 }
 
+/* fill: the constant channels' row (0: none), idx: where each of the n_live computed channels goes (0: in order). */
 NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const int8_t *w, const nlg_quant_t *q,
-                         int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w,
-                         int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h, int32_t stride_w, int32_t dil_h,
-                         int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp,
-                         int32_t lo, int32_t hi)
+                         const int8_t *fill, const uint8_t *idx, int32_t n_live, int32_t direct, int32_t in_h, int32_t in_w,
+                         int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h,
+                         int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast,
+                         int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     int16_t *cols = (int16_t *)(void *)scratch;
     for (int32_t oy = 0; oy < out_h; ++oy) {
@@ -187,12 +198,12 @@ NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const i
         int8_t *y = out + oy * out_w * out_c;
         int32_t ox = 0;
         for (; ox + 2 <= out_w; ox += 2, y += 2 * out_c) {
-            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+            nlg_conv_pixels(in, y, cols, w, q, fill, idx, n_live, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c,
+                            out_c, fh, fw, stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
         if (ox < out_w) {
-            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+            nlg_conv_pixels(in, y, cols, w, q, fill, idx, n_live, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c,
+                            out_c, fh, fw, stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
     }
 }

@@ -28,6 +28,20 @@ NLG_INLINE uint32_t nlg_ld32(const void *p)
 
 NLG_INLINE void nlg_st32(void *p, uint32_t v) { memcpy(p, &v, 4); }
 
+/* n bytes from a constant row (a multiple of 4: word copies; else bytes). */
+NLG_INLINE void nlg_fill(int8_t *y, const int8_t *row, int32_t n)
+{
+    if (n % 4 == 0) {
+        for (int32_t i = 0; i < n; i += 4) {
+            nlg_st32(y + i, nlg_ld32(row + i));
+        }
+    } else {
+        for (int32_t i = 0; i < n; ++i) {
+            y[i] = row[i];
+        }
+    }
+}
+
 #if defined(__ARM_FEATURE_DSP)
 /* bytes 0 and 2 sign-extended to two int16 halves */
 NLG_INLINE uint32_t nlg_sxtb16(uint32_t x) { return (uint32_t)__sxtb16((int8x4_t)x); }

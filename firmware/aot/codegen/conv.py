@@ -30,7 +30,8 @@ def conv_kernel(p: Conv2dParams, position: int, known: Constants) -> GeneratedKe
     skipped = constants if p.out_c <= 256 else {}  # the index table is bytes
     live = np.array([o for o in range(p.out_c) if o not in skipped], np.int64)
     bias = None if p.bias is None else np.asarray(p.bias)[live]
-    quant, fast = quant_table(weights[live], bias, p.input_offset, np.asarray(p.out_mult)[live], np.asarray(p.out_shift)[live])
+    quant, fast = quant_table(weights[live], bias, p.input_offset, np.asarray(p.out_mult)[live], np.asarray(p.out_shift)[live],
+                              p.output_offset)
     pairs = -(-live.size // 2)
     padded_w = np.zeros((2 * pairs, kp), np.int8)
     padded_w[:live.size, :k] = weights[live]

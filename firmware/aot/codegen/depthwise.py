@@ -28,7 +28,8 @@ def depthwise_kernel(p: DepthwiseConv2dParams, position: int, known: Constants) 
     groups = np.array([g for g in range(c // 4) if any(4 * g + i not in constants for i in range(4)) or c > 4 * 256], np.int64)
     live = (4 * groups[:, None] + np.arange(4)).reshape(-1)
     bias = None if p.bias is None else np.asarray(p.bias)[live]
-    quant, fast = quant_table(weights.T[live], bias, p.input_offset, np.asarray(p.out_mult)[live], np.asarray(p.out_shift)[live])
+    quant, fast = quant_table(weights.T[live], bias, p.input_offset, np.asarray(p.out_mult)[live], np.asarray(p.out_shift)[live],
+                              p.output_offset)
     # per live group of 4 channels, per tap: int16 halves (w0, w2), (w1, w3), as SXTB16 splits an input word
     halves = weights[:, live].astype(np.int16).reshape(taps, groups.size, 4)[:, :, [0, 2, 1, 3]].transpose(1, 0, 2)
     words = halves.view(np.uint16).astype(np.uint32).reshape(groups.size, taps, 2, 2)

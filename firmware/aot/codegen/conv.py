@@ -34,7 +34,7 @@ def conv_kernel(p: Conv2dParams, position: int, known: Constants) -> GeneratedKe
                               p.output_offset)
     pairs = -(-live.size // 2)
     padded_w = np.zeros((2 * pairs, kp), np.int8)
-    padded_w[:live.size, :k] = weights[live]
+    padded_w[:live.size, :k] = weights[live] if direct else weights[live][:, _window_order(p.filter_h, p.filter_w * p.in_c)]
     # per channel pair, per group of 4 taps: 4 bytes of channel o, then 4 of o + 1
     layout = padded_w.reshape(pairs, 2, kp // 4, 4).transpose(0, 2, 1, 3)
     quant = np.concatenate([quant.reshape(-1, 4), np.zeros((2 * pairs - live.size, 4), np.int32)])
@@ -49,6 +49,14 @@ def conv_kernel(p: Conv2dParams, position: int, known: Constants) -> GeneratedKe
             f"{p.output_offset}, {p.act_min}, {p.act_max});")
     return GeneratedKernel("conv2d", position, "nlg_conv.h", tuple(arrays), call, scratch_bytes=0 if direct else 2 * kp * 2,
                            constants=tuple(sorted(constants.items())))
+
+
+def _window_order(filter_h: int, row: int) -> list[int]:
+    """The K order nlg_im2col writes a window in (as indices into the filter's (fy, fx, c) order): each
+    row's first 4 floor(row / 4) elements, row after row, then every row's remaining ones."""
+    words = row - row % 4
+    rows = range(filter_h)
+    return [fy * row + r for fy in rows for r in range(words)] + [fy * row + r for fy in rows for r in range(words, row)]
 
 
 def _name(position: int, suffix: str) -> str:

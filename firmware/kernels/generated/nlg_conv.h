@@ -89,50 +89,52 @@ NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
-/* One pixel's window as KP int16 halves from col, in groups of 4 stored 8 halves apart (the other
- * pixel's group in between), each as (x0, x2, x1, x3); outside the input: the zero point; beyond K
- * (the weights there are 0): 0. */
+/* Where element n of the K order goes: group n / 4 (8 halves apart: the other pixel's group is in
+ * between), slot (0, 2, 1, 3)[n % 4], as SXTB16 of a weight word lines up with them. */
+NLG_INLINE int32_t nlg_slot(int32_t n) { return (n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1); }
+
+/*
+ * One pixel's window as KP int16 halves from col. The K order (the weights are laid out offline in
+ * it, codegen/conv.py) takes each window row's fw * in_c bytes, which are contiguous in the input: its
+ * first W = 4 floor(fw in_c / 4) as words, row after row, then the other T = fw in_c - W of every
+ * row, then zeros up to KP. A window inside the input (dilation 1 along the row) is copied a word at
+ * a time; one that touches the padding element by element, outside taps as the zero point.
+ */
 NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t ix0, int32_t in_h, int32_t in_w,
                            int32_t in_c, int32_t fh, int32_t fw, int32_t dil_h, int32_t dil_w, int32_t kp, int32_t zp)
 {
-    if (in_c % 4 == 0) {
-        const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
+    const int32_t row = fw * in_c, words = row & ~3, tail = row - words;
+    const int inside = iy0 >= 0 && iy0 + (fh - 1) * dil_h < in_h && ix0 >= 0 && ix0 + (fw - 1) * dil_w < in_w;
+    if (inside && (dil_w == 1 || fw == 1)) {
+        for (int32_t fy = 0; fy < fh; ++fy) {
+            const int8_t *x = in + ((iy0 + fy * dil_h) * in_w + ix0) * in_c;
+            int16_t *g = col + fy * words * 2;
+            for (int32_t j = 0; j < words; j += 4, g += 8) {
+                const uint32_t v = nlg_ld32(x + j);
+                nlg_st32(g, nlg_sxtb16(v));
+                nlg_st32(g + 2, nlg_sxtb16_hi(v));
+            }
+            for (int32_t t = 0; t < tail; ++t) {
+                col[nlg_slot(fh * words + fy * tail + t)] = x[words + t];
+            }
+        }
+    } else {
         for (int32_t fy = 0; fy < fh; ++fy) {
             const int32_t iy = iy0 + fy * dil_h;
             for (int32_t fx = 0; fx < fw; ++fx) {
                 const int32_t ix = ix0 + fx * dil_w;
-                if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
-                        nlg_st32(col, zp2);
-                        nlg_st32(col + 2, zp2);
-                    }
-                } else {
-                    const int8_t *x = in + (iy * in_w + ix) * in_c;
-                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
-                        const uint32_t v = nlg_ld32(x + c);
-                        nlg_st32(col, nlg_sxtb16(v));
-                        nlg_st32(col + 2, nlg_sxtb16_hi(v));
-                    }
+                const int tap_inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                const int8_t *x = in + (iy * in_w + ix) * in_c;
+                for (int32_t c = 0; c < in_c; ++c) {
+                    const int32_t r = fx * in_c + c;
+                    const int32_t n = r < words ? fy * words + r : fh * words + fy * tail + (r - words);
+                    col[nlg_slot(n)] = tap_inside ? x[c] : (int16_t)zp;
                 }
             }
         }
-        return;
     }
-    /* element n of the window goes to group n / 4, slot (0, 2, 1, 3)[n % 4] */
-    int32_t n = 0;
-    for (int32_t fy = 0; fy < fh; ++fy) {
-        const int32_t iy = iy0 + fy * dil_h;
-        for (int32_t fx = 0; fx < fw; ++fx) {
-            const int32_t ix = ix0 + fx * dil_w;
-            const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            const int8_t *x = in + (iy * in_w + ix) * in_c;
-            for (int32_t c = 0; c < in_c; ++c, ++n) {
-                col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = inside ? x[c] : (int16_t)zp;
-            }
-        }
-    }
-    for (; n < kp; ++n) {
-        col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = 0;
+    for (int32_t n = fh * row; n < kp; ++n) {
+        col[nlg_slot(n)] = 0;
     }
 }
 

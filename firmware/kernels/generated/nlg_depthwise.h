@@ -27,7 +27,9 @@ NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y0, const uint32_t *w, co
         int8_t *y = y0 + g;
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const uint32_t *wt = w;
+#pragma GCC unroll 8
         for (int32_t fy = 0; fy < fh; ++fy) {
+#pragma GCC unroll 8
             for (int32_t fx = 0; fx < fw; ++fx, wt += 2) {
                 uint32_t v;
                 if (inside) {

@@ -107,9 +107,11 @@ NLG_INLINE int32_t nlg_requant(int32_t acc, const nlg_quant_t *q, int32_t fast, 
         const int32_t twice = acc * 2;
         x = nlg_smmlar(twice, q->mult, q->round);
         x = nlg_ssat8((x + (twice >> 31)) >> q->shift);
-    } else {
-        x = nl_mbqm(acc, q->mult, q->shift) + zero_point;
+        /* lo, hi are literals: an int8 range bound is no test */
+        x = lo > -128 && x < lo ? lo : x;
+        return hi < 127 && x > hi ? hi : x;
     }
+    x = nl_mbqm(acc, q->mult, q->shift) + zero_point;
     return x < lo ? lo : (x > hi ? hi : x);
 }
 

@@ -26,8 +26,8 @@
 NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int16_t *end = c + 2 * kp;
-    while (c < end) {
+#pragma GCC unroll 4
+    for (int32_t g = 0; g < kp / 4; ++g) {
         const uint32_t x0a = nlg_ld32(c), x0b = nlg_ld32(c + 2);
         uint32_t wl = nlg_ld32(w);
         uint32_t wh = nlg_sxtb16_hi(wl);
@@ -60,8 +60,7 @@ NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int3
 NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w, int32_t k, int32_t *acc, int32_t pixels)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int8_t *end = x0 + k;
-    while (x0 < end) {
+    for (int32_t g = 0; g < k / 4; ++g) {
         const uint32_t xa = nlg_ld32(x0);
         const uint32_t x0a = nlg_sxtb16(xa), x0b = nlg_sxtb16_hi(xa);
         const uint32_t wa = nlg_ld32(w), wb = nlg_ld32(w + 4);

@@ -238,7 +238,8 @@ def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
 
 def _with_generated(prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
     """Each op's generated kernel where one covers it: it borrows the scratch planned for CMSIS-NN
-    (none without a tree), so only kernels that fit in it are taken and the arena stays as planned."""
+    (none without a tree), so only kernels that fit in it are taken and the arena stays as planned.
+    In op order, each kernel learns which of its input's channels an earlier kernel proved constant."""
     constants: dict[int, Constants] = {}  # tensor -> its channels that no input can change (codegen/constants.py)
     result = []
     for op, p in prepared:

@@ -15,6 +15,7 @@ import pytest
 from conftest import IC_MODEL, VWW_MODEL, mlperf_model
 
 from firmware.aot import CmsisNn, generate_project
+from firmware.aot.codegen.constants import constant_channels, input_ranges
 from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
 from firmware.run import HOST, build_and_run, check_tools
 from nlpool.core.errors import NlpoolError
@@ -22,9 +23,10 @@ from nlpool.core.fixedpoint import multiply_by_quantized_multiplier
 
 
 def _fast_requant(acc: np.ndarray, mult: int, right: int, round_term: int) -> np.ndarray:
-    """nlg_requant's fast form (before the zero point and clamp), in exact integer arithmetic."""
-    x = (2 * acc.astype(np.int64) * mult + (1 << 31)) >> 32
-    return (x + round_term + np.where(x < 0, -1, 0)) >> right
+    """nlg_requant's fast form (the zero point in the rounding term, saturated to int8), in exact integer arithmetic."""
+    twice = 2 * acc.astype(np.int64)
+    x = ((twice * mult + (1 << 31)) >> 32) + round_term
+    return np.clip((x + np.where(twice < 0, -1, 0)) >> right, -128, 127)
 
 
 def test_fast_requantisation_is_tflms_where_the_generator_takes_it() -> None:
@@ -35,18 +37,42 @@ def test_fast_requantisation_is_tflms_where_the_generator_takes_it() -> None:
         weights = rng.integers(-128, 128, size=(1, taps)).astype(np.int8)
         mult = int(rng.integers(1 << 30, (1 << 31) - 1))
         shift = -int(rng.integers(0, 33))
+        zero_point = int(rng.integers(-128, 128))
         table, fast = quant_table(weights, np.array([int(rng.integers(-(1 << 20), 1 << 20))]), int(rng.integers(-127, 129)),
-                                  np.array([mult]), np.array([shift]))
-        assert fast == (1 <= -shift <= 31)
+                                  np.array([mult]), np.array([shift]), zero_point)
+        assert not fast or 1 <= -shift <= 31
         if not fast:
             continue
         _, m, right, round_term = (int(v) for v in table[0])
         acc = np.concatenate([rng.integers(-ACC_LIMIT + 1, ACC_LIMIT, size=2000), np.arange(-3000, 3000),
                               [ACC_LIMIT - 1, -ACC_LIMIT + 1]]).astype(np.int64)
-        want = multiply_by_quantized_multiplier(acc.astype(np.int32), m, shift).astype(np.int64)
+        want = np.clip(multiply_by_quantized_multiplier(acc.astype(np.int32), m, shift).astype(np.int64) + zero_point, -128, 127)
         np.testing.assert_array_equal(_fast_requant(acc, m, right, round_term), want)
         checked += 1
-    assert checked > 200
+    assert checked > 150
+
+
+def test_channels_proved_constant_hold_their_value_for_every_input() -> None:
+    """A 1x1 layer of 4 inputs and 4 channels: two dead ReLU channels (bias far below zero), one with zero
+    weights, one that varies. The claim is checked on 20,000 random inputs and on the 16 corners of the
+    input box, where a linear accumulator takes its extremes."""
+    rng = np.random.default_rng(3)
+    weights = np.array([[[40, -30, 20, 10]], [[0, 0, 0, 0]], [[40, -30, 20, 10]], [[1, 1, 1, 1]]], np.int8)
+    bias = np.array([-900_000, 1234, 500, -100_000], np.int32)
+    mults, shifts = np.full(4, 1_500_000_000), np.array([-10, -10, -10, -3])
+    zp_in, zp_out, lo, hi = -5, -128, -128, 127
+    x_lo, x_hi = input_ranges(4, -zp_in, {}, padded=False)
+    found = constant_channels(weights, x_lo, x_hi, bias, mults, shifts, zp_out, lo, hi)
+    assert set(found) == {0, 1, 3} and found[0] == found[3] == -128
+    corners = np.array(np.meshgrid(*[[-128, 127]] * 4)).reshape(4, -1).T
+    inputs = np.concatenate([rng.integers(-128, 128, size=(20_000, 4)), corners])
+    acc = bias[None, :].astype(np.int64) + (inputs - zp_in) @ weights[:, 0, :].T.astype(np.int64)
+    for channel, value in found.items():
+        out = np.clip(multiply_by_quantized_multiplier(acc[:, channel].astype(np.int32), int(mults[channel]), int(shifts[channel]))
+                      + zp_out, lo, hi)
+        assert (out == value).all()
+    varying = np.clip(multiply_by_quantized_multiplier(acc[:, 2].astype(np.int32), int(mults[2]), -10) + zp_out, lo, hi)
+    assert len(set(varying.tolist())) > 1
 
 
 def _cmsis_nn_tree() -> CmsisNn:

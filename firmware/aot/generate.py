@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
-from firmware.aot.codegen import GENERATED_HEADER, GENERATED_SOURCE, TEMPLATE_DIR, generated_kernel, generated_source
+from firmware.aot.codegen import GENERATED_HEADER, GENERATED_SOURCE, TEMPLATE_DIR, Constants, generated_kernel, generated_source
 from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
@@ -238,9 +238,18 @@ def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
 
 def _with_generated(prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:
     """Each op's generated kernel where one covers it: it borrows the scratch planned for CMSIS-NN
-    (none without a tree), so only kernels that fit in it are taken and the arena stays as planned."""
-    return [(op, p if not p.emitted else replace(p, generated=generated_kernel(p.params, op.position, p.cmsis_scratch_bytes)))
-            for op, p in prepared]
+    (none without a tree), so only kernels that fit in it are taken and the arena stays as planned.
+    In op order, each kernel learns which of its input's channels an earlier kernel proved constant."""
+    constants: dict[int, Constants] = {}  # tensor -> its channels that no input can change (codegen/constants.py)
+    result = []
+    for op, p in prepared:
+        if p.emitted:
+            kernel = generated_kernel(p.params, op.position, p.cmsis_scratch_bytes, constants.get(op.inputs[0], {}))
+            if kernel is not None:
+                constants[op.outputs[0]] = dict(kernel.constants)
+            p = replace(p, generated=kernel)
+        result.append((op, p))
+    return result
 
 
 def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Operator, Prepared]]:

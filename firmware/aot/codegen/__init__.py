@@ -7,7 +7,8 @@ order its inner loop reads them. model.c runs it on cores with the DSP extension
 portable kernel) stays the fallback for every layer the generated kernel does not cover.
 """
 
+from firmware.aot.codegen.constants import Constants
 from firmware.aot.codegen.kernel import GENERATED_HEADER, GENERATED_SOURCE, TEMPLATE_DIR, GeneratedKernel, generated_source
 from firmware.aot.codegen.select import generated_kernel
 
-__all__ = ["GENERATED_HEADER", "GENERATED_SOURCE", "TEMPLATE_DIR", "GeneratedKernel", "generated_kernel", "generated_source"]
+__all__ = ["GENERATED_HEADER", "GENERATED_SOURCE", "TEMPLATE_DIR", "Constants", "GeneratedKernel", "generated_kernel", "generated_source"]

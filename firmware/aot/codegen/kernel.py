@@ -17,7 +17,8 @@ class GeneratedKernel:
 
     `template` is the header in firmware/kernels/generated whose always-inline function `call`
     invokes with literals; `arrays` are the layer's re-laid-out constants (C element type, name
-    suffix, values); `scratch_bytes` is what it needs of the op's planned scratch (0: none).
+    suffix, values); `scratch_bytes` is what it needs of the op's planned scratch (0: none);
+    `constants` the output channels it proved constant (codegen/constants.py), which it only fills.
     """
 
     name: str  # e.g. "conv2d" or "depthwise": what ran, for reports
@@ -26,6 +27,7 @@ class GeneratedKernel:
     arrays: tuple[tuple[str, str, np.ndarray], ...]
     call: str  # the template call, with `in`, `out`, `scratch` and the arrays' names as C identifiers
     scratch_bytes: int = 0
+    constants: tuple[tuple[int, int], ...] = ()  # (output channel, value) it writes whatever the input
 
     @property
     def function(self) -> str:
@@ -40,6 +42,8 @@ class GeneratedKernel:
         lines = []
         for ctype, suffix, values in self.arrays:
             flat = np.asarray(values).reshape(-1)
+            if flat.size == 0:  # every channel constant: C has no empty arrays
+                flat = np.zeros(1, np.int64)
             body = ",".join(str(int(v)) for v in flat)
             lines.append(f"static const {ctype} {self.function}_{suffix}[{flat.size}] __attribute__((aligned(4))) = {{{body}}};")
         lines += [f"{self.prototype}", "{", "    (void)scratch;", f"    {self.call}", "}", ""]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from firmware.aot.codegen.constants import Constants
 from firmware.aot.codegen.conv import conv_kernel
 from firmware.aot.codegen.depthwise import depthwise_kernel
 from firmware.aot.codegen.kernel import GeneratedKernel
@@ -10,15 +11,16 @@ from firmware.aot.ops.depthwise_conv2d import DepthwiseConv2dParams
 from firmware.aot.ops.unit import Params
 
 
-def generated_kernel(params: Params, position: int, scratch_bytes: int) -> GeneratedKernel | None:
+def generated_kernel(params: Params, position: int, scratch_bytes: int, known: Constants) -> GeneratedKernel | None:
     """The generated kernel for an op's prepared parameters, None where none covers it.
 
     `scratch_bytes` is the scratch the memory plan holds for the op (CMSIS-NN's buffer, which the
-    generated kernel borrows): a kernel that needs more is not used, so the arena never grows."""
+    generated kernel borrows): a kernel that needs more is not used, so the arena never grows.
+    `known` are the input's channels proved constant upstream (they narrow the output's proof)."""
     if isinstance(params, Conv2dParams):
-        kernel = conv_kernel(params, position)
+        kernel = conv_kernel(params, position, known)
     elif isinstance(params, DepthwiseConv2dParams):
-        kernel = depthwise_kernel(params, position)
+        kernel = depthwise_kernel(params, position, known)
     else:
         return None
     if kernel is None or kernel.scratch_bytes > scratch_bytes:

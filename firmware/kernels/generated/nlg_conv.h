@@ -26,8 +26,8 @@
 NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int16_t *end = c + 2 * kp;
-    while (c < end) {
+#pragma GCC unroll 4
+    for (int32_t g = 0; g < kp / 4; ++g) {
         const uint32_t x0a = nlg_ld32(c), x0b = nlg_ld32(c + 2);
         uint32_t wl = nlg_ld32(w);
         uint32_t wh = nlg_sxtb16_hi(wl);
@@ -60,8 +60,7 @@ NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int3
 NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w, int32_t k, int32_t *acc, int32_t pixels)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const int8_t *end = x0 + k;
-    while (x0 < end) {
+    for (int32_t g = 0; g < k / 4; ++g) {
         const uint32_t xa = nlg_ld32(x0);
         const uint32_t x0a = nlg_sxtb16(xa), x0b = nlg_sxtb16_hi(xa);
         const uint32_t wa = nlg_ld32(w), wb = nlg_ld32(w + 4);
@@ -89,97 +88,110 @@ NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
 
-/* One pixel's window as KP int16 halves from col, in groups of 4 stored 8 halves apart (the other
- * pixel's group in between), each as (x0, x2, x1, x3); outside the input: the zero point; beyond K
- * (the weights there are 0): 0. */
+/* Where element n of the K order goes: group n / 4 (8 halves apart: the other pixel's group is in
+ * between), slot (0, 2, 1, 3)[n % 4], as SXTB16 of a weight word lines up with them. */
+NLG_INLINE int32_t nlg_slot(int32_t n) { return (n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1); }
+
+/*
+ * One pixel's window as KP int16 halves from col. The K order (the weights are laid out offline in
+ * it, codegen/conv.py) takes each window row's fw * in_c bytes, which are contiguous in the input: its
+ * first W = 4 floor(fw in_c / 4) as words, row after row, then the other T = fw in_c - W of every
+ * row, then zeros up to KP. A window inside the input (dilation 1 along the row) is copied a word at
+ * a time; one that touches the padding element by element, outside taps as the zero point.
+ */
 NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t ix0, int32_t in_h, int32_t in_w,
                            int32_t in_c, int32_t fh, int32_t fw, int32_t dil_h, int32_t dil_w, int32_t kp, int32_t zp)
 {
-    if (in_c % 4 == 0) {
-        const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x10001u;
+    const int32_t row = fw * in_c, words = row & ~3, tail = row - words;
+    const int inside = iy0 >= 0 && iy0 + (fh - 1) * dil_h < in_h && ix0 >= 0 && ix0 + (fw - 1) * dil_w < in_w;
+    if (inside && (dil_w == 1 || fw == 1)) {
+        for (int32_t fy = 0; fy < fh; ++fy) {
+            const int8_t *x = in + ((iy0 + fy * dil_h) * in_w + ix0) * in_c;
+            int16_t *g = col + fy * words * 2;
+            for (int32_t j = 0; j < words; j += 4, g += 8) {
+                const uint32_t v = nlg_ld32(x + j);
+                nlg_st32(g, nlg_sxtb16(v));
+                nlg_st32(g + 2, nlg_sxtb16_hi(v));
+            }
+            for (int32_t t = 0; t < tail; ++t) {
+                col[nlg_slot(fh * words + fy * tail + t)] = x[words + t];
+            }
+        }
+    } else {
         for (int32_t fy = 0; fy < fh; ++fy) {
             const int32_t iy = iy0 + fy * dil_h;
             for (int32_t fx = 0; fx < fw; ++fx) {
                 const int32_t ix = ix0 + fx * dil_w;
-                if (iy < 0 || iy >= in_h || ix < 0 || ix >= in_w) {
-                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
-                        nlg_st32(col, zp2);
-                        nlg_st32(col + 2, zp2);
-                    }
-                } else {
-                    const int8_t *x = in + (iy * in_w + ix) * in_c;
-                    for (int32_t c = 0; c < in_c; c += 4, col += 8) {
-                        const uint32_t v = nlg_ld32(x + c);
-                        nlg_st32(col, nlg_sxtb16(v));
-                        nlg_st32(col + 2, nlg_sxtb16_hi(v));
-                    }
+                const int tap_inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
+                const int8_t *x = in + (iy * in_w + ix) * in_c;
+                for (int32_t c = 0; c < in_c; ++c) {
+                    const int32_t r = fx * in_c + c;
+                    const int32_t n = r < words ? fy * words + r : fh * words + fy * tail + (r - words);
+                    col[nlg_slot(n)] = tap_inside ? x[c] : (int16_t)zp;
                 }
             }
         }
-        return;
     }
-    /* element n of the window goes to group n / 4, slot (0, 2, 1, 3)[n % 4] */
-    int32_t n = 0;
-    for (int32_t fy = 0; fy < fh; ++fy) {
-        const int32_t iy = iy0 + fy * dil_h;
-        for (int32_t fx = 0; fx < fw; ++fx) {
-            const int32_t ix = ix0 + fx * dil_w;
-            const int inside = iy >= 0 && iy < in_h && ix >= 0 && ix < in_w;
-            const int8_t *x = in + (iy * in_w + ix) * in_c;
-            for (int32_t c = 0; c < in_c; ++c, ++n) {
-                col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = inside ? x[c] : (int16_t)zp;
-            }
-        }
-    }
-    for (; n < kp; ++n) {
-        col[(n >> 2) * 8 + ((n & 1) << 1) + ((n >> 1) & 1)] = 0;
+    for (int32_t n = fh * row; n < kp; ++n) {
+        col[nlg_slot(n)] = 0;
     }
 }
 
-NLG_INLINE void nlg_store(int8_t *y, int32_t out_c, int32_t o, const int32_t *acc, const nlg_quant_t *q, int32_t pixels,
-                          int32_t fast, int32_t zp, int32_t lo, int32_t hi)
+/* The live channels o, o + 1 (of n_live) of 1 or 2 pixels; idx (0: the identity) gives each one's place. */
+NLG_INLINE void nlg_store(int8_t *y, const uint8_t *idx, int32_t out_c, int32_t n_live, int32_t o, const int32_t *acc,
+                          const nlg_quant_t *q, int32_t pixels, int32_t fast, int32_t zp, int32_t lo, int32_t hi)
 {
-    y[o] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
+    const int32_t c0 = idx ? idx[o] : o;
+    y[c0] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
     if (pixels == 2) {
-        y[out_c + o] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
+        y[out_c + c0] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
     }
-    if (o + 1 < out_c) {
-        y[o + 1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
+    if (o + 1 < n_live) {
+        const int32_t c1 = idx ? idx[o + 1] : o + 1;
+        y[c1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
         if (pixels == 2) {
-            y[out_c + o + 1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
+            y[out_c + c1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
         }
     }
 }
 
 /* `pixels` (1 or 2) output pixels at y, whose windows start at (iy0, ix0) and (iy0, ix0 + stride_w). */
 NLG_INLINE void nlg_conv_pixels(const int8_t *in, int8_t *y, int16_t *cols, const int8_t *w, const nlg_quant_t *q,
-                                int32_t iy0, int32_t ix0, int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w,
-                                int32_t in_c, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h,
-                                int32_t dil_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
+                                const int8_t *fill, const uint8_t *idx, int32_t n_live, int32_t iy0, int32_t ix0,
+                                int32_t pixels, int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_c,
+                                int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t kp,
+                                int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     const int8_t *x0 = in + (iy0 * in_w + ix0) * in_c;
+    if (fill) {
+        nlg_fill(y, fill, out_c);
+        if (pixels == 2) {
+            nlg_fill(y + out_c, fill, out_c);
+        }
+    }
     if (!direct) {
         nlg_im2col(in, cols, iy0, ix0, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         if (pixels == 2) {
             nlg_im2col(in, cols + 4, iy0, ix0 + stride_w, in_h, in_w, in_c, fh, fw, dil_h, dil_w, kp, in_zp);
         }
     }
-    for (int32_t o = 0; o < out_c; o += 2, w += 2 * kp, q += 2) {
+    for (int32_t o = 0; o < n_live; o += 2, w += 2 * kp, q += 2) {
         int32_t acc[4] = {q[0].bias, q[0].bias, q[1].bias, q[1].bias};
         if (direct) {
             nlg_mac_direct(x0, stride_w * in_c, w, kp, acc, pixels);
         } else {
             nlg_mac_cols(cols, w, kp, acc, pixels);
         }
-        nlg_store(y, out_c, o, acc, q, pixels, fast, out_zp, lo, hi);
+        nlg_store(y, idx, out_c, n_live, o, acc, q, pixels, fast, out_zp, lo, hi);
     }
 }
 
+/* fill: the constant channels' row (0: none), idx: where each of the n_live computed channels goes (0: in order). */
 NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const int8_t *w, const nlg_quant_t *q,
-                         int32_t direct, int32_t in_h, int32_t in_w, int32_t in_c, int32_t out_h, int32_t out_w,
-                         int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h, int32_t stride_w, int32_t dil_h,
-                         int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast, int32_t in_zp, int32_t out_zp,
-                         int32_t lo, int32_t hi)
+                         const int8_t *fill, const uint8_t *idx, int32_t n_live, int32_t direct, int32_t in_h, int32_t in_w,
+                         int32_t in_c, int32_t out_h, int32_t out_w, int32_t out_c, int32_t fh, int32_t fw, int32_t stride_h,
+                         int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t pad_h, int32_t pad_w, int32_t kp, int32_t fast,
+                         int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
 {
     int16_t *cols = (int16_t *)(void *)scratch;
     for (int32_t oy = 0; oy < out_h; ++oy) {
@@ -187,12 +199,12 @@ NLG_INLINE void nlg_conv(const int8_t *in, int8_t *out, int8_t *scratch, const i
         int8_t *y = out + oy * out_w * out_c;
         int32_t ox = 0;
         for (; ox + 2 <= out_w; ox += 2, y += 2 * out_c) {
-            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+            nlg_conv_pixels(in, y, cols, w, q, fill, idx, n_live, iy0, ox * stride_w - pad_w, 2, direct, in_h, in_w, in_c,
+                            out_c, fh, fw, stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
         if (ox < out_w) {
-            nlg_conv_pixels(in, y, cols, w, q, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c, out_c, fh, fw,
-                            stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
+            nlg_conv_pixels(in, y, cols, w, q, fill, idx, n_live, iy0, ox * stride_w - pad_w, 1, direct, in_h, in_w, in_c,
+                            out_c, fh, fw, stride_w, dil_h, dil_w, kp, fast, in_zp, out_zp, lo, hi);
         }
     }
 }

@@ -13,15 +13,23 @@
 
 #include "nlg_simd.h"
 
-NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y, const uint32_t *w, const nlg_quant_t *q, int32_t iy0, int32_t ix0,
-                             int32_t inside, int32_t in_h, int32_t in_w, int32_t c, int32_t fh, int32_t fw, int32_t dil_h,
+NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y0, const uint32_t *w, const nlg_quant_t *q, const int8_t *fill,
+                             const uint8_t *groups, int32_t n_groups, int32_t iy0, int32_t ix0, int32_t inside, int32_t in_h, int32_t in_w, int32_t c, int32_t fh, int32_t fw, int32_t dil_h,
                              int32_t dil_w, uint32_t zp4, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
 {
-    const int8_t *x = in + (iy0 * in_w + ix0) * c;
-    for (int32_t g = 0; g < c; g += 4, x += 4, y += 4, q += 4) {
+    const int8_t *x0 = in + (iy0 * in_w + ix0) * c;
+    if (fill) {
+        nlg_fill(y0, fill, c);
+    }
+    for (int32_t j = 0; j < n_groups; ++j, q += 4) {
+        const int32_t g = 4 * (groups ? groups[j] : j);
+        const int8_t *x = x0 + g;
+        int8_t *y = y0 + g;
         int32_t a0 = q[0].bias, a1 = q[1].bias, a2 = q[2].bias, a3 = q[3].bias;
         const uint32_t *wt = w;
+#pragma GCC unroll 8
         for (int32_t fy = 0; fy < fh; ++fy) {
+#pragma GCC unroll 8
             for (int32_t fx = 0; fx < fw; ++fx, wt += 2) {
                 uint32_t v;
                 if (inside) {
@@ -45,7 +53,9 @@ NLG_INLINE void nlg_dw_pixel(const int8_t *in, int8_t *y, const uint32_t *w, con
     }
 }
 
-NLG_INLINE void nlg_depthwise(const int8_t *in, int8_t *out, const uint32_t *w, const nlg_quant_t *q, int32_t in_h,
+/* fill: the constant channels' row (0: none); groups: the n_groups groups of 4 channels computed (0: all). */
+NLG_INLINE void nlg_depthwise(const int8_t *in, int8_t *out, const uint32_t *w, const nlg_quant_t *q, const int8_t *fill,
+                              const uint8_t *groups, int32_t n_groups, int32_t in_h,
                               int32_t in_w, int32_t c, int32_t out_h, int32_t out_w, int32_t fh, int32_t fw,
                               int32_t stride_h, int32_t stride_w, int32_t dil_h, int32_t dil_w, int32_t pad_h,
                               int32_t pad_w, int32_t fast, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi)
@@ -58,9 +68,9 @@ NLG_INLINE void nlg_depthwise(const int8_t *in, int8_t *out, const uint32_t *w, 
         for (int32_t ox = 0; ox < out_w; ++ox, y += c) {
             const int32_t ix0 = ox * stride_w - pad_w;
             if (rows_inside && ix0 >= 0 && ix0 + (fw - 1) * dil_w < in_w) {
-                nlg_dw_pixel(in, y, w, q, iy0, ix0, 1, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
+                nlg_dw_pixel(in, y, w, q, fill, groups, n_groups, iy0, ix0, 1, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
             } else {
-                nlg_dw_pixel(in, y, w, q, iy0, ix0, 0, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
+                nlg_dw_pixel(in, y, w, q, fill, groups, n_groups, iy0, ix0, 0, in_h, in_w, c, fh, fw, dil_h, dil_w, zp4, fast, out_zp, lo, hi);
             }
         }
     }

@@ -13,7 +13,7 @@ from export.fusion import FusionError, fuse_file  # noqa: E402
 from export.graph_edit import GraphView, compact, quant_params  # noqa: E402
 from export.host_run import HostModel  # noqa: E402
 from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME, WeightedPoolParams  # noqa: E402
-from nlpool.core.tflite import read_model, write_model  # noqa: E402
+from nlpool.core.tflite import read_model, schema, write_model  # noqa: E402
 
 CHANNELS = 4
 POOLING_OPS = {"LOGISTIC", "EXP", "DIV", "AVERAGE_POOL_2D", "MUL", "QUANTIZE", "DEQUANTIZE"}
@@ -165,7 +165,9 @@ def test_refuses_pools_with_different_windows(models, tmp_path):
     model = read_model(src).raw
     view = GraphView(model)
     first_pool = next(i for i in range(len(view.graph.operators)) if view.name(i) == "AVERAGE_POOL_2D")
-    view.graph.operators[first_pool].builtinOptions.strideW = 1
+    options = view.graph.operators[first_pool].builtinOptions
+    # a 3-wide window with SAME padding keeps the output shape (the reader checks shapes), so only the windows differ
+    options.filterWidth, options.padding = 3, schema.Padding.SAME
     write_model(model, tmp_path / "broken.tflite")
     with pytest.raises(FusionError, match="different windows"):
         fuse_file(tmp_path / "broken.tflite", tmp_path / "fused.tflite")

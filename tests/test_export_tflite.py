@@ -158,11 +158,14 @@ def test_a_float_edged_keras_model_runs_on_the_aot_firmware(tmp_path: Path, no_t
     assert report["model"]["inputs"][0]["dtype"] == "float32" and report["model"]["outputs"][0]["dtype"] == "float32"
 
 
-@pytest.mark.skipif(not TREES["reference"], reason="needs the reference TFLM tree ($NLPOOL_TFLM_REF_DIR)")
-def test_an_op_the_aot_runtime_lacks_is_one_line_and_tflm_still_runs(tmp_path: Path, no_trees: None) -> None:
+@needs_trees
+@pytest.mark.parametrize("kernels", ["reference", "cmsis-nn"])
+def test_an_op_the_aot_runtime_lacks_is_one_line_and_tflm_still_runs(tmp_path: Path, no_trees: None, kernels: str) -> None:
+    """With CMSIS-NN too: its buffer sizes, which TFLM's arena plan needs, are probed for the ops the AOT runtime covers."""
     model = _keras_model(tmp_path, "tanh", "tanh", float_edges=False)
     assert "TANH" in read_model(model).op_names()
-    code, report, stderr = _export(model, tmp_path / "out", "--tflm-dir", TREES["reference"])
+    aot_tree = ["--cmsis-nn-dir", CMSIS_NN_DIR] if kernels == "cmsis-nn" else []
+    code, report, stderr = _export(model, tmp_path / "out", "--tflm-dir", TREES[kernels], *aot_tree)
     assert code == 1 and "TANH" in report["firmware"]["error"] and report["firmware"]["generated"] is False
     errors = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "TANH" in errors[0]

@@ -197,21 +197,28 @@ class CmsisNnBuffers:
 
 
 def cmsis_nn_buffers(model: str | Path | TfliteModel, cmsis_nn: CmsisNn) -> CmsisNnBuffers:
-    """Ask CMSIS-NN (compile and run its buffer-size functions on the host) for every op it covers."""
-    graph, prepared = _prepare_ops(load_model(model), cmsis_nn, probe=False)
+    """Ask CMSIS-NN (compile and run its buffer-size functions on the host) for every op it covers.
+
+    Ops the AOT runtime has no unit for are left out rather than refused: TFLM's arena plan asks for
+    these sizes too, and TFLM runs a model whose ops the AOT generator lacks (the AOT step reports them)."""
+    graph, prepared = _prepare_ops(load_model(model), cmsis_nn, probe=False, covered_only=True)
     return CmsisNnBuffers(cmsis_nn.root, _probe_cmsis_scratch(cmsis_nn, graph, prepared))
 
 
 def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | None = None, buffers: CmsisNnBuffers | None = None,
-                 probe: bool = True) -> tuple[TfliteModel, list[tuple[Operator, Prepared]]]:
+                 probe: bool = True, covered_only: bool = False) -> tuple[TfliteModel, list[tuple[Operator, Prepared]]]:
     """The model with its shape arithmetic computed (shape_folding) and every other op's Prepare;
     with a CMSIS-NN tree, the ops it covers get the scratch size it asks for on `target` (None: the
     larger of its DSP and MVE sizes, for a project that serves every core), from `buffers` when they
     were probed on this tree already; without a tree no op is on CMSIS-NN. `probe=False` leaves the
-    sizes at 0 (for the probe itself)."""
+    sizes at 0 (for the probe itself); `covered_only` leaves out, instead of refusing, the ops without a
+    unit here or whose unit declines them (the model's dataflow is still checked)."""
     graph, computed = fold_shape_ops(model)
     try:
-        _validate(graph, computed)
+        if covered_only:
+            _check_dataflow(graph)
+        else:
+            _validate(graph, computed)
     except NlpoolError as err:
         raise NlpoolError(f"{graph.path.name}: {err}") from None
     prepared: list[tuple[Operator, Prepared]] = []
@@ -219,9 +226,13 @@ def _prepare_ops(model: TfliteModel, cmsis_nn: CmsisNn | None, target: str | Non
         if op.position in computed:
             prepared.append((op, COMPUTED))
             continue
+        if covered_only and (op.name not in OPS or not 1 <= op.version <= MAX_VERSIONS[op.name]):
+            continue
         try:
             p = OPS[op.name](graph, op)
         except UnsupportedOp as exc:
+            if covered_only:
+                continue
             raise NlpoolError(f"{graph.path.name}: op {op.position} ({op.name}) is not supported by the AOT runtime: "
                               f"{exc}; export a model without it") from exc
         prepared.append((op, p if cmsis_nn else replace(p, cmsis_nn=None)))

@@ -291,6 +291,24 @@ def test_default_model_firmware_agrees_with_pytorch(default_export):
     assert firmware["top1_agreement_vs_pytorch"] >= 0.98 and firmware["cosine_vs_pytorch"] >= 0.99
 
 
+@pytest.mark.skipif(not (CMSIS_NN_DIR and os.environ.get("NLPOOL_TFLM_DIR")), reason="needs the CMSIS-NN and TFLM trees")
+def test_default_model_on_cortex_m33_is_bitexact_with_both_runtimes(default_export, tmp_path):
+    """The default model's fused file on the Cortex-M33 (CMSIS-NN's DSP paths and nlpool's generated kernels):
+    the AOT firmware bit-exact with the host reference chain, which the M7 firmware above matches too, and
+    TFLM (both custom ops through nlpool's kernels) bit-exact with it; the cycle estimate never below the
+    instructions on this single-issue core."""
+    fused = default_export[0] / "model_int8_fused.tflite"
+    code, _, stderr = run_cli(["export", str(fused), "--target", "cortex-m33", "--sram", "512k", "--out", str(tmp_path / "m33"),
+                               "--firmware-inputs", "4", "--clock", "160"])
+    assert code == 0, stderr
+    report = json.loads((tmp_path / "m33" / "report.json").read_text())
+    firmware, tflm = report["firmware"], report["tflm"]
+    assert firmware["bitexact_vs_host"] and firmware["bitexact_vs_reference"] and firmware["kernels"] == "cmsis-nn"
+    assert tflm["target_verified"] and tflm["max_abs_diff_vs_aot"] == 0
+    assert firmware["estimated_cycles_per_inference"] >= firmware["instructions_per_inference"]
+    assert firmware["clock_mhz"] == 160
+
+
 def test_over_budget_export_writes_the_report_and_exits_3(tmp_path):
     """Over the SRAM budget: the evidence (memory report, projects) is written, the exit code says no."""
     out = tmp_path / "out"

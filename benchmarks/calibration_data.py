@@ -19,8 +19,7 @@ import torch
 
 from export.host_run import HostModel
 from nlpool.checkpoint import load_model, training_record
-from nlpool.data import export_images
-from nlpool.data.shapes import SHAPE_CLASSES, write_shapes_folder
+from nlpool.data import SHAPE_CLASSES, export_images, write_shapes_folder
 from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
 from nlpool.models import ModelConfig
 from nlpool.train import TrainSettings, train

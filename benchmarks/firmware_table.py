@@ -21,11 +21,11 @@ from typing import Any
 
 import torch
 
-from memory_planner import plan_tflite
-from memory_planner.tflm_model import measure_tflm
-from nlpool.cli.model_options import RANDOM_WEIGHTS, resolve_model
+from memory_planner import measure_tflm, plan_tflite
+from nlpool.checkpoint import SHIPPED_WEIGHTS, open_checkpoint
 from nlpool.core.custom_ops import WEIGHTED_POOL_OP_NAME
 from nlpool.flow.export_flow import ExportOptions, ModelToExport, export_model
+from nlpool.models import DEFAULT_PRESET, build_model, preset_config
 
 TARGET = "cortex-m7"
 SRAM_BYTES = 512 * 1024
@@ -47,10 +47,12 @@ def export(flags: dict[str, Any], out_dir: Path, firmware_inputs: int) -> dict[s
     ending the benchmark: the flow records it and writes the rest.
     """
     torch.manual_seed(SEED)  # random-weight models: instruction counts depend a little on the data
-    model, cfg, weights = resolve_model(None, None, **flags)
+    cfg = preset_config(DEFAULT_PRESET).replace(**flags).validated()
+    trained = cfg == preset_config(DEFAULT_PRESET)  # the default preset exports its shipped weights
+    model, weights = (open_checkpoint(SHIPPED_WEIGHTS).model, "shipped weights") if trained else (build_model(cfg).eval(), "random")
     options = ExportOptions(target=TARGET, sram_bytes=SRAM_BYTES, out_dir=out_dir, calib_samples=CALIB_SAMPLES,
                             firmware_inputs=firmware_inputs, min_top1=0.0, min_cosine=-1.0)
-    outcome = export_model(ModelToExport.from_config(model, cfg, weights, trained=weights != RANDOM_WEIGHTS), options)
+    outcome = export_model(ModelToExport.from_config(model, cfg, weights, trained=trained), options)
     return {**outcome.report, "failures": [failure.message for failure in outcome.failures]}
 
 

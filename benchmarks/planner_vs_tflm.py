@@ -18,8 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from memory_planner import plan_model, plan_tflite
-from memory_planner.tflm_model import measure_tflm
+from memory_planner import measure_tflm, plan_model, plan_tflite
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "planner"
 EXPORTED = {
@@ -36,20 +35,16 @@ NLP = {
 
 
 def export_tflite(flags: dict, out: Path):
-    """(model, cfg, .tflite path) through the export package's fold -> ONNX -> int8 steps."""
-    from export.fold_bn import fold_batchnorm
-    from export.onnx_export import export_onnx
-    from export.tflite_convert import convert_int8
-    from nlpool.data import synthetic_batch
+    """(model, cfg, .tflite path) through the export's own fold -> ONNX -> int8 steps (export.pipeline)."""
+    from export.pipeline import convert_to_int8, export_to_onnx, fold_batchnorms, prepare_data
+    from nlpool.data import Normalization, export_images
     from nlpool.models import build_model, preset_config
 
     cfg = preset_config("default").replace(**flags).validated()
     model = build_model(cfg).eval()
-    calib, _ = synthetic_batch(16, cfg.input_size, 10, 0, "train")
-    folded, _count, _diff = fold_batchnorm(model, calib[:8])
-    onnx_path = out / "model.onnx"
-    export_onnx(folded, calib[:1], onnx_path)
-    return model, cfg, convert_int8(onnx_path, calib, out / "work", out / "model_int8.tflite")
+    data = prepare_data(export_images("synthetic", cfg.input_size, cfg.num_classes, 16, 8), Normalization())
+    onnx = export_to_onnx(fold_batchnorms(model, data), data, out)
+    return model, cfg, convert_to_int8(onnx, data, out, out / "work").path
 
 
 def row(name: str, path: Path) -> dict:
@@ -82,9 +77,8 @@ def main() -> None:
             torch_plan = plan_model(model, cfg)
             seconds = time.perf_counter() - start
             compare("PyTorch-side plan", torch_plan, tflite, seconds)
-    from export.fusion import fuse_file
-    from memory_planner.from_torch import graph_from_torch
-    from memory_planner.memory_plan import build_plan
+    from export import fuse_file
+    from memory_planner import build_plan, graph_from_torch
 
     for name, flags in NLP.items():
         with tempfile.TemporaryDirectory() as tmp:

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from firmware.boards import BOARDS
-from firmware.tflm import build_for_target, find_tree, generate_tflm_project, run_on_target, tflm_plan
-from firmware.tflm.host import io_spec
+from firmware.tflm import build_for_target, find_tree, generate_tflm_project, io_spec, run_on_target, tflm_plan
 from nlpool.core.errors import NlpoolError
 
 TARGETS = ("cortex-m4", "cortex-m7", "cortex-m55")

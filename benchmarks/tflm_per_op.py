@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from export.host_run import HostModel
-from firmware.aot.generate import generate_project
+from firmware.aot import generate_project
 from firmware.run import build_and_run
 from firmware.tflm import generate_tflm_project, run_host
 from nlpool.core.tflite import read_model, write_model

@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from export.fusion import fuse_file
+from export import fuse_file
 from firmware.aot import find_cmsis_nn, generate_project
 from firmware.boards import BOARDS
 from firmware.run import build_and_run
-from firmware.tflm import build_for_target, find_tree, generate_tflm_project, run_on_target, tflm_plan
-from firmware.tflm.report import max_abs_diff
+from firmware.tflm import build_for_target, find_tree, generate_tflm_project, max_abs_diff, run_on_target, tflm_plan
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from .names import op_label
 from .pad_folding import foldable_pads
 from .plans import ALIGNMENT, ArenaPlan
 from .report import as_json, format_markdown, format_text, plot_png, verdict, write_reports
-from .tflm_model import builtin_kernel_data, cmsis_nn_persistent_fc
+from .tflm_model import builtin_kernel_data, cmsis_nn_persistent_fc, measure_tflm
 
 __all__ = [
     "ALIGNMENT",
@@ -41,6 +41,7 @@ __all__ = [
     "format_text",
     "graph_from_model",
     "graph_from_torch",
+    "measure_tflm",
     "op_label",
     "plan_model",
     "plan_tflite",

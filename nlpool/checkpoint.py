@@ -162,6 +162,10 @@ def training_record(path: str | Path, payload: dict[str, Any] | None = None) -> 
     return TrainingRecord(data if isinstance(data, str) else None, normalization, tuple(names) if names is not None else None)
 
 
+# The default model's weights, shipped in the package (`nlpool export` with no model flags loads them).
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "default.pt"
+
+
 @dataclass(frozen=True)
 class LoadedCheckpoint:
     """Everything an export needs from one checkpoint, from one read of the file."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("nlpool", "export", "memory_planner", "firmware")
+PACKAGES = ("nlpool", "export", "memory_planner", "firmware", "benchmarks")
 
 # (unit, layer): the longest matching prefix names a module's unit.
 UNITS = {
@@ -30,6 +30,7 @@ UNITS = {
     "nlpool.flow": 3,
     "nlpool.cli": 4,
     "nlpool:root": 5,  # the package root file: the user's front door (nlpool.export_model), loaded lazily
+    "benchmarks": 6,  # scripts over every package, through public surfaces only (never the CLI's internals)
 }
 # Units whose first-level modules are public (a library of small modules).
 OPEN_UNITS = {"nlpool.core", "nlpool", "nlpool.flow"}
@@ -38,7 +39,7 @@ PUBLIC_MODULES = {
     "memory_planner": {"memory_planner"},
     "export": {"export", "export.pipeline", "export.host_run", "export.outdir"},
     "firmware": {"firmware", "firmware.aot", "firmware.tflm", "firmware.run", "firmware.verify", "firmware.boards",
-                 "firmware.common"},
+                 "firmware.common", "firmware.testing"},
 }
 
 
@@ -172,6 +173,8 @@ def test_the_base_imports_nothing_of_ours() -> None:
         ("firmware/tflm/x.py", "from firmware.aot.generate import generate_project", "public surface"),
         ("firmware/common/x.py", "from firmware.aot import generate_project", "may not import"),
         ("firmware/aot/x.py", "from firmware.tflm import run_host", "may not import"),
+        ("benchmarks/x.py", "from nlpool.cli.model_options import resolve_model", "public surface"),
+        ("benchmarks/x.py", "from memory_planner.tflm_model import measure_tflm", "public surface"),
     ],
 )
 def test_the_checker_catches_each_kind_of_edge(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str,

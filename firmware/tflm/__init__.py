@@ -9,7 +9,7 @@ against the `xmos-ai-tools` TFLM fork (the check that needs no TFLM tree); :func
 the ops the resolver registers.
 """
 
-from firmware.tflm.host import HostRun, run_host, verify_on_host
+from firmware.tflm.host import HostRun, io_spec, run_host, verify_on_host
 from firmware.tflm.ops import model_io, model_ops
 from firmware.tflm.project import TflmProject, generate_tflm_project
 from firmware.tflm.report import host_report, max_abs_diff, target_report
@@ -26,5 +26,5 @@ from firmware.tflm.target import (
 )
 
 __all__ = ["TREE_HINT", "HostRun", "SramBudgetExceeded", "TargetBuild", "TargetRun", "TflmProject", "TflmTree",
-           "build_for_target", "find_tree", "generate_tflm_project", "host_report", "max_abs_diff", "model_io", "model_ops", "run_host",
-           "run_on_target", "target_report", "tflm_plan", "verify_on_host"]
+           "build_for_target", "find_tree", "generate_tflm_project", "host_report", "io_spec", "max_abs_diff", "model_io",
+           "model_ops", "run_host", "run_on_target", "target_report", "tflm_plan", "verify_on_host"]

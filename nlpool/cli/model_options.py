@@ -16,10 +16,8 @@ from torch import nn
 
 from nlpool.core.errors import NlpoolError
 
-from ..checkpoint import TrainingRecord, open_checkpoint
+from ..checkpoint import SHIPPED_WEIGHTS, TrainingRecord, open_checkpoint
 from ..models import DEFAULT_PRESET, ModelConfig, backbone_names, build_model, preset_config
-
-SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "default.pt"
 
 RANDOM_WEIGHTS = "random initialisation"
 

@@ -17,6 +17,7 @@ from .calibration import CALIB_DATA_SPECS, ExportImages, ImageSet, export_images
 from .detail import DetailDataset
 from .folder import ImageFolder
 from .normalize import MEAN, STD, Normalization, denormalize, normalize
+from .shapes import SHAPE_CLASSES, write_shapes_folder
 from .stl10 import STL10
 from .synthetic import SyntheticDataset, synthetic_batch
 
@@ -58,6 +59,7 @@ __all__ = [
     "CALIB_DATA_SPECS",
     "DATA_SPECS",
     "MEAN",
+    "SHAPE_CLASSES",
     "STD",
     "STL10",
     "DetailDataset",
@@ -73,4 +75,5 @@ __all__ = [
     "open_datasets",
     "synthetic_batch",
     "train_transform",
+    "write_shapes_folder",
 ]

@@ -45,7 +45,8 @@ def graph_from_model(model: TfliteModel, kernel_scratch: Mapping[int, int] | Non
         if t.dynamic:
             raise NlpoolError(f"{path}: tensor {t.index} '{t.name}' has a dynamic shape {t.shape_signature}: "
                               "only a free (-1) batch is run at batch 1: re-export with fixed sizes for the other dimensions")
-        tensors[t.index] = Tensor(t.index, t.name, t.shape, t.dtype, t.itemsize, t.constant)
+        quant_channels = len(t.scales) if len(t.scales) and len(t.zero_points) else 0
+        tensors[t.index] = Tensor(t.index, t.name, t.shape, t.dtype, t.itemsize, t.constant, quant_channels)
     folds = foldable_pads(model)
     ops = []
     for op in model.operators:

@@ -51,6 +51,9 @@ class Tensor:
     dtype: str
     itemsize: int
     constant: bool = False
+    # Quantisation parameters TFLM copies into its arena when a kernel's Prepare asks for the tensor
+    # (one per channel of a per-channel tensor, 1 per tensor, 0 unquantised).
+    quant_channels: int = 0
 
     @property
     def nbytes(self) -> int:

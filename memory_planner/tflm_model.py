@@ -31,7 +31,7 @@ from pathlib import Path
 from nlpool.core.custom_ops import STEP_FIELDS
 from nlpool.core.tflite import Operator, TfliteModel
 
-from .graph import Graph
+from .graph import Graph, Op
 from .plans import ArenaPlan, greedy_by_size
 
 # Per-item sizes of the 64-bit host build, read from its RecordingMicroAllocator output.
@@ -81,6 +81,14 @@ TARGET_OTHER_OP_BYTES = ((64,), 8)
 # sorted sizes and ids, list entry, offset) for every activation tensor.
 TARGET_ALLOCATION_INFO_BYTES = 24
 TARGET_PLANNER_BYTES_PER_BUFFER = 40
+# While a kernel's Prepare runs, each tensor it asks for is a temporary TfLiteTensor (40 B on a 32-bit
+# target, TF_LITE_STATIC_MEMORY) at the head, and a quantised one adds its TfLiteAffineQuantization (12 B)
+# and a zero-point array (a TfLiteIntArray: 4 B + 4 B per channel). The tail meanwhile grows by the op's
+# per-channel arrays, and TFLM's tail allocator does not check against the temporaries: an arena smaller
+# than tail + temporaries overwrites them and Prepare fails on garbage (a per-channel FULLY_CONNECTED with
+# 640 outputs in a model whose activations are small: seen as "kernel_util.cc:405 false was not true").
+TARGET_TEMP_TENSOR_BYTES = 40
+TARGET_TEMP_QUANTIZATION_BYTES = 12 + 4
 # Ops whose TFLM kernel keeps an int32 multiplier and an int32 shift per output channel, whatever the
 # weights' quantisation (FULLY_CONNECTED keeps them only for per-channel weights: `builtin_kernel_data`).
 TARGET_PER_CHANNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV")
@@ -147,7 +155,7 @@ class TflmPrediction:
     head_bytes: int
     tail_bytes_host: int
     tail_bytes_target: int
-    planning_bytes_target: int  # what AllocateTensors needs while it plans: tail + its temporary arrays
+    planning_bytes_target: int  # what AllocateTensors needs while kernels prepare or the planner plans: tail + temporaries
 
     @property
     def total_bytes_host(self) -> int:
@@ -218,11 +226,23 @@ def predict_target_tail(graph: Graph) -> int:
     return tail + _aligned(TARGET_SCRATCH_HANDLE_BYTES * requests)
 
 
+def prepare_temporaries(graph: Graph, op: Op) -> int:
+    """What TFLM holds temporarily at the head while `op`'s Prepare runs: every input and output as a
+    temporary tensor with its quantisation (an upper bound: some kernels ask for fewer)."""
+    temporaries = 0
+    for index in (*op.inputs, *op.outputs):
+        channels = graph.tensors[index].quant_channels
+        temporaries += TARGET_TEMP_TENSOR_BYTES + (TARGET_TEMP_QUANTIZATION_BYTES + 4 * channels if channels else 0)
+    return _aligned(temporaries)
+
+
 def predict_tflm(graph: Graph) -> TflmPrediction:
     plan = greedy_by_size(graph)
     tail = predict_target_tail(graph)
     planning = (tail + _aligned(TARGET_ALLOCATION_INFO_BYTES * len(graph.tensors))
                 + _aligned(TARGET_PLANNER_BYTES_PER_BUFFER * len(graph.activations)))
+    # The whole tail stands for the tail at the op's Prepare (an upper bound: later ops' arrays come after).
+    planning = max(planning, tail + max((prepare_temporaries(graph, op) for op in graph.ops), default=0))
     return TflmPrediction(plan=plan, head_bytes=plan.arena_bytes, tail_bytes_host=predict_tail(graph),
                           tail_bytes_target=tail, planning_bytes_target=planning)
 

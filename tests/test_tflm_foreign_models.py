@@ -99,6 +99,31 @@ def test_a_fully_connected_only_model_links_and_runs_with_cmsis_nn(tmp_path):
     assert abs(plan.tflm.total_bytes_target - run.arena_used_bytes) <= 0.02 * run.arena_used_bytes
 
 
+def test_a_wide_per_channel_layer_gets_the_arena_its_prepare_needs(tmp_path):
+    """A per-channel FULLY_CONNECTED with 640 outputs after small activations (MLPerf Tiny's AD decoder):
+    while its Prepare runs TFLM holds the weights' 640 zero points as temporaries beside the
+    tail, more than the arena TFLM ends up using; the prediction covers them, and the arena of the
+    used bytes alone (plus the margin) fails, as the project said before it did."""
+    tf = pytest.importorskip("tensorflow")
+    from firmware.testing import convert
+
+    rng = np.random.default_rng(4)
+    w1 = tf.constant(rng.normal(size=(16, 32)).astype(np.float32))
+    w2 = tf.constant(rng.normal(size=(32, 640)).astype(np.float32))
+    model = tmp_path / "wide.tflite"
+    model.write_bytes(convert(lambda x: tf.matmul(tf.nn.relu(tf.matmul(x, w1)), w2), [(1, 16)], rng))
+    inputs = rng.integers(-128, 128, size=(2, 1, 16), dtype=np.int8)
+    plan, project, run = _run(model, "reference", tmp_path, inputs)
+    assert plan.tflm.required_bytes_target > plan.tflm.total_bytes_target
+    assert run.arena_used_bytes <= project.arena_bytes
+    assert np.array_equal(run.outputs[0], _host_tflm(model, inputs))
+
+    tree = find_tree(TREES["reference"])
+    used_only = generate_tflm_project(model, tmp_path / "used-only", TARGET, arena_bytes=plan.tflm.total_bytes_target, tree=tree)
+    with pytest.raises(FirmwareRunError, match="AllocateTensors failed"):
+        run_on_target(used_only.path, TARGET, build_for_target(used_only.path, TARGET, tree).elf, inputs, tree=tree)
+
+
 def test_float_input_and_output_around_an_int8_body_run(tmp_path):
     """The converter's default: QUANTIZE in, DEQUANTIZE out; the firmware reads and writes float32."""
     from nlpool.core.tflite import read_model

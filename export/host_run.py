@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+from nlpool.core.child_process import call_in_child
 from nlpool.core.custom_ops import ATTENTION_OP_NAME, WEIGHTED_POOL_OP_NAME, AttentionParams, WeightedPoolParams
 from nlpool.core.errors import NlpoolError
 from nlpool.core.tflite import NUMPY_DTYPES, Operator, TfliteModel, load_model, model_bytes, schema
@@ -209,3 +210,20 @@ class HostModel:
     def predict(self, inputs_nhwc: np.ndarray) -> np.ndarray:
         """Float outputs for a batch of float NHWC inputs: quantise, run each sample, dequantise."""
         return np.concatenate([self.dequantize_output(self.run_quantized(self.quantize_input(x[None]))) for x in inputs_nhwc])
+
+
+
+def host_outputs(model: TfliteModel, kernels: Kernels, inputs: np.ndarray) -> np.ndarray:
+    """`HostModel(model, kernels)`'s outputs for each input (what `host_outputs_isolated` runs in a child)."""
+    host = HostModel(model, kernels=kernels)
+    return np.stack([host.run_quantized(x) for x in inputs])
+
+
+def host_outputs_isolated(model: TfliteModel, kernels: Kernels, inputs: np.ndarray) -> np.ndarray:
+    """`host_outputs` computed in a child process.
+
+    Why: both interpreters are native code that can end the process on a model someone else made (a
+    failed TFLITE_CHECK aborts; TFLM's x86 build crashed on a Keras MobileNetV2). In a child, that death
+    becomes one NlpoolError naming the interpreter instead of an export that vanishes without a line."""
+    name = "TFLM's interpreter (tflite-micro, x86)" if kernels == "tflm" else "the TFLite interpreter (LiteRT)"
+    return call_in_child("export.host_run:host_outputs", (model, kernels, inputs), f"{name} on {model.path.name}")

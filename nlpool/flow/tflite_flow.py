@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from export.host_run import HostModel, quantize, reference_kernels
+from export.host_run import host_outputs_isolated, quantize, reference_kernels
 from export.pipeline import ExportRun, Step, StepResult, echo_to_stderr
 from firmware.boards import check_sram_budget
 from firmware.run import check_tools
@@ -185,14 +185,12 @@ def make_inputs(model: TfliteModel, count: int, calib_data: str | None) -> Input
     """The inputs and the host reference's outputs for them; the other interpreter's on the same inputs for comparison."""
     values, source = input_values(model, count, calib_data)
     kernels = reference_kernels(model)
-    reference_model = HostModel(model, kernels=kernels)
-    reference = np.stack([reference_model.run_quantized(x) for x in values])
+    reference = host_outputs_isolated(model, kernels, values)
     inputs = FirmwareInputs(values, reference, None, None, REFERENCE_NAMES[kernels])
     other_kernels = "tflite" if kernels == "tflm" else "tflm"
     other_name = "the TFLite interpreter (LiteRT, reference kernels)" if other_kernels == "tflite" else "TFLM's interpreter"
     try:
-        other_model = HostModel(model, kernels=other_kernels)
-        other = np.stack([other_model.run_quantized(x) for x in values])
+        other = host_outputs_isolated(model, other_kernels, values)
     except (NlpoolError, RuntimeError, ValueError) as err:  # the other interpreter refuses the model
         return InputsResult(inputs, source, other_name, None, str(err).splitlines()[0])
     return InputsResult(inputs, source, other_name, _steps_apart(model, other, reference), None)

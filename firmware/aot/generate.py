@@ -62,12 +62,13 @@ class _EmitContext:
         self.consts: list[str] = []
         self._const_names: dict[int, str] = {}
 
-    def const(self, values: np.ndarray | list, ctype: str) -> str:
+    def const(self, values: np.ndarray | list, ctype: str, unused_ok: bool = False) -> str:
         name = f"nl_c{len(self.consts)}"
         flat = np.asarray(values).reshape(-1)
         fmt = (lambda v: f"{float(np.float32(v))!r}f") if ctype == "float" else (lambda v: str(int(v)))
         body = ",".join(fmt(v) for v in flat)
-        self.consts.append(f"static const {ctype} {name}[{max(1, flat.size)}] "
+        unused = "__attribute__((unused)) " if unused_ok else ""
+        self.consts.append(f"{unused}static const {ctype} {name}[{max(1, flat.size)}] "
                            f"__attribute__((aligned(4))) = {{{body}}};")
         return name
 

@@ -19,6 +19,10 @@ from nlpool.core.tflite import TfliteModel
 KERNEL_HEADER = "nlpool_kernels.h"
 ODOMETER_HEADER = "nlpool_odometer.h"  # NL_MAX_DIMS and the shared index walk
 SHARED_HEADERS = ("nlpool_fixedpoint.h", ODOMETER_HEADER)  # hand-written, copied into every project
+# A parameter array only a Helium build reads: the name there, NULL (and the array dropped) elsewhere.
+MVE_ONLY_MACRO = "NL_IF_MVE"
+MVE_ONLY_DEFINITION = ["#if defined(__ARM_FEATURE_MVE)", f"#define {MVE_ONLY_MACRO}(array) (array)", "#else",
+                       f"#define {MVE_ONLY_MACRO}(array) NULL", "#endif"]
 
 
 class EmitContext(Protocol):
@@ -29,8 +33,8 @@ class EmitContext(Protocol):
     def ptr(self, index: int, ctype: str = "int8_t") -> str:
         """C expression for the data pointer of tensor `index`."""
 
-    def const(self, values: np.ndarray | list, ctype: str) -> str:
-        """Registers a constant array, returns its C name."""
+    def const(self, values: np.ndarray | list, ctype: str, unused_ok: bool = False) -> str:
+        """Registers a constant array, returns its C name (`unused_ok`: some builds do not read it)."""
 
 
 def kernel_header(kernels: Iterable[Kernel]) -> str:
@@ -40,7 +44,7 @@ def kernel_header(kernels: Iterable[Kernel]) -> str:
     """
     kernels = sorted(set(kernels), key=lambda k: k.function)
     params = sorted({k.params for k in kernels}, key=lambda p: p.c_name)
-    includes = ["#include <stdint.h>", "", f'#include "{ODOMETER_HEADER}"']
+    includes = ["#include <stddef.h>", "#include <stdint.h>", "", f'#include "{ODOMETER_HEADER}"', "", *MVE_ONLY_DEFINITION]
     includes += sorted({f'#include "{p.header}"' for p in params if p.header})
     body = [_typedef(p) for p in params if not p.header]
     body += [_prototype(k) for k in kernels if not k.params.header]
@@ -99,6 +103,8 @@ def initializer(prepared: Prepared, name: str, ctx: EmitContext) -> str:
 
 
 def _value(v: object, ctype: CType, ctx: EmitContext) -> str:
+    if ctype.pointee and ctype.mve_only:
+        return "NULL" if v is None else f"{MVE_ONLY_MACRO}({ctx.const(np.asarray(v), ctype.pointee, unused_ok=True)})"
     if ctype.pointee:
         return "NULL" if v is None else ctx.const(np.asarray(v), ctype.pointee)
     if ctype.array:

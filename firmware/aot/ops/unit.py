@@ -34,12 +34,14 @@ class CType:
     """How a parameter field is spelled in C.
 
     `array` names the length of a fixed array member (e.g. NL_MAX_DIMS); `pointee` marks a pointer
-    to a constant array in flash, whose values the field holds in Python (None renders as NULL).
+    to a constant array in flash, whose values the field holds in Python (None renders as NULL);
+    `mve_only` such an array that only builds for a core with Helium read (NULL, and no flash, elsewhere).
     """
 
     spelling: str
     array: str = ""
     pointee: str = ""
+    mve_only: bool = False
 
 
 I32 = Annotated[int, CType("int32_t")]
@@ -50,6 +52,7 @@ OptionalI8Array = Annotated[np.ndarray | None, CType("const int8_t *", pointee="
 I32Array = Annotated[np.ndarray, CType("const int32_t *", pointee="int32_t")]
 F32Array = Annotated[np.ndarray, CType("const float *", pointee="float")]
 OptionalI32Array = Annotated[np.ndarray | None, CType("const int32_t *", pointee="int32_t")]
+MveI32Array = Annotated[np.ndarray | None, CType("const int32_t *", pointee="int32_t", mve_only=True)]
 
 
 class Params:

@@ -1,7 +1,10 @@
 /*
  * FULLY_CONNECTED on CMSIS-NN. On MVE CMSIS-NN wants each output's filter sum (times the input
- * offset, plus bias) in its buffer: it is computed here, in the planned scratch, on every call, as
- * TFLM does when it has no persistent buffer for it.
+ * offset, plus bias) in its buffer: the generator computed them (`kernel_sums`, in flash on Helium
+ * builds only), so none is computed per call (TFLM computes them once into its arena, or on every call
+ * without a persistent buffer). On other cores CMSIS-NN asks for no buffer. The size function still
+ * reports what CMSIS-NN asks for (TFLM's arena prediction reads it; the AOT plan keeps that scratch,
+ * unused by this wrapper).
  */
 #include "nl_cmsis_nn.h"
 
@@ -37,12 +40,9 @@ int32_t nl_cmsis_fully_connected_scratch(const nl_fully_connected_params_t *p, i
 void nl_cmsis_fully_connected(const nl_fully_connected_params_t *p, const int8_t *in, int8_t *out, int8_t *scratch)
 {
     nl_cmsis_fc_t c = nl_cmsis_fc(p);
-    const int32_t size = arm_fully_connected_s8_get_buffer_size(&c.filter);
-    const cmsis_nn_context ctx = {scratch, size};
-    if (size > 0) {
-        nl_cmsis_check(arm_vector_sum_s8((int32_t *)(void *)scratch, p->accum_depth, p->out_depth, p->filter,
-                                         p->input_offset, p->filter_offset, p->bias));
-    }
+    (void)scratch;
+    /* CMSIS-NN only reads the kernel sums: the cast drops a const it does not need */
+    const cmsis_nn_context ctx = {(void *)(uintptr_t)p->kernel_sums, arm_fully_connected_s8_get_buffer_size(&c.filter)};
     cmsis_nn_quant_params quant = {(int32_t *)p->out_mult, (int32_t *)p->out_shift, p->per_channel};
     nl_cmsis_check(arm_fully_connected_wrapper_s8(&ctx, &c.fc, &quant, &c.input, in, &c.filter, p->filter, &c.bias,
                                                   p->bias, &c.output, out));

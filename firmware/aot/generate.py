@@ -382,7 +382,8 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
                        [_spec(graph.tensors[i]) for i in graph.outputs],
-                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared])
+                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared],
+                       [_mve_kernel(p) for _, p in prepared])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -396,6 +397,15 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
         if tmp.exists():
             shutil.rmtree(tmp)
     return info
+
+
+def _mve_kernel(p: Prepared) -> str:
+    """The kernel set a Cortex-M55 build with the project's kernel sets runs an op with (model.c's choice)."""
+    if not p.emitted:
+        return "folded"
+    if p.generated_mve is not None:
+        return "generated"
+    return "cmsis-nn" if p.cmsis_nn else "generated" if p.generated else "portable"
 
 
 def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:

@@ -25,10 +25,12 @@
 #define NLG_MVE_DW_MAX_FH 16
 
 /* One channel group (4 channels) of 1 or 2 output pixels: x[fy] points at pixel 0's first tap in tap row
- * fy (channel offset included); the second pixel's taps are stride_w pixels on. `inside` (a literal):
- * every tap is in the input; otherwise ix0 (pixel 0's first input column) and row_ok say which are. */
+ * fy (channel offset included); the second pixel's taps are stride_w pixels on. Literals: inside_y, every
+ * tap row is in the input (else row_ok says which are); inside_x, every tap column is (else ix0, pixel 0's
+ * first input column, says which are). */
 NLG_INLINE void nlg_mve_dw_group(const int8_t *const *x, const uint8_t *row_ok, int8_t *y, const int8_t *w,
-                                 const nlg_mve_quant_t *q, int32_t ix0, int32_t pixels, int32_t inside, int32_t in_w,
+                                 const nlg_mve_quant_t *q, int32_t ix0, int32_t pixels, int32_t inside_y, int32_t inside_x,
+                                 int32_t in_w,
                                  int32_t c, int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_w, int32_t in_zp,
                                  int32_t any_left, int32_t out_zp, int32_t lo, int32_t hi)
 {
@@ -41,10 +43,11 @@ NLG_INLINE void nlg_mve_dw_group(const int8_t *const *x, const uint8_t *row_ok, 
         for (int32_t fx = 0; fx < fw; ++fx) {
             const int32x4_t wv = vldrbq_s32(w + 4 * (fy * fw + fx));
             const int32_t ix = ix0 + fx * dil_w;
-            const int ok0 = inside || (row_ok[fy] && ix >= 0 && ix < in_w);
+            const int ok_y = inside_y || row_ok[fy];
+            const int ok0 = ok_y && (inside_x || (ix >= 0 && ix < in_w));
             a0 = vaddq_s32(a0, vmulq_s32(ok0 ? vldrbq_s32(x[fy] + fx * dil_w * c) : zp, wv));
             if (pixels == 2) {
-                const int ok1 = inside || (row_ok[fy] && ix + stride_w >= 0 && ix + stride_w < in_w);
+                const int ok1 = ok_y && (inside_x || (ix + stride_w >= 0 && ix + stride_w < in_w));
                 a1 = vaddq_s32(a1, vmulq_s32(ok1 ? vldrbq_s32(x[fy] + (fx * dil_w + stride_w) * c) : zp, wv));
             }
         }
@@ -58,7 +61,8 @@ NLG_INLINE void nlg_mve_dw_group(const int8_t *const *x, const uint8_t *row_ok, 
 /* Output columns [begin, end) of one channel group, one pixel at a time, each tap tested; unrolled where
  * the range is a literal (the border columns), so the tests fold. */
 NLG_INLINE void nlg_mve_dw_edge(const int8_t *const *rows, const uint8_t *row_ok, int8_t *y, const int8_t *w,
-                                const nlg_mve_quant_t *q, int32_t g, int32_t begin, int32_t end, int32_t in_w, int32_t c,
+                                const nlg_mve_quant_t *q, int32_t g, int32_t begin, int32_t end, int32_t inside_y, int32_t in_w,
+                                int32_t c,
                                 int32_t fh, int32_t fw, int32_t stride_w, int32_t dil_w, int32_t pad_w, int32_t in_zp,
                                 int32_t any_left, int32_t out_zp, int32_t lo, int32_t hi)
 {
@@ -70,16 +74,16 @@ NLG_INLINE void nlg_mve_dw_edge(const int8_t *const *rows, const uint8_t *row_ok
         for (int32_t fy = 0; fy < fh; ++fy) {
             x[fy] = rows[fy] + ix0 * c + g;
         }
-        nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, ix0, 1, 0, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left, out_zp,
-                         lo, hi);
+        nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, ix0, 1, inside_y, 0, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left,
+                         out_zp, lo, hi);
     }
 }
 
 /*
  * One output row, one channel group at a time. The columns whose window is inside the input row,
- * [first, last], go in pairs without tests where every tap row is inside too (inside_y); the border
- * columns (and a border row's every column) take the tested path. row_ok (which tap rows are in the
- * input) holds literals where the caller unrolled the row loop, as it does for the border rows.
+ * [first, last], go in pairs without column tests; the border columns take the tested path, one pixel
+ * at a time, unrolled. A row with tap rows outside the input (not inside_y) tests those rows by
+ * row_ok, which holds literals there: the caller unrolls the border rows.
  */
 NLG_INLINE void nlg_mve_dw_row(const int8_t *const *rows, const uint8_t *row_ok, int8_t *y, const int8_t *w,
                                const nlg_mve_quant_t *q, int32_t inside_y, int32_t in_w, int32_t c, int32_t out_w,
@@ -91,12 +95,8 @@ NLG_INLINE void nlg_mve_dw_row(const int8_t *const *rows, const uint8_t *row_ok,
     const int32_t left = first < out_w ? first : out_w;  /* [0, left): left border */
     const int32_t right = last + 1 > left ? (last + 1 < out_w ? last + 1 : out_w) : left;  /* [right, out_w): right border */
     for (int32_t g = 0; g < c; g += 4, ++q, w += 4 * fh * fw) {
-        if (!inside_y) {
-            nlg_mve_dw_edge(rows, row_ok, y, w, q, g, 0, out_w, in_w, c, fh, fw, stride_w, dil_w, pad_w, in_zp, any_left, out_zp,
-                            lo, hi);
-            continue;
-        }
-        nlg_mve_dw_edge(rows, row_ok, y, w, q, g, 0, left, in_w, c, fh, fw, stride_w, dil_w, pad_w, in_zp, any_left, out_zp, lo, hi);
+        nlg_mve_dw_edge(rows, row_ok, y, w, q, g, 0, left, inside_y, in_w, c, fh, fw, stride_w, dil_w, pad_w, in_zp, any_left, out_zp,
+                        lo, hi);
         const int8_t *x[NLG_MVE_DW_MAX_FH];
 #pragma GCC unroll 16
         for (int32_t fy = 0; fy < fh; ++fy) {
@@ -104,19 +104,19 @@ NLG_INLINE void nlg_mve_dw_row(const int8_t *const *rows, const uint8_t *row_ok,
         }
         int32_t ox = left;
         for (; ox + 2 <= right; ox += 2) {
-            nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, 0, 2, 1, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left, out_zp,
-                             lo, hi);
+            nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, 0, 2, inside_y, 1, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left,
+                             out_zp, lo, hi);
 #pragma GCC unroll 16
             for (int32_t fy = 0; fy < fh; ++fy) {
                 x[fy] += 2 * stride_w * c;
             }
         }
         if (ox < right) {
-            nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, 0, 1, 1, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left, out_zp,
-                             lo, hi);
+            nlg_mve_dw_group(x, row_ok, y + ox * c + g, w, q, 0, 1, inside_y, 1, in_w, c, fh, fw, stride_w, dil_w, in_zp, any_left,
+                             out_zp, lo, hi);
         }
-        nlg_mve_dw_edge(rows, row_ok, y, w, q, g, right, out_w, in_w, c, fh, fw, stride_w, dil_w, pad_w, in_zp, any_left, out_zp,
-                        lo, hi);
+        nlg_mve_dw_edge(rows, row_ok, y, w, q, g, right, out_w, inside_y, in_w, c, fh, fw, stride_w, dil_w, pad_w, in_zp, any_left,
+                        out_zp, lo, hi);
     }
 }
 

@@ -6,7 +6,7 @@
  * 1x1 layer without padding (`direct`) that is the input pixel itself; otherwise the window is copied
  * into the scratch (a window row's fw in_c bytes are contiguous in the input: one predicated vector
  * copy each; a window on the padding tap by tap, outside taps as the zero point). Four output channels
- * at a time, VMLADAVA.S8 adds 16 products of a window chunk and a weight chunk into each channel's
+ * at a time, VMLAVA.S8 (vmladavaq_s8) adds 16 products of a window chunk and a weight chunk into each channel's
  * accumulator; the weights are laid out offline per group of 4 channels, per chunk of 16, the 4
  * channels' 16 bytes (codegen/mve_conv.py), K padded with zero weights to KP, a multiple of 16, and the
  * window's last chunk loaded predicated (its lanes past K read as 0). The input offset is folded into

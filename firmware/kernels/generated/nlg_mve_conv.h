@@ -19,8 +19,9 @@
 
 #if defined(__ARM_FEATURE_MVE)
 
-/* (a0, a1, a2, a3) as one vector (a VDUP and three lane moves; QEMU 7.2 gave other lanes than intended
- * for the two-register form VMOV Qd[2], Qd[0], Rt, Rt2 written as inline assembly, so the intrinsics). */
+/* (a0, a1, a2, a3) as one vector: a VDUP and three lane moves. (The two-register form VMOV Qd[2], Qd[0],
+ * Rt, Rt2 as inline assembly would save two instructions, but did not give the intended lanes under
+ * QEMU 7.2: the default model's outputs differed; not investigated further, so the intrinsics.) */
 NLG_INLINE int32x4_t nlg_mve_lanes(int32_t a0, int32_t a1, int32_t a2, int32_t a3)
 {
     int32x4_t v = vdupq_n_s32(a0);

@@ -1,8 +1,8 @@
 """nlpool's generated per-layer kernels against CMSIS-NN on MLPerf Tiny's IC and VWW models.
 
 For each model and core: one AOT project (CMSIS-NN tree from $NLPOOL_CMSIS_NN_DIR), built twice on the
-same emulated board: with the generated kernels (the default on DSP cores) and with `GENERATED=0`
-(CMSIS-NN for every op it covers). Prints instructions per inference (QEMU -icount: instructions,
+same emulated board: with the generated kernels (the default on DSP cores; the MVE ones on Cortex-M55)
+and with `GENERATED=0` (CMSIS-NN for every op it covers). Prints instructions per inference (QEMU -icount: instructions,
 not cycles), the convolutions' share, flash, arena, and whether both builds give TFLM's reference
 outputs bit for bit.
 

@@ -141,9 +141,12 @@ def test_cmsis_nn_build_is_bitexact_with_portable_and_tflm(tmp_path, model, targ
     for run in (host, board, portable):
         assert np.array_equal(run.outputs[0].reshape(expected.shape), expected), run.target
     assert [o.op for o in board.profile.ops] == info.ops
-    # op_kernels is what a DSP core's build runs; Cortex-M55 runs CMSIS-NN's MVE kernels instead of the
-    # generated ones, and a core without DSP (Cortex-M3) CMSIS-NN's plain C
-    want = [("cmsis-nn" if k == "generated" else k) if BOARDS[target].simd != "dsp" else k for k in info.op_kernels]
+    # op_kernels is what a DSP core's build runs, mve_op_kernels a Cortex-M55's (its generated MVE kernels,
+    # CMSIS-NN's MVE kernels for the rest); a core without DSP (Cortex-M3) runs CMSIS-NN's plain C
+    if BOARDS[target].simd == "mve":
+        want = info.mve_op_kernels
+    else:
+        want = [("cmsis-nn" if k == "generated" else k) if BOARDS[target].simd != "dsp" else k for k in info.op_kernels]
     assert [o.kernel for o in board.profile.ops] == want
     assert {o.kernel for o in portable.profile.ops} == {"portable"}
     assert 0 <= board.instructions_per_inference - board.profile.total <= 0.01 * board.instructions_per_inference

@@ -3,7 +3,10 @@
 - their fast requantisation equals TFLM's double rounding wherever the generator takes it;
 - on MLPerf Tiny's IC model on Cortex-M4 every CONV_2D runs its generated kernel (the firmware's own
   profile says which kernel ran) and the outputs are TFLM's, bit for bit;
-- their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels.
+- their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels;
+- the Helium (MVE) kernels' vector requantisation is TFLM's for every multiplier and shift; on Cortex-M55
+  (QEMU mps3-an547) IC's convolutions and a depthwise run in place over its input run them (the
+  firmware's profile says so), bit-exact with TFLM, in the arena the plan gave the CMSIS-NN build.
 
 Instruction counts are not asserted here: benchmarks/generated_kernels.py measures them.
 """
@@ -16,6 +19,7 @@ from conftest import IC_MODEL, VWW_MODEL, mlperf_model
 
 from firmware.aot import CmsisNn, generate_project
 from firmware.aot.codegen.constants import constant_channels, input_ranges
+from firmware.aot.codegen.mve_quant import mve_quant_table
 from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
 from firmware.run import HOST, build_and_run, check_tools
 from nlpool.core.errors import NlpoolError
@@ -120,3 +124,105 @@ def test_generated_kernels_plain_c_path_on_the_host(tmp_path, monkeypatch, path)
     monkeypatch.setenv("GENERATED", "all")  # make reads it: nlpool_generated.c's plain-C path on the host
     generated = build_and_run(tmp_path / "p", HOST, inputs).outputs[0]
     np.testing.assert_array_equal(generated, portable)
+
+
+def _saturate(x: np.ndarray) -> np.ndarray:
+    return np.clip(x, -(1 << 31), (1 << 31) - 1)
+
+
+def _mve_requant(acc: np.ndarray, mult: int, left: int, neg_right: int) -> np.ndarray:
+    """nlg_mve_requant's instructions on one lane, as the Armv8.1-M manual defines them, in exact integers:
+    VSHL by register (wraps), VQRDMULH, VAND + VSHR #31 + VQADD (the fix-up), VRSHL by a negative count."""
+    x = acc.astype(np.int64) << left
+    x = ((x + (1 << 31)) % (1 << 32)) - (1 << 31)  # the 32-bit lane keeps the low bits
+    x = _saturate((2 * x * mult + (1 << 31)) >> 32)  # VQRDMULH
+    fixup = np.where((x & neg_right) < 0, -1, 0)  # the sign bit of x AND minus the right shift
+    x = _saturate(x + fixup)
+    right = -neg_right
+    return (x + (1 << (right - 1))) >> right if right else x
+
+
+def test_mve_requantisation_is_tflms_for_every_multiplier_and_shift() -> None:
+    """The vector form needs no proof per layer (unlike the DSP kernels' fast form): it is checked here for
+    left and right shifts, accumulators over the whole int32 range (that TFLM's left shift keeps in it)
+    and the rounding ties."""
+    rng = np.random.default_rng(55)
+    for _ in range(400):
+        mult = int(rng.integers(1 << 30, (1 << 31) - 1))
+        shift = int(rng.integers(-31, 8))
+        table, any_left = mve_quant_table(np.zeros(4, np.int64), None, 0, np.full(4, mult), np.full(4, shift))
+        _, m, left, neg_right = (int(v) for v in table.reshape(4, 4)[:, 0])
+        assert any_left == (shift > 0)
+        acc = np.concatenate([rng.integers(-(1 << 31), 1 << 31, size=3000), np.arange(-4096, 4096),
+                              [-(1 << 31), (1 << 31) - 1, -(1 << 31) + 1]]).astype(np.int32)
+        if right := -neg_right:  # ties of the right shift: x = (2k + 1) 2^(right-1) after the multiply
+            acc = np.concatenate([acc, ((2 * rng.integers(-1000, 1000, size=200) + 1) << (right - 1)).astype(np.int32)])
+        acc = acc[(acc.astype(np.int64) << left >= -(1 << 31)) & (acc.astype(np.int64) << left < 1 << 31)]  # TFLM's domain
+        want = multiply_by_quantized_multiplier(acc, m, shift).astype(np.int64)
+        np.testing.assert_array_equal(_mve_requant(acc, m, left, neg_right), want)
+
+
+def _needs_m55() -> None:
+    try:
+        check_tools("cortex-m55")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+
+
+def test_ic_on_cortex_m55_runs_generated_mve_convolutions_bitexact_with_tflm(tmp_path) -> None:
+    """3x3 (window copied to the scratch) and 1x1 layers, strides 1 and 2; CMSIS-NN's MVE kernels are the fallback."""
+    from firmware.testing import tflm_reference
+
+    model = mlperf_model(IC_MODEL)
+    _needs_m55()
+    info = generate_project(model, tmp_path / "ic", 256 * 1024, "cortex-m55", cmsis_nn=_cmsis_nn_tree())
+    assert [k for op, k in zip(info.ops, info.mve_op_kernels, strict=True) if op == "CONV_2D"] == ["generated"] * 9
+    inputs = _inputs(3)
+    board = build_and_run(tmp_path / "ic", "cortex-m55", inputs)
+    assert board.profile is not None
+    assert [o.kernel for o in board.profile.ops] == info.mve_op_kernels
+    np.testing.assert_array_equal(board.outputs[0], tflm_reference(model, [inputs])[0])
+
+
+def _peak_depthwise_model(path, dilation: int, taps: int):
+    """conv 1x1 (3 -> 8) -> depthwise stride 1 SAME (the peak: run in place) -> depthwise stride 2 VALID
+    -> conv 3x3 (8 -> 4): tall enough that the MVE kernel's ring of rows fits the in-place plane."""
+    tf = pytest.importorskip("tensorflow")
+    from firmware.testing import convert
+
+    rng = np.random.default_rng(taps + dilation)
+    w1 = tf.constant(rng.normal(0, 0.5, size=(1, 1, 3, 8)).astype(np.float32))
+    dw = tf.constant(rng.normal(0, 0.5, size=(taps, taps, 8, 1)).astype(np.float32))
+    dw2 = tf.constant(rng.normal(0, 0.5, size=(3, 3, 8, 1)).astype(np.float32))
+    b = tf.constant(rng.normal(0, 0.5, size=(8,)).astype(np.float32))
+    w2 = tf.constant(rng.normal(0, 0.5, size=(3, 3, 8, 4)).astype(np.float32))
+
+    def fn(x):
+        f = tf.nn.conv2d(x, w1, 1, "SAME")
+        d = tf.nn.relu6(tf.nn.depthwise_conv2d(f, dw, [1, 1, 1, 1], "SAME", dilations=[dilation, dilation]) + b)
+        d = tf.nn.depthwise_conv2d(d, dw2, [1, 2, 2, 1], "VALID")
+        return tf.nn.conv2d(d, w2, 1, "SAME")
+
+    path.write_bytes(convert(fn, [(1, 40, 12, 3)], rng))
+    return path
+
+
+@pytest.mark.parametrize(("dilation", "taps"), [(1, 3), (2, 3)])
+def test_inplace_depthwise_on_cortex_m55_runs_generated_mve_bitexact_with_tflm(tmp_path, dilation, taps) -> None:
+    from firmware.testing import tflm_reference
+    from memory_planner import plan_tflite
+
+    _needs_m55()
+    model = _peak_depthwise_model(tmp_path / "m.tflite", dilation, taps)
+    plan = plan_tflite(model)
+    inplace = [op.index for op in plan.graph.ops if op.inplace]
+    assert len(inplace) == 1
+    info = generate_project(model, tmp_path / "p", 256 * 1024, "cortex-m55", plan=plan)
+    assert info.arena_bytes == plan.best.arena_bytes
+    assert "generated" in info.mve_op_kernels and info.mve_op_kernels[inplace[0]] == "generated"
+    assert info.op_kernels[inplace[0]] == "portable"  # a DSP core runs the portable in-place kernel there
+    inputs = np.random.default_rng(dilation).integers(-128, 128, size=(4, 1, 40, 12, 3), dtype=np.int8)
+    board = build_and_run(tmp_path / "p", "cortex-m55", inputs)
+    assert board.profile is not None
+    assert [o.kernel for o in board.profile.ops] == info.mve_op_kernels
+    np.testing.assert_array_equal(board.outputs[0], tflm_reference(model, [inputs])[0])

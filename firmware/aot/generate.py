@@ -17,7 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from firmware.aot.cmsis_nn import BufferSizes, CmsisNn, probe_scratch
-from firmware.aot.codegen import GENERATED_HEADER, GENERATED_SOURCE, TEMPLATE_DIR, Constants, generated_kernel, generated_source
+from firmware.aot.codegen import (
+    GENERATED_HEADER,
+    GENERATED_SOURCE,
+    TEMPLATE_DIR,
+    Constants,
+    generated_kernel,
+    generated_mve_kernel,
+    generated_source,
+)
 from firmware.aot.ops import MAX_VERSIONS, OPS, Kernel, Prepared, UnsupportedOp
 from firmware.aot.ops.c_text import KERNEL_HEADER, SHARED_HEADERS, call, initializer, kernel_header
 from firmware.aot.shape_folding import COMPUTED, fold_shape_ops
@@ -259,7 +267,7 @@ def _with_generated(prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Ope
             kernel = generated_kernel(p.params, op.position, p.cmsis_scratch_bytes, constants.get(op.inputs[0], {}))
             if kernel is not None:
                 constants[op.outputs[0]] = dict(kernel.constants)
-            p = replace(p, generated=kernel)
+            p = replace(p, generated=kernel, generated_mve=generated_mve_kernel(p.params, op.position, p.cmsis_scratch_bytes))
         result.append((op, p))
     return result
 
@@ -286,7 +294,8 @@ def _fold_pads(graph: TfliteModel, prepared: list[tuple[Operator, Prepared]]) ->
 
 
 def _use_inplace_kernels(prepared: list[tuple[Operator, Prepared]], inplace: set[int]) -> list[tuple[Operator, Prepared]]:
-    """The ops the memory plan runs in place (output over input) switched to their in-place kernel."""
+    """The ops the memory plan runs in place (output over input) switched to their in-place kernel (and
+    their generated MVE kernel to its in-place form, where it fits the same scratch)."""
     result = []
     for op, p in prepared:
         if op.position in inplace:
@@ -294,7 +303,8 @@ def _use_inplace_kernels(prepared: list[tuple[Operator, Prepared]], inplace: set
                 raise NlpoolError(f"the memory plan runs op {op.position} ({op.name}) in place, which its kernel cannot do: "
                                   "pass the plan of this model, or report this memory_planner bug")
             p = replace(p, kernel=p.inplace, scratch_bytes=p.inplace_scratch_bytes, cmsis_nn=None, cmsis_scratch_bytes=0,
-                          generated=None)
+                          generated=None,
+                          generated_mve=generated_mve_kernel(p.params, op.position, p.inplace_scratch_bytes, inplace=True))
         result.append((op, p))
     return result
 
@@ -373,7 +383,8 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
                        op_kernels, str(cmsis_nn.root) if cmsis_nn else "",
                        [_spec(graph.tensors[i]) for i in graph.inputs],
                        [_spec(graph.tensors[i]) for i in graph.outputs],
-                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared])
+                       [op_label(op.name, op.position, graph.tensors[op.outputs[0]].name if op.outputs else "") for op, _ in prepared],
+                       [_mve_kernel(p) for _, p in prepared])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
@@ -387,6 +398,15 @@ def generate_project(tflite_path: str | Path | TfliteModel, out_dir: str | Path,
         if tmp.exists():
             shutil.rmtree(tmp)
     return info
+
+
+def _mve_kernel(p: Prepared) -> str:
+    """The kernel set a Cortex-M55 build with the project's kernel sets runs an op with (model.c's choice)."""
+    if not p.emitted:
+        return "folded"
+    if p.generated_mve is not None:
+        return "generated"
+    return "cmsis-nn" if p.cmsis_nn else "generated" if p.generated else "portable"
 
 
 def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
@@ -407,7 +427,7 @@ def _copy_kernel_files(root: Path, kernels: list[Kernel]) -> None:
 def _write_project(root: Path, graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operator, Prepared]],
                    info: ProjectInfo, default_target: str) -> None:
     _copy_kernel_files(root, [k for _, p in prepared if p.emitted for k in (p.kernel, p.cmsis_nn) if k is not None])
-    generated = [p.generated for _, p in prepared if p.generated is not None]
+    generated = [k for _, p in prepared for k in (p.generated, p.generated_mve) if k is not None]
     header, source = generated_source(generated)
     (root / "kernels" / GENERATED_HEADER).write_text(header)
     if generated:
@@ -496,7 +516,10 @@ const char *nlpool_model_op_kernel(int index);
 
 # Which kernel set each op runs in this build: nlpool's generated kernels where the core has the DSP
 # extension (not on Cortex-M55 with CMSIS-NN, whose MVE kernels run there), else CMSIS-NN when the
-# Makefile builds against a tree, else the portable kernels. `make GENERATED=0|all` overrides.
+# Makefile builds against a tree, else the portable kernels; before all of them, on a core with Helium
+# (Cortex-M55), the op's generated MVE kernel where it has one. NLPOOL_GENERATED is 1 by default on
+# cores with the DSP extension; `make GENERATED=0` makes it 0, `make GENERATED=all` 2 (the DSP kernels
+# on every build, their plain-C path on cores without the extension).
 _CMSIS_NN_CHOICE_C = [
     "#ifndef NLPOOL_CMSIS_NN",
     "#define NLPOOL_CMSIS_NN 0",
@@ -509,16 +532,25 @@ _CMSIS_NN_CHOICE_C = [
 ]
 _GENERATED_CHOICE_C = [
     "#ifndef NLPOOL_GENERATED",
-    "#if defined(__ARM_FEATURE_DSP) && !(defined(__ARM_FEATURE_MVE) && {cmsis_nn})",
+    "#if defined(__ARM_FEATURE_DSP)",
     "#define NLPOOL_GENERATED 1",
     "#else",
     "#define NLPOOL_GENERATED 0",
     "#endif",
     "#endif",
-    "#if NLPOOL_GENERATED",
-    '#define NL_GENERATED_OR(other) "generated"',
+    "#if NLPOOL_GENERATED && defined(__ARM_FEATURE_MVE)",
+    "#define NLPOOL_GENERATED_MVE 1",
+    '#define NL_GENERATED_MVE_OR(other) "generated"',
     "#else",
-    "#define NL_GENERATED_OR(other) other",
+    "#define NLPOOL_GENERATED_MVE 0",
+    "#define NL_GENERATED_MVE_OR(other) other",
+    "#endif",
+    "#if NLPOOL_GENERATED == 2 || (NLPOOL_GENERATED && !(defined(__ARM_FEATURE_MVE) && {cmsis_nn}))",
+    "#define NLPOOL_GENERATED_DSP 1",
+    '#define NL_GENERATED_DSP_OR(other) "generated"',
+    "#else",
+    "#define NLPOOL_GENERATED_DSP 0",
+    "#define NL_GENERATED_DSP_OR(other) other",
     "#endif",
 ]
 
@@ -560,8 +592,9 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
              ""]
     names = [f"nl_op{op.position}" for op, _ in prepared]
     # an op with a generated kernel may not use its struct in this build (the other kernels' branches)
-    decls = [initializer(p, name, ctx).replace("static const", "__attribute__((unused)) static const", 1) if p.generated
-             else initializer(p, name, ctx) for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
+    decls = [initializer(p, name, ctx).replace("static const", "__attribute__((unused)) static const", 1)
+             if p.generated or p.generated_mve else initializer(p, name, ctx)
+             for (_, p), name in zip(prepared, names, strict=True) if p.emitted]
     body = []
     kernel_names = []
     for index, ((op, p), name) in enumerate(zip(prepared, names, strict=True)):
@@ -574,10 +607,13 @@ def _model_c(graph: TfliteModel, ctx: _EmitContext, prepared: list[tuple[Operato
             kernel_names.append('"folded"')
             continue
         branches = []  # (condition, call, comment), the first whose condition holds is compiled
+        pointers = ", ".join(ctx.ptr(t) for t in p.tensors) if p.generated or p.generated_mve else ""
+        if p.generated_mve is not None:  # in place, the op's scratch is the in-place kernel's
+            scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes if p.cmsis_nn else p.scratch_bytes) or "NULL"
+            branches.append(("NLPOOL_GENERATED_MVE", f"{p.generated_mve.function}({pointers}, {scratch});", "generated (MVE)"))
         if p.generated is not None:
             scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
-            pointers = ", ".join(ctx.ptr(t) for t in p.tensors)
-            branches.append(("NLPOOL_GENERATED", f"{p.generated.function}({pointers}, {scratch});", "generated"))
+            branches.append(("NLPOOL_GENERATED_DSP", f"{p.generated.function}({pointers}, {scratch});", "generated"))
         if p.cmsis_nn is not None:
             scratch = ctx.scratch(op.position, p.cmsis_scratch_bytes) or "NULL"
             branches.append(("NLPOOL_CMSIS_NN", call(replace(p, kernel=p.cmsis_nn), name, ctx, scratch), "CMSIS-NN"))

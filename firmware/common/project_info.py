@@ -44,6 +44,10 @@ class ProjectInfo:
     # Per op, its readable name (memory_planner.op_label, `CONV_2D #3 conv2d_1`): the profile's rows.
     # Empty in a project.json written before the field existed.
     op_names: list[str] = field(default_factory=list)
+    # Per op, the kernel a Cortex-M55 (Helium) build with CMSIS-NN runs: "generated" where the op has a
+    # generated MVE kernel, else as op_kernels except that nlpool's DSP kernels give way to CMSIS-NN's
+    # MVE ones. Empty in a project.json written before the field existed.
+    mve_op_kernels: list[str] = field(default_factory=list)
 
     @classmethod
     def load(cls, project_dir: Path) -> ProjectInfo:

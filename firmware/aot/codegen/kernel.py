@@ -19,6 +19,8 @@ class GeneratedKernel:
     invokes with literals; `arrays` are the layer's re-laid-out constants (C element type, name
     suffix, values); `scratch_bytes` is what it needs of the op's planned scratch (0: none);
     `constants` the output channels it proved constant (codegen/constants.py), which it only fills.
+    `core`: "dsp" (plain C with the DSP extension's instructions, plain C elsewhere: every build compiles
+    it) or "mve" (Helium intrinsics: compiled only where the core has MVE, `nl_gen_mve_op<position>`).
     """
 
     name: str  # e.g. "conv2d" or "depthwise": what ran, for reports
@@ -28,10 +30,11 @@ class GeneratedKernel:
     call: str  # the template call, with `in`, `out`, `scratch` and the arrays' names as C identifiers
     scratch_bytes: int = 0
     constants: tuple[tuple[int, int], ...] = ()  # (output channel, value) it writes whatever the input
+    core: str = "dsp"
 
     @property
     def function(self) -> str:
-        return f"nl_gen_op{self.position}"
+        return f"nl_gen_mve_op{self.position}" if self.core == "mve" else f"nl_gen_op{self.position}"
 
     @property
     def prototype(self) -> str:
@@ -46,8 +49,10 @@ class GeneratedKernel:
                 flat = np.zeros(1, np.int64)
             body = ",".join(str(int(v)) for v in flat)
             lines.append(f"static const {ctype} {self.function}_{suffix}[{flat.size}] __attribute__((aligned(4))) = {{{body}}};")
-        lines += [f"{self.prototype}", "{", "    (void)scratch;", f"    {self.call}", "}", ""]
-        return "\n".join(lines)
+        lines += [f"{self.prototype}", "{", "    (void)scratch;", f"    {self.call}", "}"]
+        if self.core == "mve":
+            lines = ["#if defined(__ARM_FEATURE_MVE)", *lines, "#endif"]
+        return "\n".join([*lines, ""])
 
 
 def generated_source(kernels: list[GeneratedKernel]) -> tuple[str, str]:

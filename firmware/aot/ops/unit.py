@@ -157,7 +157,8 @@ class Prepared:
 
     `generated` is nlpool's kernel generated for this one layer (firmware/aot/codegen), which
     Cortex-M builds with the DSP extension run instead of `cmsis_nn` and `kernel`; the generator
-    fills it in once it knows the op's planned scratch.
+    fills it in once it knows the op's planned scratch. `generated_mve` is its Helium (MVE) kernel,
+    which Cortex-M55 builds run before any other (for an op run in place, its in-place form).
     """
 
     kernel: Kernel
@@ -171,6 +172,7 @@ class Prepared:
     folded_into: int = -1
     computed: bool = False
     generated: GeneratedKernel | None = None
+    generated_mve: GeneratedKernel | None = None
 
     @property
     def emitted(self) -> bool:

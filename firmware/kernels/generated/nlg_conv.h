@@ -21,10 +21,68 @@
 
 #include "nlg_simd.h"
 
+#if defined(__ARM_FEATURE_DSP)
+/* One group of 4 taps of the 2 x 2 tile: both pixels' column words and both channels' weight words
+ * as one LDRD each, then 4 SXTB16 and 8 SMLAD. */
+#define NLG_MAC_GROUP                                   \
+    "ldrd %[x0a], %[x0b], [%[c]], #8\n\t"              \
+    "ldrd %[x1a], %[x1b], [%[c]], #8\n\t"              \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                \
+    "sxtb16 %[t], %[wa]\n\t"                           \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                  \
+    "smlad %[a0], %[x0a], %[t], %[a0]\n\t"             \
+    "smlad %[a1], %[x1a], %[t], %[a1]\n\t"             \
+    "smlad %[a0], %[x0b], %[wa], %[a0]\n\t"            \
+    "smlad %[a1], %[x1b], %[wa], %[a1]\n\t"            \
+    "sxtb16 %[t], %[wb]\n\t"                           \
+    "sxtb16 %[wb], %[wb], ror #8\n\t"                  \
+    "smlad %[a2], %[x0a], %[t], %[a2]\n\t"             \
+    "smlad %[a3], %[x1a], %[t], %[a3]\n\t"             \
+    "smlad %[a2], %[x0b], %[wb], %[a2]\n\t"            \
+    "smlad %[a3], %[x1b], %[wb], %[a3]\n\t"
+
+/*
+ * The 2 x 2 tile's dot products in assembly: 4 accumulators, 4 column words, 2 weight words and one
+ * temporary, plus 3 pointers, are the 14 registers a Cortex-M core has; GCC's own allocation spilled
+ * accumulators to the stack in every group. Two groups per loop iteration (one before the loop where
+ * the count is odd). The columns lie in the op's scratch (the arena's slots are 16-byte aligned) and
+ * the weights in 4-aligned arrays, 8 bytes a group: LDRD's word alignment holds.
+ */
+NLG_INLINE void nlg_mac_cols2(const int16_t *c, const int8_t *w, int32_t groups, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t x0a, x0b, x1a, x1b, wa, wb, t;
+    if (groups & 1) {
+        __asm__(NLG_MAC_GROUP
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c] "+r"(c), [w] "+r"(w), [x0a] "=&r"(x0a),
+                  [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                :
+                : "memory");
+    }
+    if (groups > 1) {
+        const int8_t *end = w + 8 * (groups & ~1);
+        __asm__("1:\n\t" NLG_MAC_GROUP NLG_MAC_GROUP
+                "cmp %[w], %[end]\n\t"
+                "bne 1b\n\t"
+                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c] "+r"(c), [w] "+r"(w), [x0a] "=&r"(x0a),
+                  [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                : [end] "r"(end)
+                : "cc", "memory");
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
+#endif
+
 /* acc[0..3] = (pixel 0, ch o), (pixel 1, ch o), (pixel 0, ch o+1), (pixel 1, ch o+1) over KP/4 groups
  * of the int16 columns, interleaved per group: 4 halves of pixel 0, then 4 of pixel 1. */
 NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
 {
+#if defined(__ARM_FEATURE_DSP)
+    if (pixels == 2) {
+        nlg_mac_cols2(c, w, kp / 4, acc);
+        return;
+    }
+#endif
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
 #pragma GCC unroll 4
     for (int32_t g = 0; g < kp / 4; ++g) {

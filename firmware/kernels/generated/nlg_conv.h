@@ -155,7 +155,8 @@ NLG_INLINE int32_t nlg_slot(int32_t n) { return (n >> 2) * 8 + ((n & 1) << 1) + 
  * it, codegen/conv.py) takes each window row's fw * in_c bytes, which are contiguous in the input: its
  * first W = 4 floor(fw in_c / 4) as words, row after row, then the other T = fw in_c - W of every
  * row, then zeros up to KP. A window inside the input (dilation 1 along the row) is copied a word at
- * a time; one that touches the padding element by element, outside taps as the zero point.
+ * a time; one that touches the padding tap by tap, a word at a time where in_c % 4 == 0 (else element
+ * by element), outside taps as the zero point.
  */
 NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t ix0, int32_t in_h, int32_t in_w,
                            int32_t in_c, int32_t fh, int32_t fw, int32_t dil_h, int32_t dil_w, int32_t kp, int32_t zp)
@@ -173,6 +174,29 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
             }
             for (int32_t t = 0; t < tail; ++t) {
                 col[nlg_slot(fh * words + fy * tail + t)] = x[words + t];
+            }
+        }
+    } else if (in_c % 4 == 0) {
+        /* whole words per tap (the K order is then (fy, fx, c)): the input's, or the zero point's */
+        const uint32_t zp2 = (uint32_t)(uint16_t)zp * 0x00010001u;
+        for (int32_t fy = 0; fy < fh; ++fy) {
+            const int32_t iy = iy0 + fy * dil_h;
+            for (int32_t fx = 0; fx < fw; ++fx) {
+                const int32_t ix = ix0 + fx * dil_w;
+                const int8_t *x = in + (iy * in_w + ix) * in_c;
+                int16_t *g = col + (fy * row + fx * in_c) * 2;
+                if (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) {
+                    for (int32_t c = 0; c < in_c; c += 4, g += 8) {
+                        const uint32_t v = nlg_ld32(x + c);
+                        nlg_st32(g, nlg_sxtb16(v));
+                        nlg_st32(g + 2, nlg_sxtb16_hi(v));
+                    }
+                } else {
+                    for (int32_t c = 0; c < in_c; c += 4, g += 8) {
+                        nlg_st32(g, zp2);
+                        nlg_st32(g + 2, zp2);
+                    }
+                }
             }
         }
     } else {
@@ -199,16 +223,22 @@ NLG_INLINE void nlg_im2col(const int8_t *in, int16_t *col, int32_t iy0, int32_t 
 NLG_INLINE void nlg_store(int8_t *y, const uint8_t *idx, int32_t out_c, int32_t n_live, int32_t o, const int32_t *acc,
                           const nlg_quant_t *q, int32_t pixels, int32_t fast, int32_t zp, int32_t lo, int32_t hi)
 {
+    /* copies: a byte store may alias the table, so reading it through q would reload it after each */
+    const nlg_quant_t q0 = q[0], q1 = q[1];
     const int32_t c0 = idx ? idx[o] : o;
-    y[c0] = (int8_t)nlg_requant(acc[0], q, fast, zp, lo, hi);
+    const int32_t y0 = nlg_requant(acc[0], &q0, fast, zp, lo, hi);
+    const int32_t y1 = pixels == 2 ? nlg_requant(acc[1], &q0, fast, zp, lo, hi) : 0;
+    y[c0] = (int8_t)y0;
     if (pixels == 2) {
-        y[out_c + c0] = (int8_t)nlg_requant(acc[1], q, fast, zp, lo, hi);
+        y[out_c + c0] = (int8_t)y1;
     }
     if (o + 1 < n_live) {
+        const int32_t y2 = nlg_requant(acc[2], &q1, fast, zp, lo, hi);
+        const int32_t y3 = pixels == 2 ? nlg_requant(acc[3], &q1, fast, zp, lo, hi) : 0;
         const int32_t c1 = idx ? idx[o + 1] : o + 1;
-        y[c1] = (int8_t)nlg_requant(acc[2], q + 1, fast, zp, lo, hi);
+        y[c1] = (int8_t)y2;
         if (pixels == 2) {
-            y[out_c + c1] = (int8_t)nlg_requant(acc[3], q + 1, fast, zp, lo, hi);
+            y[out_c + c1] = (int8_t)y3;
         }
     }
 }

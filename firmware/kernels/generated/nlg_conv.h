@@ -41,31 +41,35 @@
     "smlad %[a2], %[x0b], %[wb], %[a2]\n\t"            \
     "smlad %[a3], %[x1b], %[wb], %[a3]\n\t"
 
+/* The registers of the 2 x 2 tile's assembly: accumulators, pointers, column and weight words. */
+#define NLG_MAC_OPERANDS                                                                                                 \
+    [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c] "+r"(c), [w] "+r"(w), [x0a] "=&r"(x0a),              \
+        [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+
 /*
  * The 2 x 2 tile's dot products in assembly: 4 accumulators, 4 column words, 2 weight words and one
  * temporary, plus 3 pointers, are the 14 registers a Cortex-M core has; GCC's own allocation spilled
- * accumulators to the stack in every group. Two groups per loop iteration (one before the loop where
- * the count is odd). The columns lie in the op's scratch (the arena's slots are 16-byte aligned) and
- * the weights in 4-aligned arrays, 8 bytes a group: LDRD's word alignment holds.
+ * accumulators to the stack in every group. Four groups per loop iteration (the count's remainder
+ * mod 4 before the loop: `groups` is a literal, so only the blocks it needs are compiled). The
+ * columns lie in the op's scratch (the arena's slots are 16-byte aligned) and the weights in
+ * 4-aligned arrays, 8 bytes a group: LDRD's word alignment holds.
  */
 NLG_INLINE void nlg_mac_cols2(const int16_t *c, const int8_t *w, int32_t groups, int32_t *acc)
 {
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     uint32_t x0a, x0b, x1a, x1b, wa, wb, t;
     if (groups & 1) {
-        __asm__(NLG_MAC_GROUP
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c] "+r"(c), [w] "+r"(w), [x0a] "=&r"(x0a),
-                  [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
-                :
-                : "memory");
+        __asm__(NLG_MAC_GROUP : NLG_MAC_OPERANDS : : "memory");
     }
-    if (groups > 1) {
-        const int8_t *end = w + 8 * (groups & ~1);
-        __asm__("1:\n\t" NLG_MAC_GROUP NLG_MAC_GROUP
+    if (groups & 2) {
+        __asm__(NLG_MAC_GROUP NLG_MAC_GROUP : NLG_MAC_OPERANDS : : "memory");
+    }
+    if (groups >= 4) {
+        const int8_t *end = w + 8 * (groups & ~3);
+        __asm__("1:\n\t" NLG_MAC_GROUP NLG_MAC_GROUP NLG_MAC_GROUP NLG_MAC_GROUP
                 "cmp %[w], %[end]\n\t"
                 "bne 1b\n\t"
-                : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c] "+r"(c), [w] "+r"(w), [x0a] "=&r"(x0a),
-                  [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [wa] "=&r"(wa), [wb] "=&r"(wb), [t] "=&r"(t)
+                : NLG_MAC_OPERANDS
                 : [end] "r"(end)
                 : "cc", "memory");
     }

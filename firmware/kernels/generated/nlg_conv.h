@@ -21,7 +21,15 @@
 
 #include "nlg_simd.h"
 
-#if defined(__ARM_FEATURE_DSP)
+/* The assembly needs 14 free registers: an unoptimised build (-O0) keeps r7 as its frame pointer, and
+ * takes the C loop. */
+#if defined(__ARM_FEATURE_DSP) && defined(__OPTIMIZE__)
+#define NLG_MAC_ASM 1
+#else
+#define NLG_MAC_ASM 0
+#endif
+
+#if NLG_MAC_ASM
 /* One group of 4 taps of the 2 x 2 tile: both pixels' column words and both channels' weight words
  * as one LDRD each, then 4 SXTB16 and 8 SMLAD. */
 #define NLG_MAC_GROUP                                   \
@@ -81,7 +89,7 @@ NLG_INLINE void nlg_mac_cols2(const int16_t *c, const int8_t *w, int32_t groups,
  * of the int16 columns, interleaved per group: 4 halves of pixel 0, then 4 of pixel 1. */
 NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int32_t *acc, int32_t pixels)
 {
-#if defined(__ARM_FEATURE_DSP)
+#if NLG_MAC_ASM
     if (pixels == 2) {
         nlg_mac_cols2(c, w, kp / 4, acc);
         return;

@@ -83,6 +83,53 @@ NLG_INLINE void nlg_mac_cols2(const int16_t *c, const int8_t *w, int32_t groups,
     }
     acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
 }
+
+/* One group of 4 input channels of the direct (1x1) tile: each pixel's input word (pixel 1 `step`
+ * bytes on, an immediate offset) split by SXTB16 in place, then the weights as in NLG_MAC_GROUP. */
+#define NLG_MAC_DIRECT_GROUP                            \
+    "ldr %[x1a], [%[c], %[step]]\n\t"                  \
+    "ldr %[x0a], [%[c]], #4\n\t"                       \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                \
+    "sxtb16 %[x0b], %[x0a], ror #8\n\t"                \
+    "sxtb16 %[x0a], %[x0a]\n\t"                        \
+    "sxtb16 %[x1b], %[x1a], ror #8\n\t"                \
+    "sxtb16 %[x1a], %[x1a]\n\t"                        \
+    "sxtb16 %[t], %[wa]\n\t"                           \
+    "sxtb16 %[wa], %[wa], ror #8\n\t"                  \
+    "smlad %[a0], %[x0a], %[t], %[a0]\n\t"             \
+    "smlad %[a1], %[x1a], %[t], %[a1]\n\t"             \
+    "smlad %[a0], %[x0b], %[wa], %[a0]\n\t"            \
+    "smlad %[a1], %[x1b], %[wa], %[a1]\n\t"            \
+    "sxtb16 %[t], %[wb]\n\t"                           \
+    "sxtb16 %[wb], %[wb], ror #8\n\t"                  \
+    "smlad %[a2], %[x0a], %[t], %[a2]\n\t"             \
+    "smlad %[a3], %[x1a], %[t], %[a3]\n\t"             \
+    "smlad %[a2], %[x0b], %[wb], %[a2]\n\t"            \
+    "smlad %[a3], %[x1b], %[wb], %[a3]\n\t"
+
+/* The direct path's 2 x 2 tile in assembly, as nlg_mac_cols2 but over the input words in place.
+ * `step` (the second pixel's offset, a literal) must fit a load's 12-bit immediate. */
+NLG_INLINE void nlg_mac_direct2(const int8_t *c, int32_t step, const int8_t *w, int32_t groups, int32_t *acc)
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+    uint32_t x0a, x0b, x1a, x1b, wa, wb, t;
+    if (groups & 1) {
+        __asm__(NLG_MAC_DIRECT_GROUP : NLG_MAC_OPERANDS : [step] "i"(step) : "memory");
+    }
+    if (groups & 2) {
+        __asm__(NLG_MAC_DIRECT_GROUP NLG_MAC_DIRECT_GROUP : NLG_MAC_OPERANDS : [step] "i"(step) : "memory");
+    }
+    if (groups >= 4) {
+        const int8_t *end = w + 8 * (groups & ~3);
+        __asm__("1:\n\t" NLG_MAC_DIRECT_GROUP NLG_MAC_DIRECT_GROUP NLG_MAC_DIRECT_GROUP NLG_MAC_DIRECT_GROUP
+                "cmp %[w], %[end]\n\t"
+                "bne 1b\n\t"
+                : NLG_MAC_OPERANDS
+                : [end] "r"(end), [step] "i"(step)
+                : "cc", "memory");
+    }
+    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+}
 #endif
 
 /* acc[0..3] = (pixel 0, ch o), (pixel 1, ch o), (pixel 0, ch o+1), (pixel 1, ch o+1) over KP/4 groups
@@ -129,6 +176,12 @@ NLG_INLINE void nlg_mac_cols(const int16_t *c, const int8_t *w, int32_t kp, int3
 /* The same over int8 input words read in place (direct path): x1 = x0 + x_step bytes. */
 NLG_INLINE void nlg_mac_direct(const int8_t *x0, int32_t x_step, const int8_t *w, int32_t k, int32_t *acc, int32_t pixels)
 {
+#if NLG_MAC_ASM
+    if (pixels == 2 && x_step > 0 && x_step < 4096) {
+        nlg_mac_direct2(x0, x_step, w, k / 4, acc);
+        return;
+    }
+#endif
     int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
     for (int32_t g = 0; g < k / 4; ++g) {
         const uint32_t xa = nlg_ld32(x0);

@@ -5,8 +5,8 @@
   narrow clamps and constant outputs included;
 - on MLPerf Tiny's IC model on Cortex-M4 every CONV_2D and ADD runs its generated kernel (the
   firmware's own profile says which kernel ran) and the outputs are TFLM's, bit for bit;
-- ADDs of odd sizes run their generated kernel on Cortex-M4 bit-exact with TFLM, a broadcasting one
-  stays on the portable kernel;
+- ADDs and convolutions of odd shapes run their generated kernels on Cortex-M4 bit-exact with TFLM
+  (every assembly block and the C remainders), a broadcasting ADD stays on the portable kernel;
 - their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels.
 
 Instruction counts are not asserted here: benchmarks/generated_kernels.py measures them.
@@ -166,10 +166,14 @@ def test_generated_kernels_plain_c_path_on_the_host(tmp_path, monkeypatch, path)
     np.testing.assert_array_equal(generated, portable)
 
 
-def test_adds_of_odd_sizes_run_generated_on_cortex_m4_bitexact_with_tflm(tmp_path) -> None:
-    """Three same-shape ADDs of 105 elements (not a multiple of the kernel's 8-element unroll): none,
-    ReLU and ReLU6 fused, each input with its own scale and zero point; and one broadcasting ADD,
-    which the generated kernel leaves to the portable kernel (CMSIS-NN does not broadcast either)."""
+def test_odd_adds_and_convolutions_run_generated_on_cortex_m4_bitexact_with_tflm(tmp_path) -> None:
+    """Odd shapes through each generated path on QEMU M4, bit for bit with TFLM:
+    - three same-shape ADDs of 140 elements (not a multiple of the kernel's 8-element unroll): none,
+      ReLU and ReLU6 fused, each input with its own scale and zero point; a broadcasting ADD stays on
+      the portable kernel (CMSIS-NN does not broadcast either);
+    - 3x3 convolutions over 4 channels (9 groups of 4 taps: one before the assembly loop), 7 columns
+      (a last single pixel), padded windows copied a word per tap, a dilated one, odd channel counts;
+    - 1x1 convolutions over 4 and 12 channels (1 and 3 groups, stride 1 and 2): the direct tile."""
     pytest.importorskip("tensorflow")
     import tensorflow as tf
 
@@ -179,19 +183,26 @@ def test_adds_of_odd_sizes_run_generated_on_cortex_m4_bitexact_with_tflm(tmp_pat
         check_tools("cortex-m4")
     except NlpoolError as exc:
         pytest.skip(str(exc))
+    rng = np.random.default_rng(13)
+    w = {name: tf.constant(rng.normal(0, 0.3, size=shape).astype(np.float32)) for name, shape in
+         {"c3": (3, 3, 4, 5), "dil": (3, 3, 4, 3), "c12": (3, 3, 4, 12), "p12": (1, 1, 12, 3), "p4": (1, 1, 4, 7)}.items()}
 
     def fn(x, y, z):
         s = x + y
-        return s, tf.nn.relu(s + x), tf.nn.relu6(y + z), x + z[:, :1, :1, :]
+        c12 = tf.nn.relu(tf.nn.conv2d(s, w["c12"], 1, "SAME"))
+        return (s, tf.nn.relu(s + x), tf.nn.relu6(y + z), x + z[:, :1, :1, :], tf.nn.conv2d(s, w["c3"], 1, "SAME"),
+                tf.nn.conv2d(x, w["dil"], 1, "SAME", dilations=2), tf.nn.conv2d(c12, w["p12"], 2, "VALID"),
+                tf.nn.conv2d(y, w["p4"], 1, "VALID"))
 
-    shape, rng = (1, 5, 7, 3), np.random.default_rng(13)
-    model = tmp_path / "adds.tflite"
+    shape = (1, 5, 7, 4)
+    model = tmp_path / "odd.tflite"
     model.write_bytes(convert(fn, [shape] * 3, rng, ranges=[(-1.0, 3.0), (-0.05, 0.02), (0.0, 9.0)]))
     info = generate_project(model, tmp_path / "p", 64 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
-    assert sorted(k for op, k in zip(info.ops, info.op_kernels, strict=True) if op == "ADD") == ["generated"] * 3 + ["portable"]
+    want_kernels = {"ADD": ["generated"] * 3 + ["portable"], "CONV_2D": ["generated"] * 5}
+    assert {op: sorted(k for o, k in zip(info.ops, info.op_kernels, strict=True) if o == op) for op in want_kernels} == want_kernels
     inputs = [rng.integers(-128, 128, size=(4, *shape), dtype=np.int8) for _ in range(3)]
     board = build_and_run(tmp_path / "p", "cortex-m4", inputs)
     assert board.profile is not None
-    assert sorted(o.kernel for o in board.profile.ops if o.op == "ADD") == ["generated"] * 3 + ["portable"]
+    assert {op: sorted(o.kernel for o in board.profile.ops if o.op == op) for op in want_kernels} == want_kernels
     for got, want in zip(board.outputs, tflm_reference(model, inputs), strict=True):
         np.testing.assert_array_equal(got, want)

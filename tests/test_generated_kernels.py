@@ -1,8 +1,12 @@
 """nlpool's per-layer generated kernels (firmware/aot/codegen, firmware/kernels/generated).
 
 - their fast requantisation equals TFLM's double rounding wherever the generator takes it;
-- on MLPerf Tiny's IC model on Cortex-M4 every CONV_2D runs its generated kernel (the firmware's own
-  profile says which kernel ran) and the outputs are TFLM's, bit for bit;
+- the affine form the generator finds for an ADD layer is TFLM's ADD on every int8 input pair,
+  narrow clamps and constant outputs included;
+- on MLPerf Tiny's IC model on Cortex-M4 every CONV_2D and ADD runs its generated kernel (the
+  firmware's own profile says which kernel ran) and the outputs are TFLM's, bit for bit;
+- ADDs and convolutions of odd shapes run their generated kernels on Cortex-M4 bit-exact with TFLM
+  (every assembly block and the C remainders), a broadcasting ADD stays on the portable kernel;
 - their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels;
 - the Helium (MVE) kernels' vector requantisation is TFLM's for every multiplier and shift; on Cortex-M55
   (QEMU mps3-an547) IC's convolutions and a depthwise run in place over its input run them (the
@@ -18,12 +22,14 @@ import pytest
 from conftest import IC_MODEL, VWW_MODEL, mlperf_model
 
 from firmware.aot import CmsisNn, generate_project
+from firmware.aot.codegen.add import affine_add, tflm_add
 from firmware.aot.codegen.constants import constant_channels, input_ranges
 from firmware.aot.codegen.mve_quant import mve_quant_table
 from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
+from firmware.aot.ops.add import LEFT_SHIFT, AddParams
 from firmware.run import HOST, build_and_run, check_tools
 from nlpool.core.errors import NlpoolError
-from nlpool.core.fixedpoint import multiply_by_quantized_multiplier
+from nlpool.core.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
 
 
 def _fast_requant(acc: np.ndarray, mult: int, right: int, round_term: int) -> np.ndarray:
@@ -79,6 +85,43 @@ def test_channels_proved_constant_hold_their_value_for_every_input() -> None:
     assert len(set(varying.tolist())) > 1
 
 
+def _add_params(rng: np.random.Generator) -> AddParams:
+    """A random ADD layer as TFLite's Prepare makes it: scales over three decades, any zero points,
+    no activation, ReLU (from the output zero point) or a narrow clamp like ReLU6 on a wide output range."""
+    scale_a, scale_b = 10 ** rng.uniform(-3, 0, size=2)
+    scale_out = max(scale_a, scale_b) * 10 ** rng.uniform(-0.5, 1.5)
+    zp_a, zp_b, zp_out = (int(v) for v in rng.integers(-128, 128, size=3))
+    twice_max = 2 * max(scale_a, scale_b)
+    m1, s1 = quantize_multiplier(scale_a / twice_max)
+    m2, s2 = quantize_multiplier(scale_b / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * scale_out))
+    act_min, act_max = [(-128, 127), (zp_out, 127), (zp_out, min(127, zp_out + int(rng.integers(1, 120))))][int(rng.integers(0, 3))]
+    dims = (1, 1, 1, 1, 1, 1)
+    return AddParams(out_dims=dims, in1_strides=dims, in2_strides=dims, in1_offset=-zp_a, in2_offset=-zp_b, output_offset=zp_out,
+                     left_shift=LEFT_SHIFT, in1_mult=m1, in1_shift=s1, in2_mult=m2, in2_shift=s2, out_mult=mo, out_shift=so,
+                     act_min=act_min, act_max=act_max)
+
+
+def test_affine_add_is_tflms_add_on_every_input_pair() -> None:
+    """The kernel computes clamp(floor((A a + B b + C) / 2^k)) in int32 (SSAT, then the clamp): here in
+    exact integers, against TFLM's three double-rounding rescales, on all 65,536 pairs of each layer."""
+    rng = np.random.default_rng(11)
+    grid = np.arange(-128, 128, dtype=np.int64)
+    a, b = (v.reshape(-1) for v in np.meshgrid(grid, grid, indexing="ij"))
+    found = 0
+    for _ in range(40):
+        p = _add_params(rng)
+        form = affine_add(p)
+        if form is None:
+            continue
+        total = form.a_mult * a + form.b_mult * b + form.constant
+        assert total.min() >= -(1 << 31) and total.max() < 1 << 31
+        got = np.clip(np.clip(total >> form.shift, -128, 127), p.act_min, p.act_max)
+        np.testing.assert_array_equal(got, tflm_add(p, a, b))
+        found += 1
+    assert found >= 38  # a layer without a form keeps CMSIS-NN: allowed, but rare
+
+
 def _cmsis_nn_tree() -> CmsisNn:
     from firmware.aot.cmsis_nn import find_cmsis_nn
 
@@ -92,7 +135,7 @@ def _inputs(n: int) -> np.ndarray:
     return np.random.default_rng(5).integers(-128, 128, size=(n, 1, 32, 32, 3), dtype=np.int8)
 
 
-def test_ic_on_cortex_m4_runs_generated_convolutions_bitexact_with_tflm(tmp_path) -> None:
+def test_ic_on_cortex_m4_runs_generated_convolutions_and_adds_bitexact_with_tflm(tmp_path) -> None:
     from firmware.testing import tflm_reference
 
     model = mlperf_model(IC_MODEL)
@@ -101,12 +144,13 @@ def test_ic_on_cortex_m4_runs_generated_convolutions_bitexact_with_tflm(tmp_path
     except NlpoolError as exc:
         pytest.skip(str(exc))
     info = generate_project(model, tmp_path / "ic", 256 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
-    assert [k for op, k in zip(info.ops, info.op_kernels, strict=True) if op == "CONV_2D"] == ["generated"] * 9
+    assert [k for op, k in zip(info.ops, info.op_kernels, strict=True) if op in ("CONV_2D", "ADD")] == ["generated"] * 12
     inputs = _inputs(3)
     board = build_and_run(tmp_path / "ic", "cortex-m4", inputs)
     assert board.profile is not None
     ran = {(o.op, o.kernel) for o in board.profile.ops}
-    assert ("CONV_2D", "generated") in ran and not any(op == "CONV_2D" and k != "generated" for op, k in ran)
+    assert {("CONV_2D", "generated"), ("ADD", "generated")} <= ran
+    assert not any(op in ("CONV_2D", "ADD") and k != "generated" for op, k in ran)
     np.testing.assert_array_equal(board.outputs[0], tflm_reference(model, [inputs])[0])
     np.testing.assert_array_equal(board.outputs[0], build_and_run(tmp_path / "ic", HOST, inputs).outputs[0])
     portable = build_and_run(tmp_path / "ic", "cortex-m4", inputs, portable=True)
@@ -226,3 +270,45 @@ def test_inplace_depthwise_on_cortex_m55_runs_generated_mve_bitexact_with_tflm(t
     assert board.profile is not None
     assert [o.kernel for o in board.profile.ops] == info.mve_op_kernels
     np.testing.assert_array_equal(board.outputs[0], tflm_reference(model, [inputs])[0])
+
+
+def test_odd_adds_and_convolutions_run_generated_on_cortex_m4_bitexact_with_tflm(tmp_path) -> None:
+    """Odd shapes through each generated path on QEMU M4, bit for bit with TFLM:
+    - three same-shape ADDs of 140 elements (not a multiple of the kernel's 8-element unroll): none,
+      ReLU and ReLU6 fused, each input with its own scale and zero point; a broadcasting ADD stays on
+      the portable kernel (CMSIS-NN does not broadcast either);
+    - 3x3 convolutions over 4 channels (9 groups of 4 taps: one before the assembly loop), 7 columns
+      (a last single pixel), padded windows copied a word per tap, a dilated one, odd channel counts;
+    - 1x1 convolutions over 4 and 12 channels (1 and 3 groups, stride 1 and 2): the direct tile."""
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    from firmware.testing import convert, tflm_reference
+
+    try:
+        check_tools("cortex-m4")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(13)
+    w = {name: tf.constant(rng.normal(0, 0.3, size=shape).astype(np.float32)) for name, shape in
+         {"c3": (3, 3, 4, 5), "dil": (3, 3, 4, 3), "c12": (3, 3, 4, 12), "p12": (1, 1, 12, 3), "p4": (1, 1, 4, 7)}.items()}
+
+    def fn(x, y, z):
+        s = x + y
+        c12 = tf.nn.relu(tf.nn.conv2d(s, w["c12"], 1, "SAME"))
+        return (s, tf.nn.relu(s + x), tf.nn.relu6(y + z), x + z[:, :1, :1, :], tf.nn.conv2d(s, w["c3"], 1, "SAME"),
+                tf.nn.conv2d(x, w["dil"], 1, "SAME", dilations=2), tf.nn.conv2d(c12, w["p12"], 2, "VALID"),
+                tf.nn.conv2d(y, w["p4"], 1, "VALID"))
+
+    shape = (1, 5, 7, 4)
+    model = tmp_path / "odd.tflite"
+    model.write_bytes(convert(fn, [shape] * 3, rng, ranges=[(-1.0, 3.0), (-0.05, 0.02), (0.0, 9.0)]))
+    info = generate_project(model, tmp_path / "p", 64 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
+    want_kernels = {"ADD": ["generated"] * 3 + ["portable"], "CONV_2D": ["generated"] * 5}
+    assert {op: sorted(k for o, k in zip(info.ops, info.op_kernels, strict=True) if o == op) for op in want_kernels} == want_kernels
+    inputs = [rng.integers(-128, 128, size=(4, *shape), dtype=np.int8) for _ in range(3)]
+    board = build_and_run(tmp_path / "p", "cortex-m4", inputs)
+    assert board.profile is not None
+    assert {op: sorted(o.kernel for o in board.profile.ops if o.op == op) for op in want_kernels} == want_kernels
+    for got, want in zip(board.outputs, tflm_reference(model, inputs), strict=True):
+        np.testing.assert_array_equal(got, want)

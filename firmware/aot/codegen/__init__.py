@@ -1,6 +1,6 @@
 """nlpool's own int8 kernels, generated per layer (docs/firmware.md, Generated kernels).
 
-For the hot ops (CONV_2D, DEPTHWISE_CONV_2D) the generator writes one C function per layer into
+For the hot ops (CONV_2D, DEPTHWISE_CONV_2D, ADD) the generator writes one C function per layer into
 the project's `kernels/nl_generated.c`: a call of an always-inline template (firmware/kernels/generated)
 with every shape, stride, offset and clamp as a literal, and the layer's weights re-laid out in the
 order its inner loop reads them. model.c runs it on cores with the DSP extension; CMSIS-NN (or the

@@ -13,7 +13,8 @@ TEMPLATE_DIR = "generated"  # under firmware/kernels: the templates and nlg_simd
 
 @dataclass(frozen=True)
 class GeneratedKernel:
-    """One layer's kernel: `nl_gen_op<position>(in, out[, scratch])`.
+    """One layer's kernel: `nl_gen_op<position>(in, out, scratch)` (one pointer per name in `inputs`
+    before `out`, in the op's tensor order).
 
     `template` is the header in firmware/kernels/generated whose always-inline function `call`
     invokes with literals; `arrays` are the layer's re-laid-out constants (C element type, name
@@ -31,6 +32,7 @@ class GeneratedKernel:
     scratch_bytes: int = 0
     constants: tuple[tuple[int, int], ...] = ()  # (output channel, value) it writes whatever the input
     core: str = "dsp"
+    inputs: tuple[str, ...] = ("in",)  # the input tensors' parameter names, as `call` uses them
 
     @property
     def function(self) -> str:
@@ -38,7 +40,8 @@ class GeneratedKernel:
 
     @property
     def prototype(self) -> str:
-        return f"void {self.function}(const int8_t *in, int8_t *out, int8_t *scratch)"
+        inputs = "".join(f"const int8_t *{name}, " for name in self.inputs)
+        return f"void {self.function}({inputs}int8_t *out, int8_t *scratch)"
 
     def definition(self) -> str:
         """The constants and the function, for nl_generated.c."""

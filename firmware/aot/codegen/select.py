@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from firmware.aot.codegen.add import add_kernel
 from firmware.aot.codegen.constants import Constants
 from firmware.aot.codegen.conv import conv_kernel
 from firmware.aot.codegen.depthwise import depthwise_kernel
 from firmware.aot.codegen.kernel import GeneratedKernel
 from firmware.aot.codegen.mve_conv import mve_conv_kernel
 from firmware.aot.codegen.mve_depthwise import mve_depthwise_kernel
+from firmware.aot.ops.add import AddParams
 from firmware.aot.ops.conv2d import Conv2dParams
 from firmware.aot.ops.depthwise_conv2d import DepthwiseConv2dParams
 from firmware.aot.ops.unit import Params
@@ -23,6 +25,8 @@ def generated_kernel(params: Params, position: int, scratch_bytes: int, known: C
         kernel = conv_kernel(params, position, known)
     elif isinstance(params, DepthwiseConv2dParams):
         kernel = depthwise_kernel(params, position, known)
+    elif isinstance(params, AddParams):
+        kernel = add_kernel(params, position)
     else:
         return None
     if kernel is None or kernel.scratch_bytes > scratch_bytes:

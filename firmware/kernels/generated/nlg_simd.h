@@ -63,6 +63,13 @@ NLG_INLINE int32_t nlg_smmlar(int32_t a, int32_t b, int32_t acc)
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+/* acc + a * b, modulo 2^32: one MLA (written out, or GCC splits a sum of products into MUL, MLA, ADD) */
+NLG_INLINE int32_t nlg_mla(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("mla %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
 /* x saturated to int8 */
 NLG_INLINE int32_t nlg_ssat8(int32_t x) { return __ssat(x, 8); }
 #else
@@ -82,6 +89,7 @@ NLG_INLINE int32_t nlg_smmlar(int32_t a, int32_t b, int32_t acc)
     const int64_t p = (int64_t)a * b + ((int64_t)1 << 31);
     return (int32_t)((uint32_t)acc + (uint32_t)(p >= 0 ? p / ((int64_t)1 << 32) : -((-p + ((int64_t)1 << 32) - 1) / ((int64_t)1 << 32))));
 }
+NLG_INLINE int32_t nlg_mla(int32_t a, int32_t b, int32_t acc) { return (int32_t)((uint32_t)acc + (uint32_t)a * (uint32_t)b); }
 NLG_INLINE int32_t nlg_ssat8(int32_t x) { return x < -128 ? -128 : (x > 127 ? 127 : x); }
 #endif
 

@@ -119,8 +119,8 @@ NLG_INLINE void nlg_fc_pass(const int8_t *x, const uint32_t *w, int32_t k, int32
 }
 
 /* Rows o .. o + n - 1 (n <= 4) from one pass of ceil(n / 2) pairs. */
-NLG_INLINE void nlg_fc_rows(const int8_t *x, int8_t *y, const uint32_t *w, const nlg_quant_t *q, int32_t k, int32_t kw,
-                            int32_t n, int32_t packed, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
+NLG_INLINE void nlg_fc_rows(const int8_t *x, int8_t *y, const uint32_t *w, const nlg_quant_t *q, int32_t k, int32_t n,
+                            int32_t packed, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
 {
     int32_t acc[4];
     nlg_fc_pass(x, w, k, n > 2 ? 2 : 1, packed, acc);
@@ -138,10 +138,10 @@ NLG_INLINE void nlg_fc(const int8_t *in, int8_t *out, const uint32_t *w, const n
         const int8_t *x = in + b * k;
         int8_t *y = out + b * rows;
         for (int32_t o = 0; o < full; o += 4) {
-            nlg_fc_rows(x, y + o, w + o * kw, q + o, k, kw, 4, packed, fast, out_zp, lo, hi);
+            nlg_fc_rows(x, y + o, w + o * kw, q + o, k, 4, packed, fast, out_zp, lo, hi);
         }
         if (rest) {
-            nlg_fc_rows(x, y + full, w + full * kw, q + full, k, kw, rest, packed, fast, out_zp, lo, hi);
+            nlg_fc_rows(x, y + full, w + full * kw, q + full, k, rest, packed, fast, out_zp, lo, hi);
         }
     }
 }

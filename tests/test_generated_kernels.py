@@ -137,7 +137,7 @@ def _fc_params(weights: np.ndarray) -> FullyConnectedParams:
 
 
 def _fc_call_args(call: str) -> list[str]:
-    """The literal arguments of a generated nlg_fc call (in, out, w, q, batches, k, kw, rows, packed, ...)."""
+    """The literal arguments of a generated nlg_fc call (in, out, w, q, batches, k, kw, rows, group, packed, ...)."""
     return call[call.index("(") + 1:call.rindex(")")].split(", ")
 
 
@@ -148,7 +148,7 @@ def _fc_kernel_sums(weights: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, boo
     assert kernel is not None
     rows, k = weights.shape
     args = _fc_call_args(kernel.call)
-    kw, packed = int(args[6]), args[8] == "1"
+    kw, group, packed = int(args[6]), int(args[8]), args[9] == "1"
     words = dict((suffix, v) for _, suffix, v in kernel.arrays)["w"].astype(np.uint32)
     xp = np.zeros((x.shape[0], 4 * kw), np.int64)
     xp[:, :k] = x
@@ -156,8 +156,8 @@ def _fc_kernel_sums(weights: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, boo
     word_bytes = words.view(np.int8).astype(np.int64).reshape(-1, 4)
     sx, sx_hi = word_bytes[:, [0, 2]], word_bytes[:, [1, 3]]  # SXTB16 and SXTB16 ROR 8
     sums, at = np.zeros((x.shape[0], rows + rows % 2), np.int64), 0
-    for first in range(0, rows, 4):
-        pairs = 2 if rows - first > 2 else 1
+    for first in range(0, rows, 2 * group):
+        pairs = min(group, (rows - first + 1) // 2)
         a = np.zeros((x.shape[0], pairs), np.int64)
         b = np.zeros((x.shape[0], pairs), np.int64)
         for g in range(kw):
@@ -182,7 +182,7 @@ def test_fully_connected_weight_words_give_exact_sums() -> None:
     """Random layers (packed), one with a -128 that packing cannot hold and one whose sums reach 2^23
     (both unpacked), against w @ x on random inputs and on the inputs that maximise each row's |sum|."""
     rng = np.random.default_rng(11)
-    random_layer = rng.integers(-127, 128, size=(7, 37)).astype(np.int8)
+    random_layer = rng.integers(-127, 128, size=(11, 37)).astype(np.int8)
     minus_128 = rng.integers(-127, 128, size=(5, 9)).astype(np.int8)
     minus_128[0, 4], minus_128[1, 4] = -3, -128
     large = np.where(rng.random((4, 640)) < 0.5, -127, 127).astype(np.int8)
@@ -196,8 +196,9 @@ def test_fully_connected_weight_words_give_exact_sums() -> None:
 
 
 def _fc_pool_model(tmp_path, per_tensor: bool) -> tuple[Path, list[np.ndarray]]:
-    """Side by side: FULLY_CONNECTED layers of odd sizes (rows % 4 of 1, 2, 3; inputs % 4 of 1, 2, 3;
-    batch 2; a 4-byte input; large weights of one magnitude, which the kernel cannot pack) and
+    """Side by side: FULLY_CONNECTED layers of odd sizes (every last pass: rows % 6 of 1, 4, 5 and 0 where packed,
+    rows % 4 of 0 where not; inputs % 4 of 1, 2, 3; batch 2; a 4-byte input; large weights of one magnitude,
+    which the kernel cannot pack) and
     AVERAGE_POOL_2D (KWS's 25x5 window over 64 channels, SAME windows on 13 and 12 channels, batch 2,
     and a 17x16 window of 272 taps, which stays on CMSIS-NN)."""
     import tensorflow as tf
@@ -205,7 +206,7 @@ def _fc_pool_model(tmp_path, per_tensor: bool) -> tuple[Path, list[np.ndarray]]:
     from firmware.testing import convert
 
     rng = np.random.default_rng(13 + per_tensor)
-    fcs = [(1, 37, 13), (2, 30, 6), (1, 7, 7), (1, 3, 5), (1, 4, 2), (1, 640, 8)]
+    fcs = [(1, 37, 13), (2, 30, 6), (1, 7, 7), (1, 3, 5), (1, 4, 10), (1, 640, 8)]
     pools = [((1, 25, 5, 64), (25, 5), (1, 1), "VALID"), ((2, 7, 9, 13), (3, 3), (2, 2), "SAME"),
              ((1, 6, 6, 12), (2, 3), (1, 2), "SAME"), ((1, 17, 16, 4), (17, 16), (1, 1), "VALID")]
     weights = [rng.normal(0, 0.3, size=(k, n)).astype(np.float32) for _, k, n in fcs[:-1]]
@@ -239,7 +240,7 @@ def test_fully_connected_and_average_pool_generated_on_cortex_m4_bitexact_with_t
     assert [k for op, k in zip(info.ops, info.op_kernels, strict=True) if op in ("FULLY_CONNECTED", "AVERAGE_POOL_2D")] == want_kernels
     calls = [_fc_call_args(line) for line in (tmp_path / "p" / "kernels" / "nl_generated.c").read_text().splitlines()
              if line.strip().startswith("nlg_fc(")]
-    assert [c[8] for c in calls] == ["1"] * 5 + ["0"]  # packed pairs, but not the 640 weights of one magnitude
+    assert [c[9] for c in calls] == ["1"] * 5 + ["0"]  # packed pairs, but not the 640 weights of one magnitude
     board = build_and_run(tmp_path / "p", "cortex-m4", inputs)
     assert board.profile is not None
     ran = [(o.op, o.kernel) for o in board.profile.ops if o.op in ("FULLY_CONNECTED", "AVERAGE_POOL_2D")]

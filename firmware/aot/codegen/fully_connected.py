@@ -1,7 +1,7 @@
 """FULLY_CONNECTED as a generated kernel (template firmware/kernels/generated/nlg_fc.h).
 
-The weights are laid out offline in the order a pass reads them: passes of 2 row pairs (the last one
-of 1 where rows % 4 is 1 or 2), per input word, per pair, 2 words. Where the layer's own numbers allow
+The weights are laid out offline in the order a pass reads them: passes of 3 row pairs where packed,
+else 2 (the last pass of the pairs left), per input word, per pair, 2 words. Where the layer's own numbers allow
 it, a pair's two rows share each weight word (`packed`, nlg_fc.h): row o's weight in the low byte of
 an int16 half, row o + 1's minus 1 where o's is negative in its high byte, so the half reads as
 256 w[o + 1] + w[o]. That is exact when no such high byte leaves int8 and every row o + 1 sum of
@@ -38,9 +38,10 @@ def fully_connected_kernel(p: FullyConnectedParams, position: int) -> GeneratedK
     high = second - (first < 0)
     packed = bool(high.min() >= -128 and (128 * np.abs(second).sum(axis=1)).max() < PACKED_SUM_LIMIT)
     words = _packed_words(first, high) if packed else _row_words(first, second)
+    group = 3 if packed else 2  # pairs per pass: the unpacked layout needs one more register per step
     call = (f"nlg_fc(in, out, nl_gen_op{position}_w, (const nlg_quant_t *)nl_gen_op{position}_q, {p.batches}, {k}, {kw}, "
-            f"{rows}, {int(packed)}, {int(fast)}, {p.output_offset}, {p.act_min}, {p.act_max});")
-    arrays: tuple[tuple[str, str, np.ndarray], ...] = (("uint32_t", "w", _pass_order(words)), ("int32_t", "q", quant))
+            f"{rows}, {group}, {int(packed)}, {int(fast)}, {p.output_offset}, {p.act_min}, {p.act_max});")
+    arrays: tuple[tuple[str, str, np.ndarray], ...] = (("uint32_t", "w", _pass_order(words, group)), ("int32_t", "q", quant))
     return GeneratedKernel("fully_connected", position, "nlg_fc.h", arrays, call)
 
 
@@ -62,7 +63,7 @@ def _row_words(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return np.stack([as_words(first), as_words(second)], axis=-1)
 
 
-def _pass_order(words: np.ndarray) -> np.ndarray:
-    """The (pairs, kw, 2) words in pass order: per pass of 2 pairs (the last may hold 1), per group, per pair."""
-    passes = [words[i:i + 2].transpose(1, 0, 2).reshape(-1) for i in range(0, words.shape[0], 2)]
+def _pass_order(words: np.ndarray, group: int) -> np.ndarray:
+    """The (pairs, kw, 2) words in pass order: per pass of `group` pairs (the last may hold fewer), per input word, per pair."""
+    passes = [words[i:i + group].transpose(1, 0, 2).reshape(-1) for i in range(0, words.shape[0], group)]
     return np.concatenate(passes)

@@ -62,18 +62,27 @@ NLG_INLINE void nlg_fc_pair(uint32_t x02, uint32_t x13, const uint32_t *w, int32
     : "cc", "memory"
 #define NLG_FC_LOOP(step) __asm__ volatile("1:\n\t" step step "cmp %[x], %[end]\n\tbne 1b" NLG_FC_OPERANDS)
 #define NLG_FC_ONCE(step) __asm__ volatile(step NLG_FC_OPERANDS)
+/* Three packed pairs: 13 registers (6 accumulators, no room for the unpacked layout's temporary). */
+#define NLG_FC_STEP3 NLG_FC_X NLG_FC_PACKED("a0", "b0") NLG_FC_PACKED("a1", "b1") NLG_FC_PACKED("a2", "b2")
+#define NLG_FC_OPERANDS3                                                                                                  \
+    : [a0] "+r"(a0), [b0] "+r"(b0), [a1] "+r"(a1), [b1] "+r"(b1), [a2] "+r"(a2), [b2] "+r"(b2), [x] "+r"(x),             \
+      [w] "+r"(w), [v] "=&r"(v), [x02] "=&r"(x02), [w0] "=&r"(w0), [w1] "=&r"(w1)                                          \
+    : [end] "r"(end)                                                                                                      \
+    : "cc", "memory"
 #endif
 
-/* One pass of `pairs` (1 or 2) row pairs over the whole input: acc[] = rows o, o + 1, o + 2, o + 3. */
+/* One pass of `pairs` (1 to 3; 3 only packed) row pairs over the whole input: acc[] = rows o, o + 1, ... */
 NLG_INLINE void nlg_fc_pass(const int8_t *x, const uint32_t *w, int32_t k, int32_t pairs, int32_t packed, int32_t *acc)
 {
-    int32_t a0 = 0, b0 = 0, a1 = 0, b1 = 0;
+    int32_t a0 = 0, b0 = 0, a1 = 0, b1 = 0, a2 = 0, b2 = 0;
     const int32_t words = k / 4;
 #if defined(__ARM_FEATURE_DSP)
     uint32_t v, x02, w0, w1, t;
     if (words >= 2) {
         const int8_t *const end = x + 8 * (words / 2);
-        if (pairs == 2 && packed) {
+        if (pairs == 3) {
+            __asm__ volatile("1:\n\t" NLG_FC_STEP3 NLG_FC_STEP3 "cmp %[x], %[end]\n\tbne 1b" NLG_FC_OPERANDS3);
+        } else if (pairs == 2 && packed) {
             NLG_FC_LOOP(NLG_FC_X NLG_FC_PACKED("a0", "b0") NLG_FC_PACKED("a1", "b1"));
         } else if (pairs == 2) {
             NLG_FC_LOOP(NLG_FC_X NLG_FC_ROWS("a0", "b0") NLG_FC_ROWS("a1", "b1"));
@@ -85,7 +94,9 @@ NLG_INLINE void nlg_fc_pass(const int8_t *x, const uint32_t *w, int32_t k, int32
     }
     if (words & 1) {
         const int8_t *const end = x;
-        if (pairs == 2 && packed) {
+        if (pairs == 3) {
+            __asm__ volatile(NLG_FC_STEP3 NLG_FC_OPERANDS3);
+        } else if (pairs == 2 && packed) {
             NLG_FC_ONCE(NLG_FC_X NLG_FC_PACKED("a0", "b0") NLG_FC_PACKED("a1", "b1"));
         } else if (pairs == 2) {
             NLG_FC_ONCE(NLG_FC_X NLG_FC_ROWS("a0", "b0") NLG_FC_ROWS("a1", "b1"));
@@ -99,8 +110,11 @@ NLG_INLINE void nlg_fc_pass(const int8_t *x, const uint32_t *w, int32_t k, int32
     for (int32_t g = 0; g < words; ++g, x += 4, w += 2 * pairs) {
         const uint32_t v = nlg_ld32(x);
         nlg_fc_pair(nlg_sxtb16(v), nlg_sxtb16_hi(v), w, packed, &a0, &b0);
-        if (pairs == 2) {
+        if (pairs >= 2) {
             nlg_fc_pair(nlg_sxtb16(v), nlg_sxtb16_hi(v), w + 2, packed, &a1, &b1);
+        }
+        if (pairs == 3) {
+            nlg_fc_pair(nlg_sxtb16(v), nlg_sxtb16_hi(v), w + 4, packed, &a2, &b2);
         }
     }
 #endif
@@ -108,37 +122,44 @@ NLG_INLINE void nlg_fc_pass(const int8_t *x, const uint32_t *w, int32_t k, int32
         uint32_t last = 0;
         memcpy(&last, x, (size_t)(k & 3));
         nlg_fc_pair(nlg_sxtb16(last), nlg_sxtb16_hi(last), w, packed, &a0, &b0);
-        if (pairs == 2) {
+        if (pairs >= 2) {
             nlg_fc_pair(nlg_sxtb16(last), nlg_sxtb16_hi(last), w + 2, packed, &a1, &b1);
+        }
+        if (pairs == 3) {
+            nlg_fc_pair(nlg_sxtb16(last), nlg_sxtb16_hi(last), w + 4, packed, &a2, &b2);
         }
     }
     acc[0] = b0;
     acc[1] = packed ? (int32_t)((uint32_t)a0 - (uint32_t)b0) >> 8 : a0;
     acc[2] = b1;
     acc[3] = packed ? (int32_t)((uint32_t)a1 - (uint32_t)b1) >> 8 : a1;
+    acc[4] = b2;
+    acc[5] = packed ? (int32_t)((uint32_t)a2 - (uint32_t)b2) >> 8 : a2;
 }
 
-/* Rows o .. o + n - 1 (n <= 4) from one pass of ceil(n / 2) pairs. */
+/* Rows o .. o + n - 1 (n <= 6) from one pass of ceil(n / 2) pairs. */
 NLG_INLINE void nlg_fc_rows(const int8_t *x, int8_t *y, const uint32_t *w, const nlg_quant_t *q, int32_t k, int32_t n,
                             int32_t packed, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
 {
-    int32_t acc[4];
-    nlg_fc_pass(x, w, k, n > 2 ? 2 : 1, packed, acc);
+    int32_t acc[6];
+    nlg_fc_pass(x, w, k, (n + 1) / 2, packed, acc);
     for (int32_t r = 0; r < n; ++r) {
         y[r] = (int8_t)nlg_requant(q[r].bias + acc[r], q + r, fast, out_zp, lo, hi);
     }
 }
 
-/* rows: the output length; k: the input length, kw = ceil(k / 4) words; w: ceil(rows / 2) pairs' words. */
+/* rows: the output length; k: the input length, kw = ceil(k / 4) words; w: ceil(rows / 2) pairs' words in
+ * passes of `group` pairs (3 where packed, else 2), the last pass of the pairs left. */
 NLG_INLINE void nlg_fc(const int8_t *in, int8_t *out, const uint32_t *w, const nlg_quant_t *q, int32_t batches, int32_t k,
-                       int32_t kw, int32_t rows, int32_t packed, int32_t fast, int32_t out_zp, int32_t lo, int32_t hi)
+                       int32_t kw, int32_t rows, int32_t group, int32_t packed, int32_t fast, int32_t out_zp, int32_t lo,
+                       int32_t hi)
 {
-    const int32_t full = rows & ~3, rest = rows - full;
+    const int32_t step = 2 * group, full = rows / step * step, rest = rows - full;
     for (int32_t b = 0; b < batches; ++b) {
         const int8_t *x = in + b * k;
         int8_t *y = out + b * rows;
-        for (int32_t o = 0; o < full; o += 4) {
-            nlg_fc_rows(x, y + o, w + o * kw, q + o, k, 4, packed, fast, out_zp, lo, hi);
+        for (int32_t o = 0; o < full; o += step) {
+            nlg_fc_rows(x, y + o, w + o * kw, q + o, k, step, packed, fast, out_zp, lo, hi);
         }
         if (rest) {
             nlg_fc_rows(x, y + full, w + full * kw, q + full, k, rest, packed, fast, out_zp, lo, hi);

@@ -18,9 +18,10 @@ TFLM_ARENA_BYTES = 4 << 20  # generous: the test models are tiny
 
 
 def convert(fn: Callable, shapes: Sequence[tuple[int, ...]], rng: np.random.Generator,
-            float_io: bool = False, ranges: Sequence[tuple[float, float]] | None = None) -> bytes:
+            float_io: bool = False, ranges: Sequence[tuple[float, float]] | None = None, per_tensor_dense: bool = False) -> bytes:
     """Full-integer int8 conversion of a tf.function; random calibration ranges per input so that
-    scales and zero points differ from case to case (or the given (low, high) per input)."""
+    scales and zero points differ from case to case (or the given (low, high) per input).
+    `per_tensor_dense`: FULLY_CONNECTED weights with one scale (the converter's default is one per output)."""
     import tensorflow as tf
 
     specs = [tf.TensorSpec(s, tf.float32) for s in shapes]
@@ -36,6 +37,7 @@ def convert(fn: Callable, shapes: Sequence[tuple[int, ...]], rng: np.random.Gene
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = representative
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv._experimental_disable_per_channel_quantization_for_dense_layers = per_tensor_dense
     if not float_io:
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8

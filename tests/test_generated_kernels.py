@@ -7,6 +7,9 @@
   firmware's own profile says which kernel ran) and the outputs are TFLM's, bit for bit;
 - ADDs and convolutions of odd shapes run their generated kernels on Cortex-M4 bit-exact with TFLM
   (every assembly block and the C remainders), a broadcasting ADD stays on the portable kernel;
+- the FULLY_CONNECTED kernel's packed weight words give exact sums wherever the generator packs them,
+  and single-layer FULLY_CONNECTED / AVERAGE_POOL_2D models (odd sizes, batch 2, SAME padding, per-tensor
+  and per-channel weights, packed and unpacked) run their generated kernels on Cortex-M4 bit-exact with TFLM;
 - their plain-C path (the host build with GENERATED=all) gives the same bytes as the portable kernels;
 - the Helium (MVE) kernels' vector requantisation is TFLM's for every multiplier and shift; on Cortex-M55
   (QEMU mps3-an547) IC's convolutions and a depthwise run in place over its input run them (the
@@ -17,6 +20,8 @@ Instruction counts are not asserted here: benchmarks/generated_kernels.py measur
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import IC_MODEL, VWW_MODEL, mlperf_model
@@ -24,9 +29,11 @@ from conftest import IC_MODEL, VWW_MODEL, mlperf_model
 from firmware.aot import CmsisNn, generate_project
 from firmware.aot.codegen.add import affine_add, tflm_add
 from firmware.aot.codegen.constants import constant_channels, input_ranges
+from firmware.aot.codegen.fully_connected import fully_connected_kernel
 from firmware.aot.codegen.mve_quant import mve_quant_table
 from firmware.aot.codegen.requant import ACC_LIMIT, quant_table
 from firmware.aot.ops.add import LEFT_SHIFT, AddParams
+from firmware.aot.ops.fully_connected import FullyConnectedParams
 from firmware.run import HOST, build_and_run, check_tools
 from nlpool.core.errors import NlpoolError
 from nlpool.core.fixedpoint import multiply_by_quantized_multiplier, quantize_multiplier
@@ -312,3 +319,128 @@ def test_odd_adds_and_convolutions_run_generated_on_cortex_m4_bitexact_with_tflm
     assert {op: sorted(o.kernel for o in board.profile.ops if o.op == op) for op in want_kernels} == want_kernels
     for got, want in zip(board.outputs, tflm_reference(model, inputs), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def _fc_params(weights: np.ndarray) -> FullyConnectedParams:
+    rows, k = weights.shape
+    return FullyConnectedParams(batches=1, accum_depth=k, out_depth=rows, per_channel=1, input_offset=3, filter_offset=0,
+                                output_offset=-5, act_min=-128, act_max=127, filter=weights.reshape(-1), bias=None,
+                                out_mult=np.full(rows, 1 << 30), out_shift=np.full(rows, -9))
+
+
+def _fc_call_args(call: str) -> list[str]:
+    """The literal arguments of a generated nlg_fc call (in, out, w, q, batches, k, kw, rows, group, packed, ...)."""
+    return call[call.index("(") + 1:call.rindex(")")].split(", ")
+
+
+def _fc_kernel_sums(weights: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """(samples, rows) sums as nlg_fc computes them from the generated weight words (32-bit wrapping
+    SMLADs, a packed pair's second row as (A - B) >> 8), and whether the layer was packed."""
+    kernel = fully_connected_kernel(_fc_params(weights), 0)
+    assert kernel is not None
+    rows, k = weights.shape
+    args = _fc_call_args(kernel.call)
+    kw, group, packed = int(args[6]), int(args[8]), args[9] == "1"
+    words = dict((suffix, v) for _, suffix, v in kernel.arrays)["w"].astype(np.uint32)
+    xp = np.zeros((x.shape[0], 4 * kw), np.int64)
+    xp[:, :k] = x
+    raw = words.view(np.int16).astype(np.int64).reshape(-1, 2)  # each word's (low, high) int16 halves
+    word_bytes = words.view(np.int8).astype(np.int64).reshape(-1, 4)
+    sx, sx_hi = word_bytes[:, [0, 2]], word_bytes[:, [1, 3]]  # SXTB16 and SXTB16 ROR 8
+    sums, at = np.zeros((x.shape[0], rows + rows % 2), np.int64), 0
+    for first in range(0, rows, 2 * group):
+        pairs = min(group, (rows - first + 1) // 2)
+        a = np.zeros((x.shape[0], pairs), np.int64)
+        b = np.zeros((x.shape[0], pairs), np.int64)
+        for g in range(kw):
+            x02, x13 = xp[:, [4 * g, 4 * g + 2]], xp[:, [4 * g + 1, 4 * g + 3]]
+            for p in range(pairs):
+                w0, w1 = at, at + 1
+                if packed:
+                    a[:, p] += x02 @ raw[w0] + x13 @ raw[w1]
+                    b[:, p] += x02 @ sx[w0] + x13 @ sx[w1]
+                else:
+                    b[:, p] += x02 @ sx[w0] + x13 @ sx_hi[w0]
+                    a[:, p] += x02 @ sx[w1] + x13 @ sx_hi[w1]
+                at += 2
+        for p in range(pairs):
+            wrap = ((a[:, p] - b[:, p]) + (1 << 31)) % (1 << 32) - (1 << 31)
+            sums[:, first + 2 * p] = b[:, p]
+            sums[:, first + 2 * p + 1] = wrap >> 8 if packed else a[:, p]
+    return sums[:, :rows], packed
+
+
+def test_fully_connected_weight_words_give_exact_sums() -> None:
+    """Random layers (packed), one with a -128 that packing cannot hold and one whose sums reach 2^23
+    (both unpacked), against w @ x on random inputs and on the inputs that maximise each row's |sum|."""
+    rng = np.random.default_rng(11)
+    random_layer = rng.integers(-127, 128, size=(11, 37)).astype(np.int8)
+    minus_128 = rng.integers(-127, 128, size=(5, 9)).astype(np.int8)
+    minus_128[0, 4], minus_128[1, 4] = -3, -128
+    large = np.where(rng.random((4, 640)) < 0.5, -127, 127).astype(np.int8)
+    for weights, want_packed in [(random_layer, True), (minus_128, False), (large, False)]:
+        signs = np.sign(weights.astype(np.int64))
+        x = np.concatenate([rng.integers(-128, 128, size=(200, weights.shape[1])), -128 * signs, 127 * signs,
+                            np.full((1, weights.shape[1]), -128)])
+        sums, packed = _fc_kernel_sums(weights, x)
+        assert packed == want_packed
+        np.testing.assert_array_equal(sums, x @ weights.T.astype(np.int64))
+
+
+def _fc_pool_model(tmp_path, per_tensor: bool) -> tuple[Path, list[np.ndarray]]:
+    """Side by side: FULLY_CONNECTED layers of odd sizes (every last pass: rows % 6 of 1, 4, 5 and 0 where packed,
+    rows % 4 of 0 where not; inputs % 4 of 1, 2, 3; batch 2; a 4-byte input; large weights of one magnitude,
+    which the kernel cannot pack) and
+    AVERAGE_POOL_2D (KWS's 25x5 window over 64 channels, SAME windows on 13 and 12 channels, batch 2,
+    and a 17x16 window of 272 taps, which stays on CMSIS-NN)."""
+    import tensorflow as tf
+
+    from firmware.testing import convert
+
+    rng = np.random.default_rng(13 + per_tensor)
+    fcs = [(1, 37, 13), (2, 30, 6), (1, 7, 7), (1, 3, 5), (1, 4, 10), (1, 640, 8)]
+    pools = [((1, 25, 5, 64), (25, 5), (1, 1), "VALID"), ((2, 7, 9, 13), (3, 3), (2, 2), "SAME"),
+             ((1, 6, 6, 12), (2, 3), (1, 2), "SAME"), ((1, 17, 16, 4), (17, 16), (1, 1), "VALID")]
+    weights = [rng.normal(0, 0.3, size=(k, n)).astype(np.float32) for _, k, n in fcs[:-1]]
+    weights.append(np.where(rng.random((640, 8)) < 0.5, -1.0, 1.0).astype(np.float32))
+    biases = [rng.normal(0, 0.3, size=n).astype(np.float32) for _, _, n in fcs]
+
+    def fn(*xs):
+        out = [tf.nn.relu(tf.matmul(x, tf.constant(w)) + tf.constant(b)) for x, w, b in zip(xs[:len(fcs)], weights, biases, strict=True)]
+        return (*out, *(tf.nn.avg_pool2d(x, k, s, pad) for x, (_, k, s, pad) in zip(xs[len(fcs):], pools, strict=True)))
+
+    shapes = [(b, k) for b, k, _ in fcs] + [shape for shape, *_ in pools]
+    path = tmp_path / "fc_pool.tflite"
+    path.write_bytes(convert(fn, shapes, rng, per_tensor_dense=per_tensor))
+    return path, [rng.integers(-128, 128, size=(2, *shape), dtype=np.int8) for shape in shapes]
+
+
+@pytest.mark.parametrize("per_tensor", [False, True], ids=["per-channel", "per-tensor"])
+def test_fully_connected_and_average_pool_generated_on_cortex_m4_bitexact_with_tflm(tmp_path, monkeypatch, per_tensor) -> None:
+    from firmware.testing import tflm_reference
+    from nlpool.core.tflite import read_model
+
+    try:
+        check_tools("cortex-m4")
+    except NlpoolError as exc:
+        pytest.skip(str(exc))
+    path, inputs = _fc_pool_model(tmp_path, per_tensor)
+    model = read_model(path)
+    assert {model.tensors[op.inputs[1]].scales.size > 1 for op in model.operators if op.name == "FULLY_CONNECTED"} == {not per_tensor}
+    info = generate_project(path, tmp_path / "p", 256 * 1024, "cortex-m4", cmsis_nn=_cmsis_nn_tree())
+    want_kernels = ["generated"] * 9 + ["cmsis-nn"]  # the 272-tap window is over the kernel's int16 sums
+    assert [k for op, k in zip(info.ops, info.op_kernels, strict=True) if op in ("FULLY_CONNECTED", "AVERAGE_POOL_2D")] == want_kernels
+    calls = [_fc_call_args(line) for line in (tmp_path / "p" / "kernels" / "nl_generated.c").read_text().splitlines()
+             if line.strip().startswith("nlg_fc(")]
+    assert [c[9] for c in calls] == ["1"] * 5 + ["0"]  # packed pairs, but not the 640 weights of one magnitude
+    board = build_and_run(tmp_path / "p", "cortex-m4", inputs)
+    assert board.profile is not None
+    ran = [(o.op, o.kernel) for o in board.profile.ops if o.op in ("FULLY_CONNECTED", "AVERAGE_POOL_2D")]
+    assert sorted(ran) == sorted(zip(["FULLY_CONNECTED"] * 6 + ["AVERAGE_POOL_2D"] * 4, want_kernels, strict=True))
+    want = tflm_reference(path, inputs)
+    for got, expected in zip(board.outputs, want, strict=True):
+        np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    if not per_tensor:  # the templates' plain-C path (GENERATED=all on the host) computes the same bytes
+        monkeypatch.setenv("GENERATED", "all")
+        for got, expected in zip(build_and_run(tmp_path / "p", HOST, inputs).outputs, want, strict=True):
+            np.testing.assert_array_equal(got.reshape(expected.shape), expected)

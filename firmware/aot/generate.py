@@ -264,7 +264,7 @@ def _with_generated(prepared: list[tuple[Operator, Prepared]]) -> list[tuple[Ope
     result = []
     for op, p in prepared:
         if p.emitted:
-            kernel = generated_kernel(p.params, op.position, p.cmsis_scratch_bytes, constants.get(op.inputs[0], {}))
+            kernel = generated_kernel(p.params, op.position, p.cmsis_scratch_bytes, constants.get(op.inputs[0], {}), p.kernel.function)
             if kernel is not None:
                 constants[op.outputs[0]] = dict(kernel.constants)
             p = replace(p, generated=kernel, generated_mve=generated_mve_kernel(p.params, op.position, p.cmsis_scratch_bytes))

@@ -52,6 +52,15 @@ NLG_INLINE uint32_t nlg_sxtb16_hi(uint32_t x)
     __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
     return r;
 }
+/* acc's int16 halves + bytes 0 and 2 of x, sign-extended (each half wraps alone) */
+NLG_INLINE uint32_t nlg_sxtab16(uint32_t acc, uint32_t x) { return (uint32_t)__sxtab16((int16x2_t)acc, (int8x4_t)x); }
+/* acc's int16 halves + bytes 1 and 3 of x, sign-extended */
+NLG_INLINE uint32_t nlg_sxtab16_hi(uint32_t acc, uint32_t x)
+{
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
 /* acc + x.lo * y.lo + x.hi * y.hi (int16 halves) */
 NLG_INLINE int32_t nlg_smlad(uint32_t x, uint32_t y, int32_t acc) { return __smlad((int16x2_t)x, (int16x2_t)y, acc); }
 NLG_INLINE int32_t nlg_smlabb(uint32_t x, uint32_t y, int32_t acc) { return __smlabb((int32_t)x, (int32_t)y, acc); }
@@ -78,6 +87,14 @@ NLG_INLINE int32_t nlg_lo(uint32_t x) { return (int16_t)(x & 0xffffu); }
 NLG_INLINE int32_t nlg_hi(uint32_t x) { return (int16_t)(x >> 16); }
 NLG_INLINE uint32_t nlg_sxtb16(uint32_t x) { return nlg_halves((int8_t)(x & 0xffu), (int8_t)((x >> 16) & 0xffu)); }
 NLG_INLINE uint32_t nlg_sxtb16_hi(uint32_t x) { return nlg_halves((int8_t)((x >> 8) & 0xffu), (int8_t)(x >> 24)); }
+NLG_INLINE uint32_t nlg_sxtab16(uint32_t acc, uint32_t x)
+{
+    return nlg_halves(nlg_lo(acc) + (int8_t)(x & 0xffu), nlg_hi(acc) + (int8_t)((x >> 16) & 0xffu));
+}
+NLG_INLINE uint32_t nlg_sxtab16_hi(uint32_t acc, uint32_t x)
+{
+    return nlg_halves(nlg_lo(acc) + (int8_t)((x >> 8) & 0xffu), nlg_hi(acc) + (int8_t)(x >> 24));
+}
 NLG_INLINE int32_t nlg_smlad(uint32_t x, uint32_t y, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(nlg_lo(x) * nlg_lo(y)) + (uint32_t)(nlg_hi(x) * nlg_hi(y)));

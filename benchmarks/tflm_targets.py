@@ -1,11 +1,12 @@
 """The AOT and TFLM firmwares of one fused model on every core and kernel set.
 
-For each Cortex-M target: the AOT firmware with nlpool's portable kernels and, given a CMSIS-NN tree
-(`--cmsis-nn`, default $NLPOOL_CMSIS_NN_DIR), on CMSIS-NN; then for each TFLM tree given (reference
+For each Cortex-M target: the AOT firmware without a CMSIS-NN tree (nlpool's generated kernels where
+they need no scratch, its portable kernels elsewhere) and, given a CMSIS-NN tree (`--cmsis-nn`,
+default $NLPOOL_CMSIS_NN_DIR), with it (generated kernels, CMSIS-NN, portable); then for each TFLM tree given (reference
 kernels, CMSIS-NN kernels) the TFLM project built against it (objects from nlpool's cache). All run
 under QEMU on the same inputs; one Markdown row each: arena used and predicted, flash, stack
 high-water mark, instructions per inference and per MAC (QEMU `-icount`, not cycles), and the
-largest difference from the portable AOT firmware's outputs. Both runtimes run
+largest difference from the first AOT firmware's outputs. Both runtimes run
 `model_int8_fused.tflite` (both custom ops, TFLM through nlpool's kernels); given the export's unfused
 `model_int8.tflite` beside it, TFLM also runs that model with only the weighted poolings fused
 ("stock attention": each attention block as TFLM's own ~27 builtin ops), what a TFLM user without
@@ -44,34 +45,34 @@ def main() -> None:
     unfused = args.fused.with_name("model_int8.tflite")
     rng = np.random.default_rng(0)
     print("| firmware | core | arena used (B) | predicted (B) | flash (B) | stack (B) | instructions / inference "
-          "| per MAC | max diff vs AOT portable |")
+          "| per MAC | max diff vs AOT without CMSIS-NN |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        projects = {"AOT, portable C": generate_project(args.fused, root / "aot", 2 << 20, "cortex-m7")}
+        projects = {"AOT, no CMSIS-NN tree": generate_project(args.fused, root / "aot", 2 << 20, "cortex-m7")}
         if cmsis_nn is not None:
             projects["AOT + CMSIS-NN"] = generate_project(args.fused, root / "aot-cmsis-nn", 2 << 20, "cortex-m7", cmsis_nn=cmsis_nn)
         tflm_models = {"nlpool ops": args.fused}
         if unfused.is_file() and not args.no_stock:
             tflm_models["stock attention"] = root / "model_int8_pools_fused.tflite"
             fuse_file(unfused, tflm_models["stock attention"])
-        macs = projects["AOT, portable C"].macs
-        inputs = rng.integers(-128, 128, size=(args.inputs, *projects["AOT, portable C"].inputs[0].shape), dtype=np.int8)
+        macs = projects["AOT, no CMSIS-NN tree"].macs
+        inputs = rng.integers(-128, 128, size=(args.inputs, *projects["AOT, no CMSIS-NN tree"].inputs[0].shape), dtype=np.int8)
         for target in args.targets.split(","):
-            portable = None
+            first = None
             for label, info in projects.items():
                 aot = build_and_run(info.path, target, inputs)
-                portable = portable or aot
+                first = first or aot
                 print(f"| {label} | {target} | {aot.arena_bytes:,} | {info.arena_lower_bound:,} (lower bound) | "
                       f"{aot.flash_bytes:,} | {aot.stack_high_water_bytes:,} | {aot.instructions_per_inference / 1e6:.1f} M | "
-                      f"{aot.instructions_per_inference / macs:.2f} | {max_abs_diff(aot.outputs, portable.outputs)} |", flush=True)
+                      f"{aot.instructions_per_inference / macs:.2f} | {max_abs_diff(aot.outputs, first.outputs)} |", flush=True)
             for (name, model), tree in ((m, t) for m in tflm_models.items() for t in trees):
                 plan = tflm_plan(model, target, tree)
                 project = generate_tflm_project(model, root / f"tflm-{target}-{tree.kernels}-{name.replace(' ', '-')}", target,
                                                 plan=plan)
                 build = build_for_target(project.path, target, tree)
                 run = run_on_target(project.path, target, build.elf, inputs)
-                diff = max_abs_diff(run.outputs, portable.outputs)
+                diff = max_abs_diff(run.outputs, first.outputs)
                 print(f"| TFLM {run.kernels}, {name} | {target} | {run.arena_used_bytes:,} | {plan.tflm.total_bytes_target:,} | "
                       f"{run.flash_bytes:,} | {run.stack_high_water_bytes:,} | {run.instructions_per_inference / 1e6:.1f} M | "
                       f"{run.instructions_per_inference / macs:.2f} | {diff} |", flush=True)

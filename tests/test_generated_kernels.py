@@ -325,7 +325,7 @@ def _fc_params(weights: np.ndarray) -> FullyConnectedParams:
     rows, k = weights.shape
     return FullyConnectedParams(batches=1, accum_depth=k, out_depth=rows, per_channel=1, input_offset=3, filter_offset=0,
                                 output_offset=-5, act_min=-128, act_max=127, filter=weights.reshape(-1), bias=None,
-                                out_mult=np.full(rows, 1 << 30), out_shift=np.full(rows, -9))
+                                out_mult=np.full(rows, 1 << 30), out_shift=np.full(rows, -9), kernel_sums=None)
 
 
 def _fc_call_args(call: str) -> list[str]:

@@ -30,12 +30,9 @@
 #endif
 
 #if NLG_MAC_ASM
-/* One group of 4 taps of the 2 x 2 tile: both pixels' column words and both channels' weight words
- * as one LDRD each, then 4 SXTB16 and 8 SMLAD. */
-#define NLG_MAC_GROUP                                   \
-    "ldrd %[x0a], %[x0b], [%[c]], #8\n\t"              \
-    "ldrd %[x1a], %[x1b], [%[c]], #8\n\t"              \
-    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                \
+/* The 2 x 2 tile's multiply-adds once both pixels' words (x0a/x0b, x1a/x1b: taps 0, 2 and 1, 3 as int16
+ * pairs) and both channels' weight words (wa, wb) are loaded: 4 SXTB16 and 8 SMLAD. */
+#define NLG_MAC_TILE                                    \
     "sxtb16 %[t], %[wa]\n\t"                           \
     "sxtb16 %[wa], %[wa], ror #8\n\t"                  \
     "smlad %[a0], %[x0a], %[t], %[a0]\n\t"             \
@@ -48,6 +45,14 @@
     "smlad %[a3], %[x1a], %[t], %[a3]\n\t"             \
     "smlad %[a2], %[x0b], %[wb], %[a2]\n\t"            \
     "smlad %[a3], %[x1b], %[wb], %[a3]\n\t"
+
+/* One group of 4 taps of the 2 x 2 tile: both pixels' column words and both channels' weight words
+ * as one LDRD each, then NLG_MAC_TILE. */
+#define NLG_MAC_GROUP                                   \
+    "ldrd %[x0a], %[x0b], [%[c]], #8\n\t"              \
+    "ldrd %[x1a], %[x1b], [%[c]], #8\n\t"              \
+    "ldrd %[wa], %[wb], [%[w]], #8\n\t"                \
+    NLG_MAC_TILE
 
 /* The registers of the 2 x 2 tile's assembly: accumulators, pointers, column and weight words. */
 #define NLG_MAC_OPERANDS                                                                                                 \
@@ -94,18 +99,7 @@ NLG_INLINE void nlg_mac_cols2(const int16_t *c, const int8_t *w, int32_t groups,
     "sxtb16 %[x0a], %[x0a]\n\t"                        \
     "sxtb16 %[x1b], %[x1a], ror #8\n\t"                \
     "sxtb16 %[x1a], %[x1a]\n\t"                        \
-    "sxtb16 %[t], %[wa]\n\t"                           \
-    "sxtb16 %[wa], %[wa], ror #8\n\t"                  \
-    "smlad %[a0], %[x0a], %[t], %[a0]\n\t"             \
-    "smlad %[a1], %[x1a], %[t], %[a1]\n\t"             \
-    "smlad %[a0], %[x0b], %[wa], %[a0]\n\t"            \
-    "smlad %[a1], %[x1b], %[wa], %[a1]\n\t"            \
-    "sxtb16 %[t], %[wb]\n\t"                           \
-    "sxtb16 %[wb], %[wb], ror #8\n\t"                  \
-    "smlad %[a2], %[x0a], %[t], %[a2]\n\t"             \
-    "smlad %[a3], %[x1a], %[t], %[a3]\n\t"             \
-    "smlad %[a2], %[x0b], %[wb], %[a2]\n\t"            \
-    "smlad %[a3], %[x1b], %[wb], %[a3]\n\t"
+    NLG_MAC_TILE
 
 /* The direct path's 2 x 2 tile in assembly, as nlg_mac_cols2 but over the input words in place.
  * `step` (the second pixel's offset, a literal) must fit a load's 12-bit immediate. */
